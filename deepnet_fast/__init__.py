@@ -1,0 +1,1 @@
+"""deepnet_fast."""
