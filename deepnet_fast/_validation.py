@@ -1,0 +1,182 @@
+"""Argument checks shared by both backends and the training API.
+
+Every check raises ``TypeError`` (wrong kind of object) or ``ValueError``
+(right kind, wrong value) with a message that names the argument, says what
+was expected and shows what was given.
+"""
+
+import numbers
+
+import numpy as np
+
+ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "softmax", "identity")
+HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "identity")
+OUTPUT_ACTIVATIONS = ("sigmoid", "softmax", "identity")
+OPTIMIZERS = ("gd", "momentum", "rmsprop", "adam")
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _shown(value, limit=60):
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_choice(value, name, choices):
+    """Return ``value`` if it is one of ``choices``, else raise listing them."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, one of {list(choices)}; got {_shown(value)}")
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}; got {value!r}")
+    return value
+
+
+def check_activation(value, name="activation", choices=ACTIVATIONS):
+    return check_choice(value, name, choices)
+
+
+def check_activations(activations, n_layers, name="activations"):
+    """A sequence of ``n_layers`` activation names."""
+    if isinstance(activations, str) or not hasattr(activations, "__len__"):
+        raise TypeError(
+            f"{name} must be a sequence of {n_layers} activation names; got {_shown(activations)}"
+        )
+    if len(activations) != n_layers:
+        raise ValueError(
+            f"{name} must have one name per layer ({n_layers}); got {len(activations)}"
+        )
+    for i, act in enumerate(activations):
+        check_activation(act, f"{name}[{i}]")
+    return tuple(activations)
+
+
+def check_positive_int(value, name, minimum=1):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= {minimum}; got {_shown(value)}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value}")
+    return int(value)
+
+
+def check_layer_dims(layer_dims, name="layer_dims"):
+    """``[n0, n1, ..., nL]`` with at least one layer and positive integer sizes."""
+    if isinstance(layer_dims, (str, bytes)) or not hasattr(layer_dims, "__len__"):
+        raise TypeError(f"{name} must be a sequence of positive integers; got {_shown(layer_dims)}")
+    dims = list(layer_dims)
+    if len(dims) < 2:
+        raise ValueError(
+            f"{name} must list the input size and at least one layer size; got {_shown(layer_dims)}"
+        )
+    for i, n in enumerate(dims):
+        if isinstance(n, (bool, np.bool_)) or not isinstance(n, numbers.Integral):
+            raise TypeError(f"{name}[{i}] must be a positive integer; got {_shown(n)}")
+        if n < 1:
+            raise ValueError(f"{name}[{i}] must be a positive integer; got {n}")
+    return [int(n) for n in dims]
+
+
+def check_real(value, name, *, low=None, high=None, low_open=False, high_open=False):
+    """A finite real number within the given bounds."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number; got {_shown(value)}")
+    value = float(value)
+    bounds = []
+    if low is not None:
+        bounds.append(f"{'>' if low_open else '>='} {low:g}")
+    if high is not None:
+        bounds.append(f"{'<' if high_open else '<='} {high:g}")
+    expected = f"a finite number {' and '.join(bounds)}".rstrip()
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be {expected}; got {value}")
+    if low is not None and (value < low or (low_open and value == low)):
+        raise ValueError(f"{name} must be {expected}; got {value:g}")
+    if high is not None and (value > high or (high_open and value == high)):
+        raise ValueError(f"{name} must be {expected}; got {value:g}")
+    return value
+
+
+def check_dtype(dtype, name="dtype"):
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{name} must be 'float32' or 'float64'; got {_shown(dtype)}") from None
+    if dt not in FLOAT_DTYPES:
+        raise ValueError(f"{name} must be 'float32' or 'float64'; got {_shown(dtype)}")
+    return dt
+
+
+def as_float_array(x, name, *, ndim=2, dtype=None, finite=False):
+    """``x`` as a float32/float64 ndarray of ``ndim`` dimensions.
+
+    Integer and boolean input is converted to ``dtype`` (float64 when not
+    given); float input keeps its dtype unless ``dtype`` is given. Nothing is
+    copied that need not be.
+    """
+    if isinstance(x, np.ndarray):
+        arr = x
+    else:
+        try:
+            arr = np.asarray(x)
+        except (ValueError, TypeError) as exc:
+            raise TypeError(f"{name} must be a numeric array; could not convert it ({exc})") from None
+    kind = arr.dtype.kind
+    if kind == "c":
+        raise TypeError(f"{name} must be real-valued; got complex dtype {arr.dtype}")
+    if kind not in "fiub":
+        raise TypeError(f"{name} must be a numeric array; got dtype {arr.dtype}")
+    if dtype is not None:
+        target = np.dtype(dtype)
+    elif kind == "f" and arr.dtype in FLOAT_DTYPES:
+        target = arr.dtype
+    else:
+        target = np.dtype(np.float64)
+    if arr.dtype != target:
+        arr = arr.astype(target)
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must be a {ndim}-D array; got shape {arr.shape}")
+    if finite and not np.isfinite(arr).all():
+        raise ValueError(f"{name} must not contain NaN or infinity")
+    return arr
+
+
+def same_dtype(arrays_by_name):
+    """Raise ``TypeError`` unless all arrays share one float dtype; return it."""
+    items = list(arrays_by_name.items())
+    first_name, first = items[0]
+    for name, arr in items[1:]:
+        if arr.dtype != first.dtype:
+            raise TypeError(
+                f"{name} has dtype {arr.dtype} but {first_name} has {first.dtype}; "
+                "all arrays of one computation must share a dtype (float32 or float64)"
+            )
+    return first.dtype
+
+
+def check_shape(arr, name, expected):
+    """``expected`` is a tuple where ``None`` accepts any size."""
+    if arr.ndim != len(expected) or any(e is not None and e != s for e, s in zip(expected, arr.shape)):
+        shown = tuple("any" if e is None else e for e in expected)
+        raise ValueError(f"{name} must have shape {shown}; got {arr.shape}")
+    return arr
+
+
+def check_parameters(parameters, n_layers=None, name="parameters"):
+    """A dict ``W1, b1, ..., WL, bL`` with consistent shapes; returns L."""
+    if not isinstance(parameters, dict):
+        raise TypeError(f"{name} must be a dict with keys 'W1', 'b1', ...; got {_shown(parameters)}")
+    L = n_layers if n_layers is not None else sum(1 for k in parameters if k.startswith("W"))
+    if L < 1:
+        raise ValueError(f"{name} must contain at least 'W1' and 'b1'")
+    for l in range(1, L + 1):
+        for key in (f"W{l}", f"b{l}"):
+            if key not in parameters:
+                raise ValueError(f"{name} is missing {key!r} (expected W1..W{L}, b1..b{L})")
+        W, b = parameters[f"W{l}"], parameters[f"b{l}"]
+        if not isinstance(W, np.ndarray) or W.ndim != 2:
+            raise ValueError(f"{name}['W{l}'] must be a 2-D array")
+        check_shape(b, f"{name}['b{l}']", (W.shape[0], 1))
+        if l > 1 and W.shape[1] != parameters[f"W{l - 1}"].shape[0]:
+            raise ValueError(
+                f"{name}['W{l}'] has shape {W.shape} but layer {l - 1} has "
+                f"{parameters[f'W{l - 1}'].shape[0]} units"
+            )
+    return L

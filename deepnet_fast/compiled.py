@@ -1,0 +1,221 @@
+"""The step functions of ``deepnet_fast.reference``, running on Numba kernels.
+
+Same names, signatures, conventions (one column per example) and results as the
+reference, within floating-point tolerance; arrays keep their dtype. Validation
+is shared with the reference, then each function hands contiguous arrays to a
+kernel of :mod:`deepnet_fast.kernels` and allocates its outputs.
+"""
+
+import numpy as np
+
+from ._step_args import (
+    decide,
+    prepare_activation,
+    prepare_activation_backward,
+    prepare_backward,
+    prepare_cache,
+    prepare_cost,
+    prepare_forward,
+    prepare_linear_backward,
+    prepare_linear_forward,
+    prepare_slope,
+    prepare_update,
+)
+from ._validation import OPTIMIZERS, check_activation, check_choice
+from .initialization import initialize_parameters
+from .kernels import activations as _act
+from .kernels import linear as _lin
+from .kernels import losses as _loss
+from .kernels import updates as _upd
+from .layer_cache import LayerCache
+
+__all__ = [
+    "initialize_parameters", "linear_forward", "activation_forward",
+    "linear_activation_forward", "forward", "compute_cost", "cost_gradient",
+    "linear_backward", "activation_backward", "linear_activation_backward",
+    "backward", "update_parameters", "predict",
+    "l2_cost", "initialize_optimizer_state", "update_parameters_with_optimizer",
+]
+
+
+def _c(a):
+    # Kernels take C-contiguous arrays (BLAS would copy anything else anyway).
+    return np.ascontiguousarray(a)
+
+
+def _scalar(x, dtype):
+    return np.dtype(dtype).type(x)
+
+
+def linear_forward(A_prev, W, b):
+    """Z = W A_prev + b. See :func:`deepnet_fast.reference.linear_forward`."""
+    A_prev, W, b = prepare_linear_forward(A_prev, W, b)
+    Z = np.empty((W.shape[0], A_prev.shape[1]), dtype=W.dtype)
+    _lin.linear_forward(_c(W), _c(A_prev), _c(b), Z)
+    return Z
+
+
+def activation_forward(Z, activation, *, negative_slope=0.01):
+    """A = g(Z). See :func:`deepnet_fast.reference.activation_forward`."""
+    Z, slope = prepare_activation(Z, activation, negative_slope)
+    A = np.empty_like(Z, order="C")
+    _act.activation_forward(_c(Z), _act.CODES[activation], _scalar(slope, Z.dtype), A)
+    return A
+
+
+def linear_activation_forward(A_prev, W, b, activation, *, negative_slope=0.01):
+    """One layer forward with bias and activation fused; returns ``(A, LayerCache)``."""
+    check_activation(activation)
+    slope = prepare_slope(negative_slope)
+    A_prev, W, b = prepare_linear_forward(A_prev, W, b)
+    A_prev, W, b = _c(A_prev), _c(W), _c(b)
+    Z = np.empty((W.shape[0], A_prev.shape[1]), dtype=W.dtype)
+    A = np.empty_like(Z)
+    _lin.linear_activation_forward(W, A_prev, b, _act.CODES[activation],
+                                   _scalar(slope, W.dtype), Z, A)
+    return A, LayerCache(A_prev, W, b, Z)
+
+
+def forward(X, parameters, activations, *, negative_slope=0.01):
+    """Forward propagation through all L layers; returns ``(AL, caches)``."""
+    X, L, activations, slope = prepare_forward(X, parameters, activations, negative_slope)
+    A, caches = X, []
+    for l in range(1, L + 1):
+        A, cache = linear_activation_forward(
+            A, parameters[f"W{l}"], parameters[f"b{l}"], activations[l - 1], negative_slope=slope
+        )
+        caches.append(cache)
+    return A, caches
+
+
+def compute_cost(AL, Y, activation="sigmoid"):
+    """Mean loss implied by the output activation. See the reference."""
+    AL, Y = prepare_cost(AL, Y, activation)
+    return float(_loss.cost_sum(_c(AL), _c(Y), _act.LOSS_OF_OUTPUT[activation]) / AL.shape[1])
+
+
+def cost_gradient(AL, Y, activation="sigmoid"):
+    """dA[L] times m; computed by the reference formula (it is not a hot path:
+    the compiled training loop goes straight to dZ[L] = AL - Y)."""
+    from . import reference
+    return reference.cost_gradient(AL, Y, activation)
+
+
+def linear_backward(dZ, A_prev, W):
+    """Returns ``(dA_prev, dW, db)``. See :func:`deepnet_fast.reference.linear_backward`."""
+    dZ, A_prev, W = prepare_linear_backward(dZ, A_prev, W)
+    dt = W.dtype
+    dA_prev = np.empty(A_prev.shape, dtype=dt)
+    dW = np.empty(W.shape, dtype=dt)
+    db = np.empty((W.shape[0], 1), dtype=dt)
+    _lin.linear_backward(_c(dZ), _c(A_prev), _c(W), _scalar(1 / A_prev.shape[1], dt),
+                         dA_prev, dW, db)
+    return dA_prev, dW, db
+
+
+def activation_backward(dA, Z, activation, *, negative_slope=0.01):
+    """dZ = dA * g'(Z). See :func:`deepnet_fast.reference.activation_backward`."""
+    dA, Z, slope = prepare_activation_backward(dA, Z, activation, negative_slope)
+    dZ = np.empty(Z.shape, dtype=Z.dtype)
+    _act.activation_backward(_c(dA), _c(Z), _act.CODES[activation], _scalar(slope, Z.dtype), dZ)
+    return dZ
+
+
+def linear_activation_backward(dA, cache, activation, *, negative_slope=0.01):
+    """One layer backwards with the derivative fused; returns ``(dA_prev, dW, db)``."""
+    A_prev, W, b, Z = prepare_cache(cache)
+    dA, Z, slope = prepare_activation_backward(dA, Z, activation, negative_slope)
+    dZ, A_prev, W = prepare_linear_backward(dA, A_prev, W)
+    dt = W.dtype
+    dA_prev = np.empty(A_prev.shape, dtype=dt)
+    dW = np.empty(W.shape, dtype=dt)
+    db = np.empty((W.shape[0], 1), dtype=dt)
+    _lin.linear_activation_backward(
+        _c(dA), _c(Z), _c(A_prev), _c(W), _act.CODES[activation], _scalar(slope, dt),
+        _scalar(1 / A_prev.shape[1], dt), np.empty(Z.shape, dtype=dt), dA_prev, dW, db)
+    return dA_prev, dW, db
+
+
+def backward(AL, Y, caches, activations, *, negative_slope=0.01):
+    """Backward propagation through all layers.
+
+    The output layer goes straight to ``dZ[L] = AL - Y``, the exact gradient of
+    each canonical loss through its output activation, instead of dividing by AL
+    and multiplying by its derivative as the reference does.
+
+    Returns
+    -------
+    dict
+        ``dW1, db1, ..., dWL, dbL`` and ``dA0, ..., dA{L-1}``.
+    """
+    AL, Y, caches, activations = prepare_backward(AL, Y, caches, activations)
+    slope = prepare_slope(negative_slope)
+    L = len(caches)
+    dt = AL.dtype
+    dZ = np.empty(AL.shape, dtype=dt)
+    _loss.output_delta(_c(AL), _c(Y), _scalar(1, dt), dZ)
+    grads = {}
+    for l in range(L, 0, -1):
+        A_prev, W, _, _ = caches[l - 1]
+        dA_prev, dW, db = linear_backward(dZ, A_prev, W)
+        grads[f"dA{l - 1}"], grads[f"dW{l}"], grads[f"db{l}"] = dA_prev, dW, db
+        if l > 1:
+            dZ = activation_backward(dA_prev, caches[l - 2].Z, activations[l - 2],
+                                     negative_slope=slope)
+    return grads
+
+
+def update_parameters(parameters, grads, learning_rate):
+    """Gradient descent ``W -= α dW``, ``b -= α db``; returns a new dict."""
+    return update_parameters_with_optimizer(parameters, grads, None, None, 1, learning_rate)[0]
+
+
+def l2_cost(parameters, l2, m):
+    """The L2 penalty ``λ/(2m) Σ_l ‖W[l]‖²``."""
+    L = sum(1 for k in parameters if k.startswith("W"))
+    return float(l2 / (2 * m) * sum(float(np.vdot(parameters[f"W{l}"], parameters[f"W{l}"]))
+                                    for l in range(1, L + 1)))
+
+
+def initialize_optimizer_state(parameters):
+    """Zero first and second moments ``v``, ``s`` for every parameter array."""
+    v = {f"d{k}": np.zeros_like(p) for k, p in parameters.items()}
+    s = {f"d{k}": np.zeros_like(p) for k, p in parameters.items()}
+    return v, s
+
+
+def update_parameters_with_optimizer(parameters, grads, v, s, t, learning_rate, optimizer="gd",
+                                     beta=0.9, beta1=0.9, beta2=0.999, epsilon=1e-8):
+    """One optimizer step, fused into one kernel call per parameter array.
+
+    See :func:`deepnet_fast.reference.update_parameters_with_optimizer`.
+    """
+    check_choice(optimizer, "optimizer", OPTIMIZERS)
+    L, lr = prepare_update(parameters, grads, learning_rate)
+    code = _upd.CODES[optimizer]
+    new_p = dict(parameters)
+    new_v = None if v is None else dict(v)
+    new_s = None if s is None else dict(s)
+    for l in range(1, L + 1):
+        for key in ("W", "b"):
+            P = parameters[f"{key}{l}"]
+            g = f"d{key}{l}"
+            h = np.empty(_upd.N_HYPER, dtype=P.dtype)
+            _upd.make_hyper(h, lr, beta, beta1, beta2, epsilon, t)
+            out = np.array(P, dtype=P.dtype, order="C")
+            dP = np.ascontiguousarray(grads[g], dtype=P.dtype).ravel()
+            vv = np.array(v[g], dtype=P.dtype, order="C") if new_v is not None else np.empty(0, P.dtype)
+            ss = np.array(s[g], dtype=P.dtype, order="C") if new_s is not None else np.empty(0, P.dtype)
+            _upd.apply_update(out.ravel(), dP, vv.ravel(), ss.ravel(), code, h)
+            new_p[f"{key}{l}"] = out
+            if new_v is not None:
+                new_v[g] = vv
+            if new_s is not None:
+                new_s[g] = ss
+    return new_p, new_v, new_s
+
+
+def predict(X, parameters, activations, *, negative_slope=0.01):
+    """Predictions of one forward pass. See :func:`deepnet_fast.reference.predict`."""
+    AL, _ = forward(X, parameters, activations, negative_slope=negative_slope)
+    return decide(AL, activations[-1])

@@ -1,0 +1,113 @@
+"""One training epoch on each backend, on identical work.
+
+An engine owns the buffers of one ``fit`` and runs an epoch over given sample
+order and learning rate, updating the flat parameter vector (and optimizer
+moments) in place. ``CompiledEngine`` makes one kernel call per epoch;
+``ReferenceEngine`` walks the mini-batches in Python with the step functions of
+:mod:`deepnet_fast.reference`, as the course does.
+"""
+
+import numpy as np
+
+from . import params as flat
+from . import reference as R
+from .kernels import activations as kact
+from .kernels import training as ktrain
+from .kernels import updates as kupd
+
+
+class _Engine:
+    def __init__(self, dims, activations, negative_slope, dtype, batch_size, n_samples,
+                 optimizer, l2, beta, beta1, beta2, epsilon):
+        self.dims = list(dims)
+        self.activations = tuple(activations)
+        self.slope = negative_slope
+        self.dtype = np.dtype(dtype)
+        self.batch_size = batch_size
+        self.n_samples = n_samples
+        self.n_batches = -(-n_samples // batch_size)
+        self.optimizer = optimizer
+        self.l2 = l2
+        self.beta, self.beta1, self.beta2, self.epsilon = beta, beta1, beta2, epsilon
+
+    def batch_sizes(self):
+        sizes = np.full(self.n_batches, self.batch_size, dtype=np.float64)
+        sizes[-1] = self.n_samples - self.batch_size * (self.n_batches - 1)
+        return sizes
+
+
+class CompiledEngine(_Engine):
+    """Whole epochs in one call of :func:`deepnet_fast.kernels.training.train_epoch`."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        dims, B, dt = self.dims, self.batch_size, self.dtype
+        self._dims = np.asarray(dims, dtype=np.int64)
+        self._codes = np.asarray([kact.CODES[a] for a in self.activations], dtype=np.int64)
+        self._loss = kact.LOSS_OF_OUTPUT[self.activations[-1]]
+        self._offW, self._offb, size = flat.layout(dims)
+        self._slope = dt.type(self.slope)
+        self._grad = np.empty(size, dtype=dt)
+        # Allocated once per fit: activations of all layers, one dA buffer,
+        # the gathered batch.
+        self._acts = np.empty(sum(dims[1:]) * B, dtype=dt)
+        self._scratch = np.empty(max(dims[1:-1], default=1) * B, dtype=dt)
+        self._Xb = np.empty((B, dims[0]), dtype=dt)
+        self._Yb = np.empty((B, dims[-1]), dtype=dt)
+        self._costs = np.empty(self.n_batches, dtype=np.float64)
+        self._hyper = np.empty(kupd.N_HYPER, dtype=dt)
+        self._opt = kupd.CODES[self.optimizer]
+
+    def epoch(self, theta, v, s, t, X, Y, order, learning_rate):
+        """Run one epoch; returns (batch costs, index of a failed batch or -1)."""
+        kupd.make_hyper(self._hyper, learning_rate, self.beta, self.beta1, self.beta2,
+                        self.epsilon, 1)
+        failed = ktrain.train_epoch(
+            X, Y, order, self.batch_size, self._dims, self._codes, self._slope, self._loss,
+            float(self.l2), theta, self._grad, v, s, self._opt, self._hyper,
+            float(self.beta1), float(self.beta2), int(t),
+            self._offW, self._offb, self._acts, self._scratch, self._Xb, self._Yb, self._costs)
+        return self._costs, int(failed)
+
+
+class ReferenceEngine(_Engine):
+    """The same epoch, mini-batch by mini-batch, with the NumPy reference."""
+
+    def epoch(self, theta, v, s, t, X, Y, order, learning_rate):
+        params = flat.unpack(theta, self.dims)
+        moments_v = {f"d{k}": a for k, a in flat.unpack(v, self.dims).items()} if v.size else None
+        moments_s = {f"d{k}": a for k, a in flat.unpack(s, self.dims).items()} if s.size else None
+        costs = np.empty(self.n_batches, dtype=np.float64)
+        L = len(self.dims) - 1
+        out_act = self.activations[-1]
+        failed = -1
+        for k in range(self.n_batches):
+            start = k * self.batch_size
+            rows = order[start:start + self.batch_size] if order.size else slice(start, start + self.batch_size)
+            Xk, Yk = X[rows].T, Y[rows].T
+            mb = Xk.shape[1]
+            AL, caches = R.forward(Xk, params, self.activations, negative_slope=self.slope)
+            cost = R.compute_cost(AL, Yk, out_act)
+            if self.l2 > 0:
+                cost += R.l2_cost(params, self.l2, mb)
+            grads = R.backward(AL, Yk, caches, self.activations, negative_slope=self.slope)
+            if self.l2 > 0:
+                for l in range(1, L + 1):
+                    grads[f"dW{l}"] = grads[f"dW{l}"] + (self.l2 / mb) * params[f"W{l}"]
+            costs[k] = cost
+            if not np.isfinite(cost) or not all(np.isfinite(grads[f"d{p}{l}"]).all()
+                                                for l in range(1, L + 1) for p in "Wb"):
+                failed = k
+                break
+            params, moments_v, moments_s = R.update_parameters_with_optimizer(
+                params, grads, moments_v, moments_s, t + k + 1, learning_rate, self.optimizer,
+                self.beta, self.beta1, self.beta2, self.epsilon)
+        flat.pack(params, self.dims, self.dtype, out=theta)
+        if moments_v is not None:
+            flat.pack({k[1:]: a for k, a in moments_v.items()}, self.dims, self.dtype, out=v)
+        if moments_s is not None:
+            flat.pack({k[1:]: a for k, a in moments_s.items()}, self.dims, self.dtype, out=s)
+        return costs, failed
+
+
+ENGINES = {"compiled": CompiledEngine, "reference": ReferenceEngine}

@@ -1,0 +1,353 @@
+"""The NumPy reference: every step of the network, literally as the course writes it.
+
+This module is the oracle the tests compare the compiled backend against and the
+baseline the benchmarks measure it against: clear before clever. Data follow the
+column convention (``X`` has shape ``(n0, m)``, one column per example).
+
+It leaves out everything that is not the mathematics: no fused kernels, no
+preallocated buffers, no threads.
+"""
+
+import numpy as np
+
+from ._step_args import (
+    prepare_activation,
+    prepare_activation_backward,
+    prepare_backward,
+    prepare_cache,
+    prepare_cost,
+    prepare_forward,
+    prepare_linear_backward,
+    prepare_linear_forward,
+    prepare_slope,
+    prepare_update,
+    decide,
+)
+from ._validation import OPTIMIZERS, check_activation, check_choice
+from .initialization import initialize_parameters
+from .layer_cache import LayerCache
+
+__all__ = [
+    "initialize_parameters", "linear_forward", "activation_forward",
+    "linear_activation_forward", "forward", "compute_cost", "cost_gradient",
+    "linear_backward", "activation_backward", "linear_activation_backward",
+    "backward", "update_parameters", "predict",
+    "l2_cost", "initialize_optimizer_state", "update_parameters_with_optimizer",
+]
+
+# ---------------------------------------------------------------- activations
+# Each activation g and its derivative side by side. A derivative takes the
+# upstream gradient dA and the pre-activation Z and returns dZ = dA * g'(Z).
+
+
+def sigmoid(Z, negative_slope=None):
+    """σ(z) = 1 / (1 + e^-z), in the form that never overflows."""
+    e = np.exp(-np.abs(Z))
+    return np.where(Z >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def sigmoid_backward(dA, Z, negative_slope=None):
+    s = sigmoid(Z)
+    return dA * s * (1 - s)
+
+
+def tanh(Z, negative_slope=None):
+    return np.tanh(Z)
+
+
+def tanh_backward(dA, Z, negative_slope=None):
+    t = np.tanh(Z)
+    return dA * (1 - t * t)
+
+
+def relu(Z, negative_slope=None):
+    return np.maximum(Z, 0)
+
+
+def relu_backward(dA, Z, negative_slope=None):
+    return np.where(Z > 0, dA, 0).astype(dA.dtype, copy=False)
+
+
+def leaky_relu(Z, negative_slope=0.01):
+    return np.where(Z > 0, Z, negative_slope * Z).astype(Z.dtype, copy=False)
+
+
+def leaky_relu_backward(dA, Z, negative_slope=0.01):
+    return np.where(Z > 0, dA, negative_slope * dA).astype(dA.dtype, copy=False)
+
+
+def softmax(Z, negative_slope=None):
+    """Column-wise softmax; subtracting the column maximum prevents overflow."""
+    e = np.exp(Z - Z.max(axis=0, keepdims=True))
+    return e / e.sum(axis=0, keepdims=True)
+
+
+def softmax_backward(dA, Z, negative_slope=None):
+    """Jacobian-vector product of the column-wise softmax: s * (dA - Σ dA·s)."""
+    s = softmax(Z)
+    return s * (dA - (dA * s).sum(axis=0, keepdims=True))
+
+
+def identity(Z, negative_slope=None):
+    return Z.copy()
+
+
+def identity_backward(dA, Z, negative_slope=None):
+    return dA.copy()
+
+
+ACTIVATIONS = {
+    "sigmoid": sigmoid, "tanh": tanh, "relu": relu,
+    "leaky_relu": leaky_relu, "softmax": softmax, "identity": identity,
+}
+DERIVATIVES = {
+    "sigmoid": sigmoid_backward, "tanh": tanh_backward, "relu": relu_backward,
+    "leaky_relu": leaky_relu_backward, "softmax": softmax_backward,
+    "identity": identity_backward,
+}
+
+# ---------------------------------------------------------------- forward
+
+
+def linear_forward(A_prev, W, b):
+    """Z = W A_prev + b.
+
+    Parameters
+    ----------
+    A_prev : ndarray of shape (n[l-1], m)
+    W : ndarray of shape (n[l], n[l-1])
+    b : ndarray of shape (n[l], 1)
+
+    Returns
+    -------
+    Z : ndarray of shape (n[l], m)
+    """
+    A_prev, W, b = prepare_linear_forward(A_prev, W, b)
+    return W @ A_prev + b
+
+
+def activation_forward(Z, activation, *, negative_slope=0.01):
+    """A = g(Z) for the named activation (softmax works column by column)."""
+    Z, slope = prepare_activation(Z, activation, negative_slope)
+    return ACTIVATIONS[activation](Z, slope)
+
+
+def linear_activation_forward(A_prev, W, b, activation, *, negative_slope=0.01):
+    """One layer: ``Z = W A_prev + b``, ``A = g(Z)``; returns ``(A, LayerCache)``."""
+    check_activation(activation)
+    slope = prepare_slope(negative_slope)
+    A_prev, W, b = prepare_linear_forward(A_prev, W, b)
+    Z = W @ A_prev + b
+    A = ACTIVATIONS[activation](Z, slope)
+    return A, LayerCache(A_prev, W, b, Z)
+
+
+def forward(X, parameters, activations, *, negative_slope=0.01):
+    """Forward propagation through all L layers.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n0, m)
+    parameters : dict
+        ``W1, b1, ..., WL, bL``.
+    activations : sequence of str
+        One activation name per layer.
+
+    Returns
+    -------
+    AL : ndarray of shape (nL, m)
+    caches : list of LayerCache
+    """
+    X, L, activations, slope = prepare_forward(X, parameters, activations, negative_slope)
+    A, caches = X, []
+    for l in range(1, L + 1):
+        A, cache = linear_activation_forward(
+            A, parameters[f"W{l}"], parameters[f"b{l}"], activations[l - 1], negative_slope=slope
+        )
+        caches.append(cache)
+    return A, caches
+
+
+# ---------------------------------------------------------------- cost
+
+
+def _safe_log(x):
+    # Clipping at the smallest normal number keeps log finite when an output
+    # saturates to exactly 0 or 1; the compiled kernels clip identically.
+    return np.log(np.maximum(x, np.finfo(x.dtype).tiny))
+
+
+def compute_cost(AL, Y, activation="sigmoid"):
+    """The loss implied by the output activation, averaged over the m examples.
+
+    sigmoid → binary cross-entropy ``-(1/m) Σ [Y log AL + (1-Y) log(1-AL)]``;
+    softmax → categorical cross-entropy ``-(1/m) Σ Y log AL``;
+    identity → squared error ``(1/m) Σ ½ (AL - Y)²``.
+
+    Returns
+    -------
+    float
+    """
+    AL, Y = prepare_cost(AL, Y, activation)
+    m = AL.shape[1]
+    if activation == "sigmoid":
+        loss = -(Y * _safe_log(AL) + (1 - Y) * _safe_log(1 - AL))
+    elif activation == "softmax":
+        loss = -(Y * _safe_log(AL))
+    else:
+        loss = 0.5 * (AL - Y) ** 2
+    return float(np.sum(loss, dtype=np.float64) / m)
+
+
+def cost_gradient(AL, Y, activation="sigmoid"):
+    """dA[L] = ∂cost/∂AL times m (the 1/m is applied in ``linear_backward``)."""
+    AL, Y = prepare_cost(AL, Y, activation)
+    tiny = np.finfo(AL.dtype).tiny
+    if activation == "sigmoid":
+        return -(Y / np.maximum(AL, tiny) - (1 - Y) / np.maximum(1 - AL, tiny))
+    if activation == "softmax":
+        return -(Y / np.maximum(AL, tiny))
+    return AL - Y
+
+
+# ---------------------------------------------------------------- backward
+
+
+def linear_backward(dZ, A_prev, W):
+    """Gradients of the linear step, given dZ of the layer.
+
+    Returns
+    -------
+    dA_prev : ndarray of shape (n[l-1], m)
+        ``W.T @ dZ``
+    dW : ndarray of shape (n[l], n[l-1])
+        ``(1/m) dZ @ A_prev.T``
+    db : ndarray of shape (n[l], 1)
+        ``(1/m) Σ_columns dZ``
+    """
+    dZ, A_prev, W = prepare_linear_backward(dZ, A_prev, W)
+    m = A_prev.shape[1]
+    dW = (1 / m) * (dZ @ A_prev.T)
+    db = (1 / m) * np.sum(dZ, axis=1, keepdims=True)
+    dA_prev = W.T @ dZ
+    return dA_prev, dW, db
+
+
+def activation_backward(dA, Z, activation, *, negative_slope=0.01):
+    """dZ = dA * g'(Z) (for softmax, the Jacobian-vector product per column)."""
+    dA, Z, slope = prepare_activation_backward(dA, Z, activation, negative_slope)
+    return DERIVATIVES[activation](dA, Z, slope)
+
+
+def linear_activation_backward(dA, cache, activation, *, negative_slope=0.01):
+    """One layer backwards: returns ``(dA_prev, dW, db)``."""
+    A_prev, W, b, Z = prepare_cache(cache)
+    dZ = activation_backward(dA, Z, activation, negative_slope=negative_slope)
+    return linear_backward(dZ, A_prev, W)
+
+
+def backward(AL, Y, caches, activations, *, negative_slope=0.01):
+    """Backward propagation through all layers.
+
+    dA[L] comes from the cost (``cost_gradient``), then each layer applies its
+    activation's derivative and the linear backward step.
+
+    Returns
+    -------
+    dict
+        ``dW1, db1, ..., dWL, dbL`` and ``dA0, ..., dA{L-1}``.
+    """
+    AL, Y, caches, activations = prepare_backward(AL, Y, caches, activations)
+    L = len(caches)
+    grads = {}
+    dA = cost_gradient(AL, Y, activations[-1])
+    for l in range(L, 0, -1):
+        dA, dW, db = linear_activation_backward(
+            dA, caches[l - 1], activations[l - 1], negative_slope=negative_slope
+        )
+        grads[f"dA{l - 1}"], grads[f"dW{l}"], grads[f"db{l}"] = dA, dW, db
+    return grads
+
+
+# ---------------------------------------------------------------- update
+
+
+def update_parameters(parameters, grads, learning_rate):
+    """Gradient descent ``W -= α dW``, ``b -= α db``; returns a new dict."""
+    L, lr = prepare_update(parameters, grads, learning_rate)
+    new = dict(parameters)
+    for l in range(1, L + 1):
+        for key in ("W", "b"):
+            P = parameters[f"{key}{l}"]
+            new[f"{key}{l}"] = P - P.dtype.type(lr) * grads[f"d{key}{l}"]
+    return new
+
+
+def l2_cost(parameters, l2, m):
+    """The L2 penalty ``λ/(2m) Σ_l ‖W[l]‖²`` added to the cost."""
+    L = sum(1 for k in parameters if k.startswith("W"))
+    return float(l2 / (2 * m) * sum(np.sum(np.square(parameters[f"W{l}"], dtype=np.float64))
+                                    for l in range(1, L + 1)))
+
+
+def initialize_optimizer_state(parameters):
+    """Zero first and second moments ``v``, ``s`` for every parameter array."""
+    v = {f"d{k}": np.zeros_like(p) for k, p in parameters.items()}
+    s = {f"d{k}": np.zeros_like(p) for k, p in parameters.items()}
+    return v, s
+
+
+def update_parameters_with_optimizer(parameters, grads, v, s, t, learning_rate, optimizer="gd",
+                                     beta=0.9, beta1=0.9, beta2=0.999, epsilon=1e-8):
+    """One step of gradient descent, momentum, RMSprop or Adam.
+
+    momentum: ``v = β v + (1-β) dP; P -= α v``;
+    rmsprop:  ``s = β2 s + (1-β2) dP²; P -= α dP / (√s + ε)``;
+    adam:     ``v = β1 v + (1-β1) dP; s = β2 s + (1-β2) dP²;
+    P -= α v̂ / (√ŝ + ε)`` with ``v̂ = v/(1-β1ᵗ)``, ``ŝ = s/(1-β2ᵗ)``.
+
+    Returns
+    -------
+    (parameters, v, s) : new dicts; the inputs are not modified.
+    """
+    check_choice(optimizer, "optimizer", OPTIMIZERS)
+    if optimizer == "gd":
+        return update_parameters(parameters, grads, learning_rate), v, s
+    L, lr = prepare_update(parameters, grads, learning_rate)
+    new_p = dict(parameters)
+    new_v = None if v is None else dict(v)
+    new_s = None if s is None else dict(s)
+    for l in range(1, L + 1):
+        for key in ("W", "b"):
+            P, dP, g = parameters[f"{key}{l}"], grads[f"d{key}{l}"], f"d{key}{l}"
+            if optimizer == "momentum":
+                new_v[g] = beta * v[g] + (1 - beta) * dP
+                new_p[f"{key}{l}"] = P - lr * new_v[g]
+            elif optimizer == "rmsprop":
+                new_s[g] = beta2 * s[g] + (1 - beta2) * dP * dP
+                new_p[f"{key}{l}"] = P - lr * dP / (np.sqrt(new_s[g]) + epsilon)
+            elif optimizer == "adam":
+                new_v[g] = beta1 * v[g] + (1 - beta1) * dP
+                new_s[g] = beta2 * s[g] + (1 - beta2) * dP * dP
+                v_hat = new_v[g] / (1 - beta1 ** t)
+                s_hat = new_s[g] / (1 - beta2 ** t)
+                new_p[f"{key}{l}"] = P - lr * v_hat / (np.sqrt(s_hat) + epsilon)
+    return new_p, new_v, new_s
+
+
+# ---------------------------------------------------------------- predict
+
+
+def predict(X, parameters, activations, *, negative_slope=0.01):
+    """Predictions of one forward pass.
+
+    Returns
+    -------
+    ndarray
+        sigmoid output: int64 array of shape (nL, m), ``AL > 0.5``;
+        softmax output: int64 array of shape (m,), the argmax of each column;
+        identity output: AL itself, shape (nL, m).
+    """
+    AL, _ = forward(X, parameters, activations, negative_slope=negative_slope)
+    return decide(AL, activations[-1])
+

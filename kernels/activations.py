@@ -1,0 +1,145 @@
+"""Activation kernels: each forward g and its derivative side by side.
+
+Activations are chosen by integer codes (``CODES``) inside the kernels rather than
+by passing jitted functions, which would defeat Numba's on-disk cache.
+
+Derivatives are written in terms of the activation's *output* ``a = g(z)``:
+``σ' = a(1-a)``, ``tanh' = 1-a²``, ReLU' = ``[a > 0]``, leaky ReLU' =
+``1 if a > 0 else slope`` (valid because the slope is non-negative). The training
+loop therefore stores only A per layer, never Z.
+"""
+
+import numpy as np
+from numba import njit
+
+from ._config import JIT
+from ._scalars import one_like, zero_like
+from .simd_math import fast_exp, fast_sigmoid, fast_tanh
+
+IDENTITY, SIGMOID, TANH, RELU, LEAKY_RELU, SOFTMAX = range(6)
+CODES = {
+    "identity": IDENTITY, "sigmoid": SIGMOID, "tanh": TANH,
+    "relu": RELU, "leaky_relu": LEAKY_RELU, "softmax": SOFTMAX,
+}
+# Canonical loss of each output activation, by the same code.
+LOSS_OF_OUTPUT = {"sigmoid": SIGMOID, "softmax": SOFTMAX, "identity": IDENTITY}
+
+
+@njit(inline="always")
+def _g(z, code, slope):
+    """Elementwise forward (every code but SOFTMAX)."""
+    if code == SIGMOID:
+        return fast_sigmoid(z)
+    if code == TANH:
+        return fast_tanh(z)
+    if code == RELU:
+        # "<=" rather than ">" so that NaN propagates, as np.maximum does.
+        return zero_like(z) if z <= 0 else z
+    if code == LEAKY_RELU:
+        return z if z > 0 else z * slope
+    return z
+
+
+@njit(inline="always")
+def _dg(a, code, slope):
+    """Elementwise derivative g'(z) written in terms of a = g(z)."""
+    one = one_like(a)
+    if code == SIGMOID:
+        return a * (one - a)
+    if code == TANH:
+        return one - a * a
+    if code == RELU:
+        return one if a > 0 else zero_like(a)
+    if code == LEAKY_RELU:
+        return one if a > 0 else one * slope
+    return one
+
+
+@njit(**JIT)
+def bias_activation(Z, b, code, slope, A):
+    """Z += b (broadcast over columns), then A = g(Z); A may be Z itself.
+
+    Z, A : (n, m) C-contiguous; b : (n, 1). The loops run along rows so the
+    inner loop is contiguous and vectorises.
+    """
+    n, m = Z.shape
+    for i in range(n):
+        bi = b[i, 0]
+        for j in range(m):
+            Z[i, j] += bi
+    if code == SOFTMAX:
+        softmax_columns(Z, A)
+    else:
+        for i in range(n):
+            for j in range(m):
+                A[i, j] = _g(Z[i, j], code, slope)
+
+
+@njit(**JIT)
+def softmax_columns(Z, A):
+    """A[:, j] = softmax(Z[:, j]); max-shifted so no column overflows.
+
+    Vectorised across columns: each pass walks a contiguous row and keeps one
+    running max and one running sum per column.
+    """
+    n, m = Z.shape
+    colmax = Z[0].copy()
+    for i in range(1, n):
+        for j in range(m):
+            if Z[i, j] > colmax[j]:
+                colmax[j] = Z[i, j]
+    colsum = np.zeros_like(colmax)
+    for i in range(n):
+        for j in range(m):
+            e = fast_exp(Z[i, j] - colmax[j])
+            A[i, j] = e
+            colsum[j] += e
+    for j in range(m):
+        colsum[j] = one_like(colsum[j]) / colsum[j]
+    for i in range(n):
+        for j in range(m):
+            A[i, j] *= colsum[j]
+
+
+@njit(**JIT)
+def activation_forward(Z, code, slope, A):
+    """A = g(Z) for any code (softmax column-wise)."""
+    if code == SOFTMAX:
+        softmax_columns(Z, A)
+        return
+    n, m = Z.shape
+    for i in range(n):
+        for j in range(m):
+            A[i, j] = _g(Z[i, j], code, slope)
+
+
+@njit(**JIT)
+def derivative_from_output(dA, A, code, slope, dZ):
+    """dZ = dA * g'(z) given A = g(z) (not for SOFTMAX); dZ may be dA."""
+    n, m = A.shape
+    for i in range(n):
+        for j in range(m):
+            dZ[i, j] = dA[i, j] * _dg(A[i, j], code, slope)
+
+
+@njit(**JIT)
+def softmax_backward_columns(dA, S, dZ):
+    """dZ[:, j] = S[:, j] * (dA[:, j] - Σ_i dA[i, j] S[i, j]) for softmax output S."""
+    n, m = S.shape
+    dot = np.zeros(m, dtype=S.dtype)
+    for i in range(n):
+        for j in range(m):
+            dot[j] += dA[i, j] * S[i, j]
+    for i in range(n):
+        for j in range(m):
+            dZ[i, j] = S[i, j] * (dA[i, j] - dot[j])
+
+
+@njit(**JIT)
+def activation_backward(dA, Z, code, slope, dZ):
+    """dZ = dA * g'(Z): recomputes A = g(Z) into dZ, then applies the derivative."""
+    activation_forward(Z, code, slope, dZ)
+    if code == SOFTMAX:
+        softmax_backward_columns(dA, dZ.copy(), dZ)
+    else:
+        derivative_from_output(dA, dZ, code, slope, dZ)
