@@ -464,7 +464,9 @@ class _Progress:
             except ImportError:
                 tqdm = None
             if tqdm is not None:
-                self.bar = tqdm(total=epochs, unit="epoch", leave=False, mininterval=0.25)
+                # disable=None: no bar when stderr is not a terminal (CI logs, pipes).
+                self.bar = tqdm(total=epochs, unit="epoch", leave=False, mininterval=0.25,
+                                disable=None)
 
     def update(self, epoch, cost, val_cost):
         if self.verbose == 0:
