@@ -11,6 +11,7 @@ and matplotlib are imported when first used.
 
 from . import compiled, reference, schedules
 from .exceptions import DivergenceError, ModelFileError
+from .gradcheck import gradient_check
 from .history import History
 from .layer_cache import LayerCache
 from .network import DeepNet
@@ -20,7 +21,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DeepNet", "DeepNetClassifier", "DeepNetRegressor", "History", "LayerCache",
-    "DivergenceError", "ModelFileError", "load", "compiled", "reference", "schedules",
+    "DivergenceError", "ModelFileError", "load", "gradient_check", "compiled", "reference", "schedules",
 ]
 
 

@@ -69,31 +69,36 @@ class CompiledEngine(_Engine):
             self._offW, self._offb, self._acts, self._scratch, self._Xb, self._Yb, self._costs)
         return self._costs, int(failed)
 
+    def gradient(self, theta, X, Y):
+        """Cost and flat gradient of the whole ``(X, Y)`` as one batch."""
+        acts = np.empty(sum(self.dims[1:]) * X.shape[0], dtype=self.dtype)
+        scratch = np.empty(max(self.dims[1:-1], default=1) * X.shape[0], dtype=self.dtype)
+        cost = ktrain.loss_and_gradient(
+            X, Y, self._dims, self._codes, self._slope, self._loss, float(self.l2), theta,
+            self._grad, self._offW, self._offb, acts, scratch)
+        return cost, self._grad.copy()
+
 
 class ReferenceEngine(_Engine):
     """The same epoch, mini-batch by mini-batch, with the NumPy reference."""
 
     def epoch(self, theta, v, s, t, X, Y, order, learning_rate):
+        # A diverging run overflows on its way to NaN; the caller reports that
+        # as DivergenceError, so NumPy's warnings would only repeat it.
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._epoch(theta, v, s, t, X, Y, order, learning_rate)
+
+    def _epoch(self, theta, v, s, t, X, Y, order, learning_rate):
         params = flat.unpack(theta, self.dims)
         moments_v = {f"d{k}": a for k, a in flat.unpack(v, self.dims).items()} if v.size else None
         moments_s = {f"d{k}": a for k, a in flat.unpack(s, self.dims).items()} if s.size else None
         costs = np.empty(self.n_batches, dtype=np.float64)
         L = len(self.dims) - 1
-        out_act = self.activations[-1]
         failed = -1
         for k in range(self.n_batches):
             start = k * self.batch_size
             rows = order[start:start + self.batch_size] if order.size else slice(start, start + self.batch_size)
-            Xk, Yk = X[rows].T, Y[rows].T
-            mb = Xk.shape[1]
-            AL, caches = R.forward(Xk, params, self.activations, negative_slope=self.slope)
-            cost = R.compute_cost(AL, Yk, out_act)
-            if self.l2 > 0:
-                cost += R.l2_cost(params, self.l2, mb)
-            grads = R.backward(AL, Yk, caches, self.activations, negative_slope=self.slope)
-            if self.l2 > 0:
-                for l in range(1, L + 1):
-                    grads[f"dW{l}"] = grads[f"dW{l}"] + (self.l2 / mb) * params[f"W{l}"]
+            cost, grads = self._loss_and_grads(params, X[rows].T, Y[rows].T)
             costs[k] = cost
             if not np.isfinite(cost) or not all(np.isfinite(grads[f"d{p}{l}"]).all()
                                                 for l in range(1, L + 1) for p in "Wb"):
@@ -108,6 +113,25 @@ class ReferenceEngine(_Engine):
         if moments_s is not None:
             flat.pack({k[1:]: a for k, a in moments_s.items()}, self.dims, self.dtype, out=s)
         return costs, failed
+
+    def _loss_and_grads(self, params, Xk, Yk):
+        """Cost (with the L2 term) and the gradient dict of one batch, column convention."""
+        mb = Xk.shape[1]
+        AL, caches = R.forward(Xk, params, self.activations, negative_slope=self.slope)
+        cost = R.compute_cost(AL, Yk, self.activations[-1])
+        if self.l2 > 0:
+            cost += R.l2_cost(params, self.l2, mb)
+        grads = R.backward(AL, Yk, caches, self.activations, negative_slope=self.slope)
+        if self.l2 > 0:
+            for l in range(1, len(self.dims)):
+                grads[f"dW{l}"] = grads[f"dW{l}"] + (self.l2 / mb) * params[f"W{l}"]
+        return cost, grads
+
+    def gradient(self, theta, X, Y):
+        """Cost and flat gradient of the whole ``(X, Y)`` as one batch."""
+        cost, grads = self._loss_and_grads(flat.unpack(theta, self.dims), X.T, Y.T)
+        return cost, flat.pack({k[1:]: g for k, g in grads.items() if k[1] in "Wb"},
+                               self.dims, self.dtype)
 
 
 ENGINES = {"compiled": CompiledEngine, "reference": ReferenceEngine}

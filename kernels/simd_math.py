@@ -155,7 +155,7 @@ def _make_kernels(ft, q, ln2_hi, ln2_lo, exp_lo, exp_hi, m1_lo, tanh_hi):
         # expm1 and exp of it are well conditioned and nothing overflows.
         k, r, p = expm1_reduced(-TWO * a)
         s = _pow2(k)
-        em = (s * r + (s - ONE)) + s * p  # expm1(-2a) in (-1, 0]
+        em = s * (r + p) + (s - ONE)  # expm1(-2a) in (-1, 0], 1 rounding
         big = a > TANH_SWITCH
         # tanh = -em / (2 + em), or for larger a the form 1 - 2E/(1 + E),
         # E = exp(-2a), which only rounds the small correction term.

@@ -1,0 +1,65 @@
+"""Gradient checking for users: backprop against centred finite differences."""
+
+import numpy as np
+
+from . import params as flat
+from . import reference as R
+from .engines import ENGINES
+
+
+def gradient_check(net, X, y, epsilon=1e-7, l2=0.0):
+    """Relative difference between backprop and numerical gradients, in float64.
+
+    Computes the gradient of the cost of ``(X, y)`` (one batch) with the
+    network's own backend, and the centred difference
+    ``(J(θ + ε e_i) - J(θ - ε e_i)) / 2ε`` of the reference cost for every
+    parameter, then returns ``‖g - g̃‖ / (‖g‖ + ‖g̃‖)`` as the course defines it.
+    Below about 1e-7 the backward pass is right.
+
+    Parameters
+    ----------
+    net : DeepNet
+        Its parameters are used (converted to float64); the network is not modified.
+    X : array-like of shape (n_samples, n_features)
+    y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+    epsilon : float, default=1e-7
+    l2 : float, default=0.0
+        Include the L2 term of this strength in cost and gradient.
+
+    Returns
+    -------
+    float
+    """
+    from .network import DeepNet
+
+    if not isinstance(net, DeepNet):
+        raise TypeError(f"net must be a DeepNet; got {type(net).__name__}")
+    probe = DeepNet(net.layer_dims, net.hidden_activation, net.output_activation,
+                    init=net.parameters, dtype="float64", backend=net.backend,
+                    negative_slope=net.negative_slope)
+    X = probe._check_X(X)
+    Y = probe._encode_y(y, X.shape[0])
+    theta = probe._theta
+    engine = ENGINES[probe.backend](probe.layer_dims, probe.activations, probe.negative_slope,
+                                    np.float64, X.shape[0], X.shape[0], "gd", float(l2),
+                                    0.9, 0.9, 0.999, 1e-8)
+    _, grad = engine.gradient(theta, X, Y)
+
+    def cost(th):
+        params = flat.unpack(th, probe.layer_dims)
+        AL, _ = R.forward(X.T, params, probe.activations, negative_slope=probe.negative_slope)
+        return R.compute_cost(AL, Y.T, probe.output_activation) + (
+            R.l2_cost(params, l2, X.shape[0]) if l2 else 0.0)
+
+    numeric = np.empty_like(grad)
+    work = theta.copy()
+    for i in range(theta.size):
+        work[i] = theta[i] + epsilon
+        plus = cost(work)
+        work[i] = theta[i] - epsilon
+        minus = cost(work)
+        work[i] = theta[i]
+        numeric[i] = (plus - minus) / (2 * epsilon)
+    num = np.linalg.norm(grad - numeric)
+    den = np.linalg.norm(grad) + np.linalg.norm(numeric)
+    return float(num / den) if den > 0 else 0.0

@@ -1,0 +1,227 @@
+"""Every compiled step function against the NumPy reference on the same inputs."""
+
+import numpy as np
+import pytest
+
+from deepnet_fast import compiled as C
+from deepnet_fast import reference as R
+
+from .helpers import ACTIVATIONS, DTYPES, assert_close
+
+SHAPES = [(5, 7), (1, 9), (6, 1), (1, 1), (33, 65)]  # (units, m): one unit, m = 1, odd sizes
+
+
+def _noncontiguous(a):
+    """The same values in a strided, non-contiguous array."""
+    big = np.zeros((a.shape[0], 2 * a.shape[1]), dtype=a.dtype)
+    big[:, ::2] = a
+    view = big[:, ::2]
+    assert not view.flags.c_contiguous or a.shape[1] == 1
+    return view
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_activation_forward_matches_reference(activation, shape, dtype, rng):
+    Z = (rng.standard_normal(shape) * 4).astype(dtype)
+    got = C.activation_forward(Z, activation)
+    assert_close(got, R.activation_forward(Z, activation), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_activation_backward_matches_reference(activation, shape, dtype, rng):
+    Z = (rng.standard_normal(shape) * 3).astype(dtype)
+    dA = rng.standard_normal(shape).astype(dtype)
+    got = C.activation_backward(dA, Z, activation)
+    want = R.activation_backward(dA, Z, activation)
+    assert_close(got, want, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "softmax"])
+def test_activation_extremes_are_finite_and_match(activation, dtype):
+    Z = np.array([[-1e4, -800.0, -100.0, -30.0, 0.0, 30.0, 100.0, 800.0, 1e4]], dtype=dtype)
+    Z = np.vstack([Z, Z[:, ::-1]])
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        want = R.activation_forward(Z, activation)
+    got = C.activation_forward(Z, activation)
+    assert np.all(np.isfinite(got))
+    assert_close(got, want, dtype)
+
+
+@pytest.mark.parametrize("slope", [0.0, 0.2, 1.5])
+def test_leaky_relu_slope_is_respected(slope, rng):
+    Z = rng.standard_normal((4, 6))
+    dA = rng.standard_normal((4, 6))
+    want = np.where(Z > 0, Z, slope * Z)
+    assert_close(C.activation_forward(Z, "leaky_relu", negative_slope=slope), want, np.float64)
+    assert_close(R.activation_forward(Z, "leaky_relu", negative_slope=slope), want, np.float64)
+    assert_close(C.activation_backward(dA, Z, "leaky_relu", negative_slope=slope),
+                 R.activation_backward(dA, Z, "leaky_relu", negative_slope=slope), np.float64)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,k,m", [(4, 3, 5), (1, 7, 1), (6, 1, 9), (20, 300, 17)])
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_linear_forward_matches_reference(n, k, m, contiguous, dtype, rng):
+    A = rng.standard_normal((k, m)).astype(dtype)
+    W = rng.standard_normal((n, k)).astype(dtype)
+    b = rng.standard_normal((n, 1)).astype(dtype)
+    if not contiguous:
+        A = _noncontiguous(A)
+        W = np.asfortranarray(W)
+    assert_close(C.linear_forward(A, W, b), R.linear_forward(A, W, b), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,k,m", [(4, 3, 5), (1, 7, 1), (6, 1, 9), (20, 300, 17)])
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_linear_backward_matches_reference(n, k, m, contiguous, dtype, rng):
+    dZ = rng.standard_normal((n, m)).astype(dtype)
+    A = rng.standard_normal((k, m)).astype(dtype)
+    W = rng.standard_normal((n, k)).astype(dtype)
+    if not contiguous:
+        dZ, A = _noncontiguous(dZ), _noncontiguous(A)
+    for got, want in zip(C.linear_backward(dZ, A, W), R.linear_backward(dZ, A, W)):
+        assert_close(got, want, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_linear_activation_forward_and_backward_match_reference(activation, dtype, rng):
+    A = rng.standard_normal((8, 11)).astype(dtype)
+    W = rng.standard_normal((5, 8)).astype(dtype)
+    b = rng.standard_normal((5, 1)).astype(dtype)
+    A_c, cache_c = C.linear_activation_forward(A, W, b, activation)
+    A_r, cache_r = R.linear_activation_forward(A, W, b, activation)
+    assert_close(A_c, A_r, dtype)
+    assert_close(cache_c.Z, cache_r.Z, dtype)
+    for field in ("A_prev", "W", "b"):
+        np.testing.assert_array_equal(getattr(cache_c, field), getattr(cache_r, field))
+    dA = rng.standard_normal(A_r.shape).astype(dtype)
+    for got, want in zip(C.linear_activation_backward(dA, cache_c, activation),
+                         R.linear_activation_backward(dA, cache_r, activation)):
+        assert_close(got, want, dtype)
+
+
+def _problem(rng, dims, output, m, dtype):
+    X = rng.standard_normal((dims[0], m)).astype(dtype)
+    if output == "softmax":
+        Y = np.eye(dims[-1], dtype=dtype)[:, rng.integers(0, dims[-1], m)]
+    elif output == "sigmoid":
+        Y = (rng.random((dims[-1], m)) > 0.5).astype(dtype)
+    else:
+        Y = rng.standard_normal((dims[-1], m)).astype(dtype)
+    return X, Y
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("hidden", ["sigmoid", "tanh", "relu", "leaky_relu", "identity"])
+@pytest.mark.parametrize("output,n_out", [("sigmoid", 1), ("softmax", 4), ("identity", 2)])
+@pytest.mark.parametrize("m", [1, 13])
+def test_network_forward_cost_backward_match_reference(hidden, output, n_out, m, dtype, rng):
+    dims = [6, 5, 3, n_out]
+    params = R.initialize_parameters(dims, "xavier", seed=3, dtype=dtype)
+    acts = [hidden, hidden, output]
+    X, Y = _problem(rng, dims, output, m, dtype)
+    AL_c, caches_c = C.forward(X, params, acts)
+    AL_r, caches_r = R.forward(X, params, acts)
+    assert_close(AL_c, AL_r, dtype)
+    for cc, cr in zip(caches_c, caches_r):
+        assert_close(cc.Z, cr.Z, dtype)
+    cost_c, cost_r = C.compute_cost(AL_c, Y, output), R.compute_cost(AL_r, Y, output)
+    assert isinstance(cost_c, float)
+    np.testing.assert_allclose(cost_c, cost_r, rtol=10 * (1e-10 if dtype == np.float64 else 1e-4))
+    g_c = C.backward(AL_c, Y, caches_c, acts)
+    g_r = R.backward(AL_r, Y, caches_r, acts)
+    assert set(g_c) == set(g_r) == {f"d{p}{l}" for l in range(1, 4) for p in "Wb"} | {"dA0", "dA1", "dA2"}
+    for key in g_r:
+        # dZ[L] = AL - Y in the compiled path against the reference's dA[L]·g'(Z[L]):
+        # equal up to rounding, so compare with the scale of each gradient.
+        assert_close(g_c[key], g_r[key], dtype, scale=np.max(np.abs(g_r[key])) * 100)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("output", ["sigmoid", "softmax", "identity"])
+def test_compute_cost_is_finite_for_saturated_outputs(output, dtype):
+    AL = np.array([[0.0, 1.0, 0.5], [1.0, 0.0, 0.5]], dtype=dtype)
+    Y = np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]], dtype=dtype)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        want = R.compute_cost(AL, Y, output)
+    got = C.compute_cost(AL, Y, output)
+    assert np.isfinite(got) and np.isfinite(want)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("optimizer", ["gd", "momentum", "rmsprop", "adam"])
+def test_optimizer_updates_match_reference(optimizer, dtype, rng):
+    dims = [4, 3, 2]
+    params = R.initialize_parameters(dims, seed=0, dtype=dtype)
+    v_r, s_r = R.initialize_optimizer_state(params)
+    v_c, s_c = C.initialize_optimizer_state(params)
+    p_r = p_c = params
+    for t in range(1, 6):
+        grads = {f"d{k}": rng.standard_normal(p.shape).astype(dtype) for k, p in params.items()}
+        p_r, v_r, s_r = R.update_parameters_with_optimizer(p_r, grads, v_r, s_r, t, 0.01, optimizer)
+        p_c, v_c, s_c = C.update_parameters_with_optimizer(p_c, grads, v_c, s_c, t, 0.01, optimizer)
+    for key in params:
+        assert_close(p_c[key], p_r[key], dtype)
+        assert_close(v_c["d" + key], v_r["d" + key], dtype)
+        assert_close(s_c["d" + key], s_r["d" + key], dtype)
+
+
+def test_adam_first_step_matches_hand_computation():
+    # One Adam step from zero moments moves every parameter by -α·sign(g)·|g|/(|g| + ε).
+    params = {"W1": np.array([[1.0, -2.0]]), "b1": np.array([[0.5]])}
+    grads = {"dW1": np.array([[0.3, -0.1]]), "db1": np.array([[2.0]])}
+    v, s = R.initialize_optimizer_state(params)
+    for mod in (R, C):
+        new, _, _ = mod.update_parameters_with_optimizer(params, grads, v, s, 1, 0.1, "adam",
+                                                         epsilon=1e-8)
+        for k in params:
+            g = grads["d" + k]
+            np.testing.assert_allclose(new[k], params[k] - 0.1 * g / (np.abs(g) + 1e-8), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_update_parameters_matches_reference_and_keeps_inputs(dtype, rng):
+    params = R.initialize_parameters([3, 4, 1], seed=1, dtype=dtype)
+    before = {k: v.copy() for k, v in params.items()}
+    grads = {f"d{k}": rng.standard_normal(p.shape).astype(dtype) for k, p in params.items()}
+    new_c = C.update_parameters(params, grads, 0.05)
+    new_r = R.update_parameters(params, grads, 0.05)
+    for k in params:
+        assert new_c[k].dtype == np.dtype(dtype)
+        assert_close(new_c[k], new_r[k], dtype)
+        np.testing.assert_array_equal(params[k], before[k])
+
+
+@pytest.mark.parametrize("output,n_out", [("sigmoid", 1), ("softmax", 3), ("identity", 2)])
+def test_predict_matches_reference(output, n_out, rng):
+    dims = [5, 4, n_out]
+    params = R.initialize_parameters(dims, seed=2)
+    X = rng.standard_normal((5, 20))
+    acts = ["relu", output]
+    got, want = C.predict(X, params, acts), R.predict(X, params, acts)
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+    expected_shape = {"sigmoid": (1, 20), "softmax": (20,), "identity": (2, 20)}[output]
+    assert got.shape == expected_shape
+
+
+@pytest.mark.parametrize("init,scale", [("he", lambda n: np.sqrt(2 / n)),
+                                        ("xavier", lambda n: np.sqrt(1 / n)),
+                                        ("small", lambda n: 0.01)])
+def test_initialization_scales_and_seed(init, scale):
+    dims = [400, 300, 2]
+    p = R.initialize_parameters(dims, init, seed=7)
+    q = C.initialize_parameters(dims, init, seed=7, dtype=np.float32)
+    np.testing.assert_allclose(np.std(p["W1"]), scale(400), rtol=0.02)
+    np.testing.assert_array_equal(p["b1"], 0)
+    np.testing.assert_array_equal(q["W1"], p["W1"].astype(np.float32))
+    rng = np.random.default_rng(7)
+    np.testing.assert_array_equal(p["W1"], rng.standard_normal((300, 400)) * scale(400))
+    assert not np.array_equal(p["W1"], R.initialize_parameters(dims, init, seed=8)["W1"])
