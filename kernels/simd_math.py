@@ -105,9 +105,9 @@ def _make_kernels(ft, q, ln2_hi, ln2_lo, exp_lo, exp_hi, m1_lo, tanh_hi):
     LOG2E, LN2_HI, LN2_LO = ft(1.4426950408889634), ft(ln2_hi), ft(ln2_lo)
     EXP_LO, EXP_HI, M1_LO, TANH_HI = ft(exp_lo), ft(exp_hi), ft(m1_lo), ft(tanh_hi)
     ZERO, ONE, TWO = ft(0), ft(1), ft(2)
+    TANH_SWITCH = ft(0.55)  # tanh(0.55) ~ 0.5: the 1 - q form loses < 1 ulp
     # 2**k - 1 is exact up to k = precision; beyond, expm1 = exp to < 1 ulp.
     PREC = ft(np.finfo(ft).nmant + 1)
-    TANH_SWITCH = ft(float(__import__("os").environ.get("TSW", "0.55")))
     TINY = ft(2.0 ** -(np.finfo(ft).nmant + 2))
 
     @njit(**_JIT_OPTIONS)
@@ -159,7 +159,7 @@ def _make_kernels(ft, q, ln2_hi, ln2_lo, exp_lo, exp_hi, m1_lo, tanh_hi):
         big = a > TANH_SWITCH
         # tanh = -em / (2 + em), or for larger a the form 1 - 2E/(1 + E),
         # E = exp(-2a), which only rounds the small correction term.
-        num = TWO * (em + ONE) if big else -em
+        num = TWO * (s * (r + p) + s) if big else -em
         q = num / (TWO + em)
         t = math.copysign(ONE - q if big else q, x)
         return t if x == x else x
