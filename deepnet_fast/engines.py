@@ -18,7 +18,7 @@ from .kernels import updates as kupd
 
 class _Engine:
     def __init__(self, dims, activations, negative_slope, dtype, batch_size, n_samples,
-                 optimizer, l2, beta, beta1, beta2, epsilon):
+                 optimizer, l2, beta, beta1, beta2, epsilon, keep_prob=1.0, dropout_seed=0):
         self.dims = list(dims)
         self.activations = tuple(activations)
         self.slope = negative_slope
@@ -29,6 +29,8 @@ class _Engine:
         self.optimizer = optimizer
         self.l2 = l2
         self.beta, self.beta1, self.beta2, self.epsilon = beta, beta1, beta2, epsilon
+        self.keep_prob = float(keep_prob)
+        self.dropout_seed = int(dropout_seed)
 
     def batch_sizes(self):
         sizes = np.full(self.n_batches, self.batch_size, dtype=np.float64)
@@ -64,18 +66,19 @@ class CompiledEngine(_Engine):
                         self.epsilon, 1)
         failed = ktrain.train_epoch(
             X, Y, order, self.batch_size, self._dims, self._codes, self._slope, self._loss,
-            float(self.l2), theta, self._grad, v, s, self._opt, self._hyper,
+            float(self.l2), self.keep_prob, self.dropout_seed, theta, self._grad, v, s, self._opt, self._hyper,
             float(self.beta1), float(self.beta2), int(t),
             self._offW, self._offb, self._acts, self._scratch, self._Xb, self._Yb, self._costs)
         return self._costs, int(failed)
 
-    def gradient(self, theta, X, Y):
+    def gradient(self, theta, X, Y, step=1):
         """Cost and flat gradient of the whole ``(X, Y)`` as one batch."""
         acts = np.empty(sum(self.dims[1:]) * X.shape[0], dtype=self.dtype)
         scratch = np.empty(max(self.dims[1:-1], default=1) * X.shape[0], dtype=self.dtype)
         cost = ktrain.loss_and_gradient(
             X, Y, self._dims, self._codes, self._slope, self._loss, float(self.l2), theta,
-            self._grad, self._offW, self._offb, acts, scratch)
+            self._grad, self._offW, self._offb, acts, scratch, self.keep_prob, self.dropout_seed,
+            int(step))
         return cost, self._grad.copy()
 
 
@@ -98,7 +101,7 @@ class ReferenceEngine(_Engine):
         for k in range(self.n_batches):
             start = k * self.batch_size
             rows = order[start:start + self.batch_size] if order.size else slice(start, start + self.batch_size)
-            cost, grads = self._loss_and_grads(params, X[rows].T, Y[rows].T)
+            cost, grads = self._loss_and_grads(params, X[rows].T, Y[rows].T, t + k + 1)
             costs[k] = cost
             if not np.isfinite(cost) or not all(np.isfinite(grads[f"d{p}{l}"]).all()
                                                 for l in range(1, L + 1) for p in "Wb"):
@@ -114,22 +117,31 @@ class ReferenceEngine(_Engine):
             flat.pack({k[1:]: a for k, a in moments_s.items()}, self.dims, self.dtype, out=s)
         return costs, failed
 
-    def _loss_and_grads(self, params, Xk, Yk):
+    def _loss_and_grads(self, params, Xk, Yk, step):
         """Cost (with the L2 term) and the gradient dict of one batch, column convention."""
         mb = Xk.shape[1]
-        AL, caches = R.forward(Xk, params, self.activations, negative_slope=self.slope)
+        if self.keep_prob < 1.0:
+            AL, caches, masks = R.forward_with_dropout(
+                Xk, params, self.activations, self.keep_prob, self.dropout_seed, step,
+                negative_slope=self.slope)
+        else:
+            AL, caches = R.forward(Xk, params, self.activations, negative_slope=self.slope)
         cost = R.compute_cost(AL, Yk, self.activations[-1])
         if self.l2 > 0:
             cost += R.l2_cost(params, self.l2, mb)
-        grads = R.backward(AL, Yk, caches, self.activations, negative_slope=self.slope)
+        if self.keep_prob < 1.0:
+            grads = R.backward_with_dropout(AL, Yk, caches, self.activations, masks,
+                                            self.keep_prob, negative_slope=self.slope)
+        else:
+            grads = R.backward(AL, Yk, caches, self.activations, negative_slope=self.slope)
         if self.l2 > 0:
             for l in range(1, len(self.dims)):
                 grads[f"dW{l}"] = grads[f"dW{l}"] + (self.l2 / mb) * params[f"W{l}"]
         return cost, grads
 
-    def gradient(self, theta, X, Y):
+    def gradient(self, theta, X, Y, step=1):
         """Cost and flat gradient of the whole ``(X, Y)`` as one batch."""
-        cost, grads = self._loss_and_grads(flat.unpack(theta, self.dims), X.T, Y.T)
+        cost, grads = self._loss_and_grads(flat.unpack(theta, self.dims), X.T, Y.T, step)
         return cost, flat.pack({k[1:]: g for k, g in grads.items() if k[1] in "Wb"},
                                self.dims, self.dtype)
 

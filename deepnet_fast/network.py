@@ -300,8 +300,6 @@ class DeepNet:
         epsilon = check_real(epsilon, "epsilon", low=0.0, low_open=True)
         l2 = check_real(l2, "l2", low=0.0)
         keep_prob = check_real(keep_prob, "keep_prob", low=0.0, low_open=True, high=1.0)
-        if keep_prob < 1.0:
-            raise NotImplementedError("dropout (keep_prob < 1) is not implemented yet")
         schedule = get_schedule(lr_schedule)
         validation_split = check_real(validation_split, "validation_split", low=0.0, high=1.0,
                                       high_open=True)
@@ -344,9 +342,10 @@ class DeepNet:
             self._t = 0
             self._optimizer = optimizer
 
+        dropout_seed = int(self.seed) if self.seed is not None else int(rng.integers(2**62))
         engine = ENGINES[self.backend](
             self.layer_dims, self.activations, self.negative_slope, self.dtype, batch, m,
-            optimizer, l2, beta, beta1, beta2, epsilon)
+            optimizer, l2, beta, beta1, beta2, epsilon, keep_prob, dropout_seed)
         weights = engine.batch_sizes() / m
         history = History()
         self.history_ = history

@@ -33,6 +33,7 @@ __all__ = [
     "linear_backward", "activation_backward", "linear_activation_backward",
     "backward", "update_parameters", "predict",
     "l2_cost", "initialize_optimizer_state", "update_parameters_with_optimizer",
+    "dropout_mask", "forward_with_dropout", "backward_with_dropout",
 ]
 
 # ---------------------------------------------------------------- activations
@@ -333,6 +334,79 @@ def update_parameters_with_optimizer(parameters, grads, v, s, t, learning_rate, 
                 s_hat = new_s[g] / (1 - beta2 ** t)
                 new_p[f"{key}{l}"] = P - lr * v_hat / (np.sqrt(s_hat) + epsilon)
     return new_p, new_v, new_s
+
+
+# ---------------------------------------------------------------- dropout
+# Masks come from a counter-based stream: unit (i, j) of layer l at optimizer
+# step t is kept when u(seed, t, l, i·m + j) < keep_prob, u being the SplitMix64
+# finaliser of a Weyl sequence mapped to [0, 1). This is the NumPy copy of
+# deepnet_fast.kernels.dropout, so both backends drop the same units.
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix64(z):
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def dropout_mask(shape, keep_prob, seed, step, layer):
+    """Boolean keep mask of a layer's activations (shape (n[l], m)).
+
+    Parameters
+    ----------
+    shape : tuple (n, m)
+    keep_prob : float
+        Probability of keeping each unit.
+    seed, step, layer : int
+        The dropout seed, the optimizer step (1-based) and the layer (1-based).
+    """
+    with np.errstate(over="ignore"):  # uint64 arithmetic wraps by design
+        key = _mix64(np.array([seed], np.uint64) + _GOLDEN * np.uint64(step))
+        key = _mix64(key + _GOLDEN * np.uint64(layer))
+        index = np.arange(1, shape[0] * shape[1] + 1, dtype=np.uint64)
+        bits = _mix64(key + _GOLDEN * index) >> np.uint64(11)
+    return (bits.astype(np.float64) * 2.0 ** -53 < keep_prob).reshape(shape)
+
+
+def forward_with_dropout(X, parameters, activations, keep_prob, seed, step, *, negative_slope=0.01):
+    """Forward propagation with inverted dropout on the hidden layers.
+
+    ``A[l] = g(Z[l]) * D[l] / keep_prob`` for l < L.
+
+    Returns
+    -------
+    AL, caches, masks : masks[l-1] is D[l] for the hidden layers l = 1..L-1.
+    """
+    X, L, activations, slope = prepare_forward(X, parameters, activations, negative_slope)
+    A, caches, masks = X, [], []
+    for l in range(1, L + 1):
+        A, cache = linear_activation_forward(
+            A, parameters[f"W{l}"], parameters[f"b{l}"], activations[l - 1], negative_slope=slope
+        )
+        caches.append(cache)
+        if l < L:
+            D = dropout_mask(A.shape, keep_prob, seed, step, l)
+            A = A * D / keep_prob
+            masks.append(D)
+    return A, caches, masks
+
+
+def backward_with_dropout(AL, Y, caches, activations, masks, keep_prob, *, negative_slope=0.01):
+    """Backward propagation through the masks of :func:`forward_with_dropout`."""
+    AL, Y, caches, activations = prepare_backward(AL, Y, caches, activations)
+    L = len(caches)
+    grads = {}
+    dA = cost_gradient(AL, Y, activations[-1])
+    for l in range(L, 0, -1):
+        if l < L:
+            dA = dA * masks[l - 1] / keep_prob
+        dA, dW, db = linear_activation_backward(
+            dA, caches[l - 1], activations[l - 1], negative_slope=negative_slope
+        )
+        grads[f"dA{l - 1}"], grads[f"dW{l}"], grads[f"db{l}"] = dA, dW, db
+    return grads
 
 
 # ---------------------------------------------------------------- predict

@@ -114,12 +114,15 @@ def activation_forward(Z, code, slope, A):
 
 
 @njit(**JIT)
-def derivative_from_output(dA, A, code, slope, dZ):
-    """dZ = dA * g'(z) given A = g(z) (not for SOFTMAX); dZ may be dA."""
+def derivative_from_output(dA, A, code, slope, a_scale, dZ):
+    """dZ = dA * g'(z) given A = g(z) / a_scale (not for SOFTMAX); dZ may be dA or A.
+
+    ``a_scale`` is 1 except under inverted dropout, where A holds g(z)/keep_prob.
+    """
     n, m = A.shape
     for i in range(n):
         for j in range(m):
-            dZ[i, j] = dA[i, j] * _dg(A[i, j], code, slope)
+            dZ[i, j] = dA[i, j] * _dg(A[i, j] * a_scale, code, slope)
 
 
 @njit(**JIT)
@@ -142,4 +145,4 @@ def activation_backward(dA, Z, code, slope, dZ):
     if code == SOFTMAX:
         softmax_backward_columns(dA, dZ.copy(), dZ)
     else:
-        derivative_from_output(dA, dZ, code, slope, dZ)
+        derivative_from_output(dA, dZ, code, slope, one_like(slope), dZ)

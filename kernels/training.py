@@ -24,7 +24,8 @@ from numba import njit
 
 from ._config import JIT
 from ._scalars import cast_like, one_like
-from .activations import SOFTMAX, bias_activation, derivative_from_output
+from .activations import bias_activation, derivative_from_output
+from .dropout import dropout_backward, dropout_forward, layer_key
 from .linear import row_sums
 from .losses import cost_sum, output_delta
 from .updates import BC1, BC2, apply_update
@@ -62,15 +63,23 @@ def sum_squares_weights(theta, dims, offW):
 
 
 @njit(**JIT)
-def forward_into(Xk, dims, codes, slope, theta, offW, offb, acts, aoff):
-    """Forward pass of a batch ``Xk`` (mb, n0); returns A[L] (a view into acts)."""
+def forward_into(Xk, dims, codes, slope, theta, offW, offb, acts, aoff, keep_prob, seed, step):
+    """Forward pass of a batch ``Xk`` (mb, n0); returns A[L] (a view into acts).
+
+    With ``keep_prob < 1`` the hidden activations get inverted dropout with the
+    masks of optimizer step ``step``.
+    """
     mb = Xk.shape[0]
     L = dims.shape[0] - 1
     W = _matrix(theta, offW[0], dims[1], dims[0])
     A = _matrix(acts, aoff[0], dims[1], mb)
+    dropout = keep_prob < 1.0
+    inv_keep = cast_like(1.0 / keep_prob, slope)
     np.dot(W, Xk.T, A)
     bias_activation(A, _column(theta, offb[0], dims[1]), codes[0], slope, A)
     for l in range(1, L):
+        if dropout:
+            dropout_forward(A, layer_key(seed, step, l), keep_prob, inv_keep)
         A_prev = A
         W = _matrix(theta, offW[l], dims[l + 1], dims[l])
         A = _matrix(acts, aoff[l], dims[l + 1], mb)
@@ -81,7 +90,7 @@ def forward_into(Xk, dims, codes, slope, theta, offW, offb, acts, aoff):
 
 @njit(**JIT)
 def loss_and_gradient(Xk, Yk, dims, codes, slope, loss_code, l2, theta, grad,
-                      offW, offb, acts, scratch):
+                      offW, offb, acts, scratch, keep_prob, seed, step):
     """Cost of the batch and its gradient (written into ``grad``).
 
     Xk (mb, n0), Yk (mb, nL). The cost is the mean loss over the batch plus
@@ -90,7 +99,7 @@ def loss_and_gradient(Xk, Yk, dims, codes, slope, loss_code, l2, theta, grad,
     mb = Xk.shape[0]
     L = dims.shape[0] - 1
     aoff = activation_offsets(dims, mb)
-    AL = forward_into(Xk, dims, codes, slope, theta, offW, offb, acts, aoff)
+    AL = forward_into(Xk, dims, codes, slope, theta, offW, offb, acts, aoff, keep_prob, seed, step)
     cost = cost_sum(AL, Yk.T, loss_code) / mb
     if l2 > 0:
         cost += l2 / (2.0 * mb) * sum_squares_weights(theta, dims, offW)
@@ -106,7 +115,13 @@ def loss_and_gradient(Xk, Yk, dims, codes, slope, loss_code, l2, theta, grad,
         row_sums(dZ, one, _column(grad, offb[l], dims[l + 1]))
         dA = _matrix(scratch, 0, dims[l], mb)
         np.dot(W.T, dZ, dA)
-        derivative_from_output(dA, A_prev, codes[l - 1], slope, A_prev)
+        a_scale = one
+        if keep_prob < 1.0:
+            # A_prev holds g(Z)·mask/keep_prob: mask dA the same way, and read
+            # g(Z) back as A_prev·keep_prob (dropped units have dA = 0 anyway).
+            a_scale = cast_like(keep_prob, one)
+            dropout_backward(dA, layer_key(seed, step, l), keep_prob, cast_like(1.0 / keep_prob, one))
+        derivative_from_output(dA, A_prev, codes[l - 1], slope, a_scale, A_prev)
         dZ = A_prev
     np.dot(dZ, Xk, _matrix(grad, offW[0], dims[1], dims[0]))
     row_sums(dZ, one, _column(grad, offb[0], dims[1]))
@@ -127,14 +142,15 @@ def _all_finite(x):
 
 
 @njit(**JIT)
-def train_epoch(X, Y, order, batch_size, dims, codes, slope, loss_code, l2,
+def train_epoch(X, Y, order, batch_size, dims, codes, slope, loss_code, l2, keep_prob, seed,
                 theta, grad, v, s, opt_code, hyper, beta1, beta2, t,
                 offW, offb, acts, scratch, Xb, Yb, batch_costs):
     """One epoch of mini-batch training; updates theta, v, s in place.
 
     ``order`` is the sample order for this epoch (empty: take the rows as they
     are, with no gather copy). ``t`` is the optimizer step before the epoch.
-    ``batch_costs[k]`` receives the cost of batch k.
+    ``batch_costs[k]`` receives the cost of batch k. Batch k is optimizer step
+    ``t + k + 1``, which also selects its dropout masks.
 
     Returns
     -------
@@ -157,12 +173,12 @@ def train_epoch(X, Y, order, batch_size, dims, codes, slope, loss_code, l2,
         else:
             Xk = X[start:start + mb]
             Yk = Y[start:start + mb]
+        step = t + k + 1
         cost = loss_and_gradient(Xk, Yk, dims, codes, slope, loss_code, l2, theta, grad,
-                                 offW, offb, acts, scratch)
+                                 offW, offb, acts, scratch, keep_prob, seed, step)
         batch_costs[k] = cost
         if not np.isfinite(cost) or not _all_finite(grad):
             return k
-        step = t + k + 1
         hyper[BC1] = 1.0 - beta1 ** step
         hyper[BC2] = 1.0 - beta2 ** step
         apply_update(theta, grad, v, s, opt_code, hyper)
@@ -182,6 +198,7 @@ def predict_output(X, dims, codes, slope, theta, offW, offb, chunk):
     for start in range(0, m, chunk):
         mb = min(chunk, m - start)
         aoff = activation_offsets(dims, mb)
-        AL = forward_into(X[start:start + mb], dims, codes, slope, theta, offW, offb, acts, aoff)
+        AL = forward_into(X[start:start + mb], dims, codes, slope, theta, offW, offb, acts, aoff,
+                          1.0, 0, 0)
         out[:, start:start + mb] = AL
     return out

@@ -1,0 +1,1 @@
+"""asv benchmarks of deepnet_fast: training, prediction, kernels and compilation."""

@@ -1,0 +1,85 @@
+"""Training: one epoch's time, a fit's peak memory, and cost and accuracy after
+a fixed number of epochs (so that a fast but wrong kernel shows up)."""
+
+from deepnet_fast.bench import BackendUnavailable, make_data, make_trainer
+
+from .common import (
+    DTYPES,
+    TRACK_EPOCHS,
+    TRAINING_PARAM_NAMES,
+    TRAINING_PARAMS,
+    WORKLOADS,
+    Benchmark,
+    check_backend,
+    check_case,
+    get_data,
+    get_trainer,
+    new_trainer,
+)
+
+
+class TrainingEpoch(Benchmark):
+    """Seconds per training epoch, after a warm-up epoch done in ``setup``."""
+
+    params = TRAINING_PARAMS
+    param_names = TRAINING_PARAM_NAMES
+
+    def setup(self, workload, dtype, backend):
+        self.trainer = get_trainer(workload, dtype, backend)
+
+    def time_epoch(self, workload, dtype, backend):
+        self.trainer.train(1)
+
+
+class FitMemory(Benchmark):
+    """Peak resident memory of building a model and fitting one epoch."""
+
+    params = TRAINING_PARAMS
+    param_names = TRAINING_PARAM_NAMES
+
+    def setup(self, workload, dtype, backend):
+        check_backend(backend)
+        self.X, self.y = get_data(workload, dtype)
+
+    def peakmem_fit(self, workload, dtype, backend):
+        new_trainer(workload, dtype, backend, self.X, self.y, warmup=True)
+
+
+class Convergence(Benchmark):
+    """Training cost and accuracy after ``TRACK_EPOCHS[workload]`` epochs from
+    the seeded initial weights (``setup_cache`` trains every case once)."""
+
+    params = TRAINING_PARAMS
+    param_names = TRAINING_PARAM_NAMES
+    timeout = 1800
+
+    def setup_cache(self):
+        results = {}
+        for workload, w in WORKLOADS.items():
+            for dtype in DTYPES:
+                if dtype not in w.dtypes:
+                    continue
+                X, y = make_data(workload, dtype)
+                for backend in TRAINING_PARAMS[2]:
+                    try:
+                        trainer = make_trainer(backend, workload, X, y, dtype, warmup=False)
+                    except BackendUnavailable:
+                        continue
+                    trainer.train(TRACK_EPOCHS[workload])
+                    results[workload, dtype, backend] = (trainer.cost(), trainer.accuracy())
+        return results
+
+    def setup(self, results, workload, dtype, backend):
+        check_case(workload, dtype)
+        if (workload, dtype, backend) not in results:
+            raise NotImplementedError(f"{backend} is not available")
+
+    def track_final_cost(self, results, workload, dtype, backend):
+        return results[workload, dtype, backend][0]
+
+    track_final_cost.unit = "cross-entropy"
+
+    def track_accuracy(self, results, workload, dtype, backend):
+        return results[workload, dtype, backend][1]
+
+    track_accuracy.unit = "fraction"

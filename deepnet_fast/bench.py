@@ -1,0 +1,585 @@
+"""``deepnet-fast bench``: training throughput of each backend on the standard workloads.
+
+The workload table (``WORKLOADS``) is the one the asv suite in
+``asv_benchmarks/`` imports, so the command line and asv time the same work.
+
+Every backend trains the same network (layer sizes, activations, loss, batch
+size, learning rate, plain gradient descent without momentum or L2) on the
+same data:
+
+- ``compiled`` and ``reference``: :class:`deepnet_fast.DeepNet` with that backend;
+- ``sklearn``: :class:`sklearn.neural_network.MLPClassifier` (``solver="sgd"``,
+  one epoch per ``partial_fit``);
+- ``torch``: ``nn.Sequential`` of ``Linear`` + activation, ``CrossEntropyLoss``
+  or ``BCEWithLogitsLoss``, ``torch.optim.SGD``, a plain loop over shuffled index
+  batches (no DataLoader). Skipped with a note when PyTorch is not installed.
+
+One warm-up epoch per backend (it also triggers Numba's compile or cache load)
+is excluded from the timings; then every repeat trains ``--epochs`` epochs and
+the median is reported as samples per second, with all backends of a workload
+measured in the same run, repeats interleaved so that load from other processes
+affects all of them alike.
+
+Training FLOPs are counted as ``6 * sum(n[l] * n[l-1])`` per sample: 2 per
+weight in the forward product, 4 in the backward products (dW and dA[l-1]); the
+first layer's dA[0], which nobody computes, is counted too, and biases,
+activations and the update are ignored. Random data are drawn from a seeded
+generator with labels from a random linear "teacher", so that training has
+something to learn; ``digits-small`` uses scikit-learn's digits scaled to [0, 1].
+"""
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+__all__ = [
+    "WORKLOADS", "BACKENDS", "Workload", "BackendUnavailable", "cases", "make_data",
+    "make_trainer", "import_torch", "quick_samples", "training_flops_per_sample",
+    "matmul_gflops", "format_table", "add_arguments", "run", "main",
+]
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One benchmark network and its data.
+
+    ``batch_size=None`` is full-batch gradient descent; ``dtypes`` lists the
+    precisions the workload runs in; ``matmul`` is ``(m, k, n, dtype)`` of a
+    NumPy product whose GFLOP/s the compiled epoch is compared with.
+    """
+
+    layer_dims: tuple
+    hidden_activation: str
+    output_activation: str
+    n_samples: int
+    batch_size: object
+    dtypes: tuple
+    learning_rate: float
+    data: str = "random"
+    matmul: object = None
+
+
+WORKLOADS = {
+    # The course's cat classifier: full batch, dominated by the tall-skinny
+    # first layer (20 x 12288) @ (12288 x 209).
+    "course-cat": Workload((12288, 20, 7, 5, 1), "relu", "sigmoid", 209, None, ("float64",),
+                           0.0075, matmul=(20, 12288, 209, "float64")),
+    "digits-small": Workload((64, 32, 10), "relu", "softmax", 1797, 32, ("float32", "float64"),
+                             0.05, data="digits"),
+    "mnist-medium": Workload((784, 256, 128, 10), "relu", "softmax", 10_000, 128, ("float32",),
+                             0.05),
+    "wide-large": Workload((1024, 2048, 2048, 10), "relu", "softmax", 8192, 512, ("float32",),
+                           0.05, matmul=(2048, 2048, 2048, "float32")),
+    "tanh-medium": Workload((784, 256, 128, 10), "tanh", "softmax", 10_000, 128, ("float32",),
+                            0.05),
+}
+
+BACKENDS = ("compiled", "reference", "sklearn", "torch")
+PEERS = ("reference", "sklearn", "torch")
+
+
+class BackendUnavailable(RuntimeError):
+    """The backend's library is not installed (PyTorch is optional)."""
+
+
+def cases(workloads=None, dtypes=None):
+    """``(name, dtype)`` pairs of the given workloads (all by default)."""
+    names = list(WORKLOADS) if workloads is None else list(workloads)
+    return [(name, dt) for name in names for dt in WORKLOADS[name].dtypes
+            if dtypes is None or dt in dtypes]
+
+
+def quick_samples(workload):
+    """The sample count of ``--quick``: two batches, at least 256 samples."""
+    w = WORKLOADS[workload] if isinstance(workload, str) else workload
+    batch = w.batch_size or w.n_samples
+    return min(w.n_samples, max(2 * batch, 256))
+
+
+def training_flops_per_sample(layer_dims):
+    """``6 * sum(n[l] * n[l-1])``: forward 2, backward 4 flops per weight."""
+    return 6 * sum(a * b for a, b in zip(layer_dims[:-1], layer_dims[1:]))
+
+
+# ---------------------------------------------------------------- data
+
+
+def make_data(workload, dtype=None, n_samples=None, seed=0):
+    """Training data of a workload.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features), C-contiguous, of ``dtype``
+    y : ndarray of shape (n_samples,)
+        int64 class labels (0/1 for a sigmoid output).
+    """
+    w = WORKLOADS[workload]
+    dtype = np.dtype(dtype or w.dtypes[0])
+    n = w.n_samples if n_samples is None else int(n_samples)
+    n0, nL = w.layer_dims[0], w.layer_dims[-1]
+    if w.data == "digits":
+        from sklearn.datasets import load_digits
+        X, y = load_digits(return_X_y=True)
+        if n > X.shape[0]:
+            raise ValueError(f"{workload} has {X.shape[0]} samples; asked for {n}")
+        return np.ascontiguousarray(X[:n] / 16.0, dtype=dtype), y[:n].astype(np.int64)
+    rng = np.random.default_rng(seed)
+    if w.output_activation == "sigmoid":
+        # Pixel-like inputs in [0, 1), as the course's images.
+        X = rng.random((n, n0), dtype=np.float32)
+        score = (X - 0.5) @ rng.standard_normal(n0, dtype=np.float32)
+        y = (score > np.median(score)).astype(np.int64)
+    else:
+        X = rng.standard_normal((n, n0), dtype=np.float32)
+        teacher = rng.standard_normal((n0, nL), dtype=np.float32)
+        y = np.argmax(X @ teacher, axis=1).astype(np.int64)
+    return np.ascontiguousarray(X, dtype=dtype), y
+
+
+# ---------------------------------------------------------------- trainers
+
+
+def _mean_log_loss(P, y):
+    """Mean cross-entropy of probabilities P (n, k), or P (n,) of class 1."""
+    eps = 1e-12
+    P = np.asarray(P, dtype=np.float64)
+    if P.ndim == 1 or P.shape[1] == 1:
+        p = np.clip(P.reshape(-1), eps, 1 - eps)
+        return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
+    return float(-np.mean(np.log(np.clip(P[np.arange(len(y)), y], eps, None))))
+
+
+class _Trainer:
+    """A model of one backend bound to its training data.
+
+    ``train(k)`` runs k epochs continuing from the current state; ``cost()``
+    and ``accuracy()`` score the training data with the same formula for
+    every backend.
+    """
+
+    def __init__(self, workload, X, y, dtype, seed=0, threads=None):
+        self.workload = WORKLOADS[workload]
+        self.X, self.y = X, y
+        self.dtype = np.dtype(dtype)
+        self.seed = seed
+        self.threads = threads
+        self.batch_size = self.workload.batch_size or X.shape[0]
+
+    def cost(self):
+        return _mean_log_loss(self.predict_proba(self.X), self.y)
+
+    def accuracy(self):
+        return float(np.mean(self.predict(self.X) == self.y))
+
+
+class DeepNetTrainer(_Trainer):
+    def __init__(self, backend, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from .network import DeepNet
+        w = self.workload
+        self.net = DeepNet(w.layer_dims, w.hidden_activation, w.output_activation, seed=self.seed,
+                           dtype=self.dtype.name, backend=backend)
+        self._fit = dict(learning_rate=w.learning_rate, batch_size=w.batch_size, optimizer="gd",
+                         verbose=0, warm_start=True)
+
+    def train(self, epochs=1):
+        self.net.fit(self.X, self.y, epochs=epochs, **self._fit)
+
+    def predict(self, X):
+        return self.net.predict(X)
+
+    def predict_proba(self, X):
+        return self.net.predict_proba(X)
+
+
+class SklearnTrainer(_Trainer):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        try:
+            from sklearn.neural_network import MLPClassifier
+        except ImportError as exc:  # pragma: no cover - scikit-learn is a dependency
+            raise BackendUnavailable(f"scikit-learn is not importable ({exc})") from exc
+        w = self.workload
+        self.model = MLPClassifier(
+            hidden_layer_sizes=w.layer_dims[1:-1], activation=w.hidden_activation, solver="sgd",
+            learning_rate="constant", learning_rate_init=w.learning_rate, momentum=0.0,
+            nesterovs_momentum=False, alpha=0.0, batch_size=self.batch_size, shuffle=True,
+            random_state=self.seed, tol=0.0, n_iter_no_change=10**9, early_stopping=False)
+        self._classes = np.arange(max(2, w.layer_dims[-1]))
+
+    def train(self, epochs=1):
+        # partial_fit is one epoch over the data: shuffled mini-batches of
+        # batch_size, learning rate fixed, no convergence check.
+        for _ in range(epochs):
+            self.model.partial_fit(self.X, self.y, classes=self._classes)
+
+    def predict(self, X):
+        return self.model.predict(X)
+
+    def predict_proba(self, X):
+        P = self.model.predict_proba(X)
+        return P[:, 1] if self.workload.layer_dims[-1] == 1 else P
+
+
+_TORCH_ACTIVATIONS = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid",
+                      "leaky_relu": "LeakyReLU", "identity": "Identity"}
+
+
+def import_torch():
+    try:
+        import torch
+    except ImportError as exc:
+        raise BackendUnavailable(f"PyTorch is not installed ({exc})") from exc
+    return torch
+
+
+class TorchTrainer(_Trainer):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        torch = self.torch = import_torch()
+        from torch import nn
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        torch.manual_seed(self.seed)
+        w = self.workload
+        tdtype = {"float32": torch.float32, "float64": torch.float64}[self.dtype.name]
+        layers = []
+        L = len(w.layer_dims) - 1
+        for l in range(1, L + 1):
+            layers.append(nn.Linear(w.layer_dims[l - 1], w.layer_dims[l]))
+            if l < L:
+                layers.append(getattr(nn, _TORCH_ACTIVATIONS[w.hidden_activation])())
+        self.model = nn.Sequential(*layers).to(tdtype)
+        self.Xt = torch.from_numpy(self.X)
+        if w.output_activation == "softmax":
+            self.loss = nn.CrossEntropyLoss()
+            self.Yt = torch.from_numpy(self.y)
+        else:
+            self.loss = nn.BCEWithLogitsLoss()
+            self.Yt = torch.from_numpy(self.y.reshape(-1, 1).astype(self.dtype))
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=w.learning_rate, momentum=0.0)
+        self.gen = torch.Generator().manual_seed(self.seed)
+
+    def _step(self, xb, yb):
+        self.opt.zero_grad(set_to_none=True)
+        self.loss(self.model(xb), yb).backward()
+        self.opt.step()
+
+    def train(self, epochs=1):
+        n, B = self.Xt.shape[0], self.batch_size
+        for _ in range(epochs):
+            if B >= n:
+                self._step(self.Xt, self.Yt)
+                continue
+            order = self.torch.randperm(n, generator=self.gen)
+            for start in range(0, n, B):
+                idx = order[start:start + B]
+                self._step(self.Xt[idx], self.Yt[idx])
+
+    def _logits(self, X):
+        with self.torch.no_grad():
+            return self.model(self.torch.from_numpy(np.ascontiguousarray(X, dtype=self.dtype)))
+
+    def predict_proba(self, X):
+        Z = self._logits(X)
+        if self.workload.output_activation == "softmax":
+            return self.torch.softmax(Z, dim=1).numpy()
+        return self.torch.sigmoid(Z).numpy()[:, 0]
+
+    def predict(self, X):
+        Z = self._logits(X)
+        if self.workload.output_activation == "softmax":
+            return Z.argmax(dim=1).numpy()
+        return (Z[:, 0] > 0).numpy().astype(np.int64)
+
+
+_TRAINERS = {
+    "compiled": lambda *a, **k: DeepNetTrainer("compiled", *a, **k),
+    "reference": lambda *a, **k: DeepNetTrainer("reference", *a, **k),
+    "sklearn": SklearnTrainer,
+    "torch": TorchTrainer,
+}
+
+
+def make_trainer(backend, workload, X, y, dtype, *, warmup=True, seed=0, threads=None):
+    """A trainer of ``backend`` on ``(X, y)``; with ``warmup`` one epoch is
+    trained at once (that also compiles or loads the Numba kernels).
+
+    Raises
+    ------
+    BackendUnavailable
+        When the backend's library is not installed.
+    """
+    if backend not in _TRAINERS:
+        raise ValueError(f"backend must be one of {list(BACKENDS)}; got {backend!r}")
+    trainer = _TRAINERS[backend](workload, X, y, dtype, seed=seed, threads=threads)
+    if warmup:
+        trainer.train(1)
+    return trainer
+
+
+# ---------------------------------------------------------------- measurement
+
+
+def matmul_gflops(m, k, n, dtype, repeat=5, seed=0):
+    """Median GFLOP/s of a NumPy ``(m, k) @ (k, n)`` product (2mkn flops)."""
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((m, k)).astype(dtype)
+    B = rng.standard_normal((k, n)).astype(dtype)
+    out = np.empty((m, n), dtype=dtype)
+    np.matmul(A, B, out=out)
+    # Time batches of at least ~50 ms so that small products are measurable.
+    start = time.perf_counter()
+    np.matmul(A, B, out=out)
+    inner = max(1, int(0.05 / max(time.perf_counter() - start, 1e-9)))
+    seconds = []
+    for _ in range(max(1, repeat)):
+        start = time.perf_counter()
+        for _ in range(inner):
+            np.matmul(A, B, out=out)
+        seconds.append((time.perf_counter() - start) / inner)
+    return 2.0 * m * k * n / statistics.median(seconds) / 1e9
+
+
+def _comma_list(text):
+    return [v for v in (s.strip() for s in text.split(",")) if v]
+
+
+def add_arguments(parser):
+    """Add the options of ``deepnet-fast bench`` to an argparse parser."""
+    parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    parser.add_argument("--workloads", type=_comma_list, default=list(WORKLOADS),
+                        help=f"comma-separated workloads, from {', '.join(WORKLOADS)}")
+    parser.add_argument("--backends", type=_comma_list, default=list(BACKENDS),
+                        help=f"comma-separated backends, from {', '.join(BACKENDS)}")
+    parser.add_argument("--dtypes", type=_comma_list, default=None,
+                        help="restrict to these dtypes (default: each workload's own)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="timed measurements per backend (the median is reported)")
+    parser.add_argument("--epochs", type=int, default=1, help="epochs per timed measurement")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for BLAS, Numba and PyTorch (default: all cores)")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: few samples per workload (at least two batches)")
+    parser.add_argument("--json", metavar="PATH", help="also save the results as JSON")
+    parser.add_argument("--seed", type=int, default=0, help="seed of data and initial weights")
+    return parser
+
+
+def _check_args(args):
+    workloads = list(getattr(args, "workloads", None) or WORKLOADS)
+    if workloads == ["all"]:
+        workloads = list(WORKLOADS)
+    backends = list(getattr(args, "backends", None) or BACKENDS)
+    if backends == ["all"]:
+        backends = list(BACKENDS)
+    for name in workloads:
+        if name not in WORKLOADS:
+            raise ValueError(f"--workloads: unknown workload {name!r}; choose from {list(WORKLOADS)}")
+    for name in backends:
+        if name not in BACKENDS:
+            raise ValueError(f"--backends: unknown backend {name!r}; choose from {list(BACKENDS)}")
+    dtypes = getattr(args, "dtypes", None)
+    for dt in dtypes or ():
+        if dt not in ("float32", "float64"):
+            raise ValueError(f"--dtypes: expected float32 and/or float64; got {dt!r}")
+    repeat = int(getattr(args, "repeat", 3))
+    epochs = int(getattr(args, "epochs", 1))
+    threads = getattr(args, "threads", None)
+    if repeat < 1 or epochs < 1 or (threads is not None and threads < 1):
+        raise ValueError("--repeat, --epochs and --threads must be positive integers")
+    selected = cases(workloads, dtypes)
+    if not selected:
+        raise ValueError(f"no workload of {workloads} runs in {dtypes}")
+    # compiled first, so that ratios read compiled / the rest.
+    backends = [b for b in BACKENDS if b in backends]
+    return selected, backends, repeat, epochs, threads
+
+
+def _default_threads():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
+
+
+def _load_average():
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # pragma: no cover - not on Unix
+        return None
+
+
+def _versions():
+    import numba
+    import sklearn
+    out = {"python": platform.python_version(), "numpy": np.__version__,
+           "numba": numba.__version__, "scikit-learn": sklearn.__version__}
+    try:
+        out["torch"] = import_torch().__version__
+    except BackendUnavailable:
+        out["torch"] = None
+    return out
+
+
+def _measure_case(name, dtype, backends, repeat, epochs, threads, quick, seed, notes):
+    w = WORKLOADS[name]
+    n = quick_samples(name) if quick else w.n_samples
+    X, y = make_data(name, dtype, n, seed=seed)
+    record = {"workload": name, "dtype": dtype, "n_samples": n,
+              "batch_size": w.batch_size, "layer_dims": list(w.layer_dims),
+              "epochs_per_measurement": epochs, "repeat": repeat,
+              "flops_per_sample": training_flops_per_sample(w.layer_dims),
+              "warmup_seconds": {}, "seconds": {}, "samples_per_s": {}, "errors": {}}
+    trainers = {}
+    for b in backends:
+        start = time.perf_counter()
+        try:
+            trainers[b] = make_trainer(b, name, X, y, dtype, seed=seed, threads=threads)
+        except BackendUnavailable as exc:
+            notes.setdefault(b, f"{b}: skipped: {exc}")
+            continue
+        except Exception as exc:  # noqa: BLE001 - report and go on with the others
+            record["errors"][b] = f"{type(exc).__name__}: {exc}"
+            continue
+        record["warmup_seconds"][b] = time.perf_counter() - start
+        record["seconds"][b] = []
+    for _ in range(repeat):
+        for b, trainer in list(trainers.items()):
+            start = time.perf_counter()
+            try:
+                trainer.train(epochs)
+            except Exception as exc:  # noqa: BLE001
+                record["errors"][b] = f"{type(exc).__name__}: {exc}"
+                del trainers[b], record["seconds"][b]
+                continue
+            record["seconds"][b].append(time.perf_counter() - start)
+    for b, secs in record["seconds"].items():
+        record["samples_per_s"][b] = n * epochs / statistics.median(secs)
+    comp = record["samples_per_s"].get("compiled")
+    record["ratios"] = {f"compiled/{p}": comp / record["samples_per_s"][p]
+                        for p in PEERS if comp and p in record["samples_per_s"]}
+    record["gflops"] = {b: v * record["flops_per_sample"] / 1e9
+                        for b, v in record["samples_per_s"].items()}
+    return record
+
+
+def _fmt_rate(v):
+    if v is None:
+        return "-"
+    return f"{v:,.0f}"
+
+
+def _fmt_ratio(v):
+    return "-" if v is None else f"{v:.2f}"
+
+
+def format_table(results, backends):
+    """The printed table of samples/s and ratios."""
+    head = ["workload", "dtype", "samples", "batch"] + list(backends)
+    head += [f"comp/{p}" for p in PEERS if p in backends and "compiled" in backends]
+    rows = []
+    for r in results:
+        row = [r["workload"], r["dtype"], str(r["n_samples"]), str(r["batch_size"] or "full")]
+        row += [_fmt_rate(r["samples_per_s"].get(b)) if b not in r["errors"] else "error"
+                for b in backends]
+        row += [_fmt_ratio(r["ratios"].get(f"compiled/{p}"))
+                for p in PEERS if p in backends and "compiled" in backends]
+        rows.append(row)
+    widths = [max(len(x) for x in col) for col in zip(head, *rows)]
+    left = 2
+    lines = ["  ".join(x.ljust(wd) if i < left else x.rjust(wd) for i, (x, wd) in
+                       enumerate(zip(line, widths))) for line in [head] + rows]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def run(args):
+    """Run the benchmark described by parsed ``args``; returns the exit status."""
+    selected, backends, repeat, epochs, threads = _check_args(args)
+    threads = threads or _default_threads()
+    quick = bool(getattr(args, "quick", False))
+    seed = int(getattr(args, "seed", 0) or 0)
+    json_path = getattr(args, "json", None)
+
+    from threadpoolctl import threadpool_limits
+    import numba
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    versions = _versions()
+    print(f"deepnet-fast bench: samples/s of one training epoch{'s' if epochs > 1 else ''} "
+          f"({epochs} per measurement, median of {repeat}), {threads} thread(s)"
+          f"{', --quick sample counts' if quick else ''}")
+    print("  " + ", ".join(f"{k} {v}" for k, v in versions.items() if v))
+    load = _load_average()
+    if load is not None:
+        busy = load > 0.5
+        print(f"  load average {load:.2f} on {os.cpu_count()} cores before the run"
+              + ("; other processes are running: expect noisy timings" if busy else ""))
+    notes, results, flops = {}, [], []
+    status = 0
+    with threadpool_limits(limits=threads):
+        for name, dtype in selected:
+            r = _measure_case(name, dtype, backends, repeat, epochs, threads, quick, seed, notes)
+            results.append(r)
+            if r["errors"]:
+                status = 1
+            mm = WORKLOADS[name].matmul
+            if mm is not None and "compiled" in r["samples_per_s"]:
+                m, k, n, mdt = mm
+                base = matmul_gflops(m, k, n, mdt, repeat=max(3, repeat))
+                flops.append({"workload": name, "dtype": dtype, "gflops": r["gflops"],
+                              "matmul": f"({m}x{k}) @ ({k}x{n}) {mdt}", "matmul_gflops": base,
+                              "compiled_fraction_of_matmul": r["gflops"]["compiled"] / base})
+    print()
+    print(format_table(results, backends))
+    if "compiled" in backends and len(backends) > 1:
+        print("comp/X: samples/s of compiled divided by those of X (> 1: compiled is faster).")
+    if flops:
+        print()
+        print("GFLOP/s of a training epoch, counting 6*sum(n[l]*n[l-1]) flops per sample "
+              "(forward 2 + backward 4 per weight), against a NumPy matmul measured in this run:")
+        for f in flops:
+            peers = ", ".join(f"{b} {v:.1f}" for b, v in f["gflops"].items())
+            print(f"  {f['workload']} {f['dtype']}: {peers}; np.matmul {f['matmul']}: "
+                  f"{f['matmul_gflops']:.1f} -> compiled at {f['compiled_fraction_of_matmul']:.0%} "
+                  "of that matmul")
+    for r in results:
+        for b, err in r["errors"].items():
+            print(f"error: {r['workload']} {r['dtype']} {b}: {err}", file=sys.stderr)
+    for note in notes.values():
+        print(f"note: {note}")
+    if json_path:
+        payload = {"command": "deepnet-fast bench", "threads": threads, "quick": quick,
+                   "versions": versions, "cpu_count": os.cpu_count(), "load_average": load,
+                   "workloads": {k: asdict(WORKLOADS[k]) for k, _ in selected},
+                   "results": results, "flops": flops, "notes": list(notes.values())}
+        with open(json_path, "w", encoding="utf-8") as fh:
+            json.dump(payload, fh, indent=2, default=_json_default)
+        print(f"results saved to {json_path}")
+    return status
+
+
+def _json_default(obj):
+    if isinstance(obj, (np.integer, np.floating)):
+        return obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):  # pragma: no cover
+        return None
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def main(argv=None):
+    """``python -m deepnet_fast.bench``: the same as ``deepnet-fast bench``."""
+    parser = add_arguments(argparse.ArgumentParser(prog="deepnet-fast bench"))
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,630 @@
+"""scikit-learn estimators on :class:`~deepnet_fast.DeepNet`.
+
+:class:`DeepNetClassifier` and :class:`DeepNetRegressor` follow scikit-learn's
+``MLPClassifier`` and ``MLPRegressor`` with a stochastic solver: the same
+hyperparameter names where the meaning is the same, the same fitted attributes
+(``coefs_``, ``intercepts_``, ``loss_curve_``, ``n_iter_``, ...) and the same
+stopping rule, so they drop into pipelines, grid searches and cross-validation.
+
+The estimator owns the epoch loop (shuffling, the validation split, stopping,
+convergence warnings); each epoch is one ``DeepNet.fit(epochs=1,
+warm_start=True)`` call, that is one call of the compiled epoch kernel.
+
+Left out: sparse input, ``sample_weight``, the L-BFGS solver and
+scikit-learn's SGD learning-rate schedules.
+"""
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+
+from .network import DeepNet
+
+__all__ = ["DeepNetClassifier", "DeepNetRegressor"]
+
+# "logistic" is scikit-learn's name for the sigmoid; accepting it lets MLP
+# grids and configurations carry over unchanged.
+_HIDDEN_ACTIVATIONS = {"relu": "relu", "leaky_relu": "leaky_relu", "tanh": "tanh",
+                       "sigmoid": "sigmoid", "logistic": "sigmoid", "identity": "identity"}
+
+_COMMON_PARAMETERS = """\
+    hidden_layer_sizes : array-like of int or int, default=(100,)
+        Units of each hidden layer; ``()`` gives a network without hidden layer.
+    activation : {"relu", "leaky_relu", "tanh", "sigmoid", "logistic", \
+"identity"}, default="relu"
+        Activation of the hidden layers (``"logistic"`` is ``"sigmoid"``).
+    optimizer : {"adam", "gd", "momentum", "rmsprop"}, default="adam"
+        Update rule of :class:`~deepnet_fast.DeepNet` (``"gd"`` is plain
+        mini-batch gradient descent).
+    learning_rate : float, default=0.001
+        Step size α (scikit-learn's ``learning_rate_init``).
+    batch_size : int, "auto" or None, default="auto"
+        Mini-batch size; ``"auto"`` is ``min(200, n_samples)``, None is
+        full-batch gradient descent. Larger than the training set, it is clipped
+        to it (with a warning).
+    max_iter : int, default=200
+        Maximum number of epochs of one ``fit``.
+    alpha : float, default=0.0001
+        L2 penalty. It is passed unchanged as ``DeepNet``'s ``l2``: both add
+        ``alpha / (2 m) * sum ||W||^2`` to the cost of a mini-batch of ``m``
+        samples (biases are not penalised), exactly as ``MLPClassifier`` does.
+    beta1, beta2 : float, default=0.9, 0.999
+        Decay rates of Adam's moments (``beta2`` is also RMSprop's).
+    epsilon : float, default=1e-8
+        Adam's and RMSprop's denominator guard.
+    momentum : float, default=0.9
+        Coefficient of ``optimizer="momentum"``.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data (stratified for
+        classification) and stop when the validation score (accuracy or R²)
+        has not improved by ``tol`` for more than ``n_iter_no_change`` epochs;
+        the model then keeps the parameters of its best epoch.
+    validation_fraction : float, default=0.1
+        Share of the training data held out when ``early_stopping=True``.
+    n_iter_no_change : int, default=10
+        Epochs without improvement by at least ``tol`` before stopping. Without
+        early stopping the training loss is watched instead.
+    tol : float, default=1e-4
+        Improvement that counts.
+    shuffle : bool, default=True
+        Reshuffle the training samples every epoch (mini-batches only).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initial weights, the shuffling and the validation split.
+    dtype : {"float64", "float32"}, default="float64"
+        Precision of the network and of the computation.
+    backend : {"compiled", "reference"}, default="compiled"
+        ``"reference"`` trains through the NumPy reference implementation.
+    init : {"he", "xavier", "small"}, default="he"
+        Weight initialisation (biases start at zero).
+    verbose : int, default=0
+        Print the loss of every epoch when positive.
+    warm_start : bool, default=False
+        Continue from the previous solution instead of re-initialising.
+"""
+
+_COMMON_ATTRIBUTES = """\
+    loss_ : float
+        Training cost of the last epoch (L2 term included).
+    loss_curve_ : list of float
+        Training cost of every epoch since initialisation.
+    best_loss_ : float or None
+        Lowest training cost of the last ``fit`` (of all ``partial_fit`` calls);
+        None when ``early_stopping=True``.
+    validation_scores_ : list of float or None
+        Validation score of every epoch of the last ``fit`` with
+        ``early_stopping=True``, else None.
+    best_validation_score_ : float or None
+        Best of ``validation_scores_``; None without early stopping.
+    t_ : int
+        Number of training samples seen since initialisation.
+    coefs_ : list of ndarray of shape (n_in, n_out)
+        Weights of each layer in scikit-learn's orientation (``W.T``); copies.
+    intercepts_ : list of ndarray of shape (n_out,)
+        Biases of each layer; copies.
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features, when ``X`` has string column names.
+    n_iter_ : int
+        Epochs run by the last ``fit`` or ``partial_fit`` call.
+    n_layers_ : int
+        Number of layers, input and output layers included.
+    n_outputs_ : int
+        Number of output units.
+    out_activation_ : str
+        Activation of the output layer.
+    net_ : DeepNet
+        The underlying network (``net_.save(path)`` writes it to a model file).
+"""
+
+
+def _with_common_docs(cls):
+    cls.__doc__ = (cls.__doc__.replace("    {common_parameters}\n", _COMMON_PARAMETERS)
+                   .replace("    {common_attributes}\n", _COMMON_ATTRIBUTES))
+    return cls
+
+
+class _DeepNetEstimator(BaseEstimator):
+    """Hyperparameters, the epoch loop and the fitted attributes shared by both estimators."""
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(_HIDDEN_ACTIVATIONS))],
+        "optimizer": [StrOptions({"adam", "gd", "momentum", "rmsprop"})],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left"), None],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "beta1": [Interval(Real, 0, 1, closed="left")],
+        "beta2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "momentum": [Interval(Real, 0, 1, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "dtype": [StrOptions({"float32", "float64"}), Options(type, {np.float32, np.float64})],
+        "backend": [StrOptions({"compiled", "reference"})],
+        "init": [StrOptions({"he", "xavier", "small"})],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+    }
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, optimizer="adam",
+                 learning_rate=0.001, batch_size="auto", max_iter=200, alpha=0.0001, beta1=0.9,
+                 beta2=0.999, epsilon=1e-8, momentum=0.9, early_stopping=False,
+                 validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, shuffle=True,
+                 random_state=None, dtype="float64", backend="compiled", init="he", verbose=0,
+                 warm_start=False):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.alpha = alpha
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+        self.momentum = momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.dtype = dtype
+        self.backend = backend
+        self.init = init
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    # ------------------------------------------------------------ fitted views
+
+    @property
+    def coefs_(self):
+        params = self.net_.parameters
+        return [params[f"W{l}"].T for l in range(1, self.n_layers_)]
+
+    @property
+    def intercepts_(self):
+        params = self.net_.parameters
+        return [params[f"b{l}"][:, 0] for l in range(1, self.n_layers_)]
+
+    # ------------------------------------------------------------ training
+
+    def _fit(self, X, y, incremental):
+        first_pass = not hasattr(self, "net_") or (not self.warm_start and not incremental)
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        hidden = self._hidden_sizes()
+        X, Y = self._validate_input(X, y, incremental, reset=first_pass)
+        rng = check_random_state(self.random_state)
+        if first_pass:
+            self._initialize(X.shape[1], Y.shape[1], hidden, rng)
+        else:
+            self._check_same_network(Y.shape[1], hidden)
+        self._run_epochs(X, Y, incremental, rng)
+        return self
+
+    def _hidden_sizes(self):
+        sizes = self.hidden_layer_sizes
+        sizes = [sizes] if isinstance(sizes, Integral) else list(sizes)
+        if not all(isinstance(n, Integral) and not isinstance(n, bool) and n >= 1 for n in sizes):
+            raise ValueError("hidden_layer_sizes must hold positive integers (the units of each "
+                             f"hidden layer); got {self.hidden_layer_sizes!r}")
+        return [int(n) for n in sizes]
+
+    def _initialize(self, n_features, n_outputs, hidden, rng):
+        self.n_outputs_ = n_outputs
+        self.n_layers_ = len(hidden) + 2
+        self.out_activation_ = self._output_activation()
+        self.net_ = DeepNet([n_features, *hidden, n_outputs],
+                            hidden_activation=_HIDDEN_ACTIVATIONS[self.activation],
+                            output_activation=self.out_activation_, init=self.init,
+                            seed=int(rng.randint(np.iinfo(np.int32).max)),
+                            dtype=self.dtype, backend=self.backend)
+        self.t_ = 0
+        self.loss_curve_ = []
+
+    def _check_same_network(self, n_outputs, hidden):
+        # Continuing training cannot reshape the network: say so instead of
+        # silently training the old architecture.
+        net = self.net_
+        wanted = (hidden, _HIDDEN_ACTIVATIONS[self.activation] if hidden else None,
+                  np.dtype(self.dtype), self.backend)
+        current = (net.layer_dims[1:-1], net.activations[0] if net.n_layers > 1 else None,
+                   net.dtype, net.backend)
+        names = ("hidden_layer_sizes", "activation", "dtype", "backend")
+        changed = [name for name, a, b in zip(names, wanted, current) if a != b]
+        if changed:
+            raise ValueError(f"warm_start and partial_fit continue the fitted network and cannot "
+                             f"change {', '.join(changed)}; refit with warm_start=False")
+        if n_outputs != self.n_outputs_:
+            raise ValueError(f"y has {n_outputs} outputs but the fitted network has "
+                             f"{self.n_outputs_}; refit with warm_start=False")
+
+    def _run_epochs(self, X, Y, incremental, rng):
+        # Every fit has its own stopping record; partial_fit calls share one.
+        if not incremental or getattr(self, "best_loss_", None) is None:
+            self.best_loss_ = None if self.early_stopping else np.inf
+            self.validation_scores_ = [] if self.early_stopping else None
+            self.best_validation_score_ = -np.inf if self.early_stopping else None
+        X_val = Y_val = None
+        if self.early_stopping:
+            X, X_val, Y, Y_val = train_test_split(X, Y, test_size=self.validation_fraction,
+                                                  random_state=rng, stratify=self._strata(Y))
+            if X_val.shape[0] < 2:
+                raise ValueError(f"the validation set has {X_val.shape[0]} sample(s); increase "
+                                 "validation_fraction or the size of the dataset")
+        n_samples = X.shape[0]
+        batch_size = self._batch_size(n_samples)
+        epoch_args = dict(epochs=1, learning_rate=self.learning_rate, batch_size=batch_size,
+                          optimizer=self.optimizer, beta=self.momentum, beta1=self.beta1,
+                          beta2=self.beta2, epsilon=self.epsilon, l2=self.alpha,
+                          shuffle=False, verbose=0, warm_start=True)
+        best_parameters = None
+        no_improvement = 0
+        stopped = False
+        self.n_iter_ = 0
+        for _ in range(1 if incremental else self.max_iter):
+            X_epoch, Y_epoch = X, Y
+            if self.shuffle and batch_size < n_samples:
+                # Our own generator: DeepNet.fit re-seeds its shuffling on every
+                # call, which would repeat one order in every epoch.
+                order = rng.permutation(n_samples)
+                X_epoch, Y_epoch = X[order], Y[order]
+            history = self.net_.fit(X_epoch, Y_epoch, **epoch_args)
+            if history.interrupted:
+                stopped = True
+                break
+            self.loss_ = history.cost[0]
+            self.loss_curve_.append(self.loss_)
+            self.n_iter_ += 1
+            self.t_ += n_samples
+            if self.verbose:
+                print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
+            if X_val is None:
+                improved = self.loss_ <= self.best_loss_ - self.tol
+                self.best_loss_ = min(self.best_loss_, self.loss_)
+            else:
+                score = self.net_.score(X_val, Y_val)
+                self.validation_scores_.append(score)
+                improved = score >= self.best_validation_score_ + self.tol
+                if score > self.best_validation_score_:
+                    self.best_validation_score_ = score
+                    best_parameters = self.net_.parameters
+                if self.verbose:
+                    print(f"Validation score: {score:.6f}")
+            no_improvement = 0 if improved else no_improvement + 1
+            if no_improvement > self.n_iter_no_change:
+                stopped = True
+                if self.verbose:
+                    watched = "Validation score" if X_val is not None else "Training loss"
+                    print(f"{watched} did not improve more than tol={self.tol:g} for "
+                          f"{self.n_iter_no_change} consecutive epochs. Stopping.")
+                break
+        if not (incremental or stopped):
+            warnings.warn(f"Maximum iterations ({self.max_iter}) reached and the optimization "
+                          "hasn't converged yet.", ConvergenceWarning, stacklevel=3)
+        if best_parameters is not None:
+            self.net_.set_parameters(best_parameters)
+
+    def _batch_size(self, n_samples):
+        if self.batch_size is None:
+            return n_samples
+        if self.batch_size == "auto":
+            return min(200, n_samples)
+        if self.batch_size > n_samples:
+            warnings.warn(f"batch_size={self.batch_size} is larger than the {n_samples} training "
+                          f"samples; using {n_samples}", UserWarning, stacklevel=4)
+            return n_samples
+        return int(self.batch_size)
+
+    # ------------------------------------------------------------ inference
+
+    def _output(self, X):
+        """Output activations, shape (n_samples, n_outputs_)."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=self.net_.dtype, order="C")
+        return self.net_.predict_proba(X)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False
+        return tags
+
+
+@_with_common_docs
+class DeepNetClassifier(ClassifierMixin, _DeepNetEstimator):
+    """Deep network classifier for scikit-learn, trained by Numba-compiled epochs.
+
+    Two classes give one sigmoid output unit (binary cross-entropy), more
+    give a softmax layer (categorical cross-entropy); a label indicator matrix
+    gives one sigmoid unit per label (multi-label). Labels may be of any type,
+    strings included.
+
+    Parameters
+    ----------
+    {common_parameters}
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels (for multi-label targets, the label indices).
+    {common_attributes}
+
+    See Also
+    --------
+    DeepNetRegressor : The regressor.
+    deepnet_fast.DeepNet : The network underneath.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from deepnet_fast import DeepNetClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = DeepNetClassifier((16,), learning_rate=0.01, random_state=0).fit(X, y)
+    >>> clf.predict_proba(X[:2]).shape
+    (2, 3)
+    """
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, multi_output=True, dtype=np.dtype(self.dtype),
+                             order="C", reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        check_classification_targets(y)
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            binarizer = LabelBinarizer().fit(y)
+            if binarizer.y_type_ != "multilabel-indicator" and len(binarizer.classes_) < 2:
+                raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes; "
+                                 f"got 1 class: {binarizer.classes_}")
+            self._label_binarizer = binarizer
+            self.classes_ = binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start and not incremental and set(classes) != set(self.classes_):
+                raise ValueError("warm_start can only be used where y has the same classes as "
+                                 f"in the previous call to fit; previously got {self.classes_}, "
+                                 f"y has {classes}")
+            if len(np.setdiff1d(classes, self.classes_)):
+                raise ValueError(f"y has classes not in classes_ {self.classes_}: "
+                                 f"{np.setdiff1d(classes, self.classes_)}")
+        Y = self._label_binarizer.transform(y).astype(np.dtype(self.dtype))
+        return X, Y
+
+    def _output_activation(self):
+        return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "sigmoid"
+
+    def _strata(self, Y):
+        if self._label_binarizer.y_type_ == "multilabel-indicator":
+            return None
+        return Y[:, 0] if Y.shape[1] == 1 else Y.argmax(axis=1)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Train the network on ``(X, y)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Class labels, or a 0/1 label indicator matrix (multi-label).
+
+        Returns
+        -------
+        self : DeepNetClassifier
+            The fitted estimator.
+        """
+        return self._fit(X, y, incremental=False)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None):
+        """One epoch of mini-batches over ``(X, y)``, continuing from the current model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Class labels, or a 0/1 label indicator matrix (multi-label).
+        classes : array-like of shape (n_classes,), default=None
+            Every class the model will ever see, e.g. ``np.unique(y_all)``.
+            Required on the first call; ``y`` need not contain all of them.
+
+        Returns
+        -------
+        self : DeepNetClassifier
+            The updated estimator.
+        """
+        if not hasattr(self, "classes_"):
+            if classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit "
+                                 "(every label the model will see, e.g. np.unique(y_all))")
+            multilabel = type_of_target(y).startswith("multilabel")
+            binarizer = LabelBinarizer().fit(y if multilabel else classes)
+            if not multilabel and len(binarizer.classes_) < 2:
+                raise ValueError(f"classes must hold at least 2 classes; got {classes!r}")
+            self._label_binarizer = binarizer
+            self.classes_ = binarizer.classes_
+        elif classes is not None and not np.array_equal(unique_labels(classes), self.classes_):
+            raise ValueError(f"classes={classes!r} is not the same as on the first call to "
+                             f"partial_fit: {self.classes_}")
+        return self._fit(X, y, incremental=True)
+
+    def predict(self, X):
+        """Predict class labels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_labels)
+            Predicted labels, or an indicator matrix for multi-label models.
+        """
+        P = self._output(X)
+        return self._label_binarizer.inverse_transform(P[:, 0] if self.n_outputs_ == 1 else P)
+
+    def predict_proba(self, X):
+        """Probability estimates.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Probability of each class in the order of ``classes_``; for
+            multi-label models the probability of each label.
+        """
+        P = self._output(X)
+        if self.n_outputs_ == 1:
+            return np.column_stack([1 - P[:, 0], P[:, 0]])
+        return P
+
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            Log-probability of each class in the order of ``classes_``.
+        """
+        proba = self.predict_proba(X)
+        with np.errstate(divide="ignore"):
+            return np.log(proba, out=proba)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+@_with_common_docs
+class DeepNetRegressor(RegressorMixin, _DeepNetEstimator):
+    """Deep network regressor for scikit-learn, trained by Numba-compiled epochs.
+
+    An identity output layer with one unit per target, trained on the squared
+    error ``1/(2m) sum ||y - f(x)||^2`` (summed over targets, so with several
+    targets ``loss_curve_`` is ``n_outputs_`` times ``MLPRegressor``'s, whose
+    loss averages over targets while its gradient sums over them).
+
+    Parameters
+    ----------
+    {common_parameters}
+
+    Attributes
+    ----------
+    {common_attributes}
+
+    See Also
+    --------
+    DeepNetClassifier : The classifier.
+    deepnet_fast.DeepNet : The network underneath.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_diabetes
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from deepnet_fast import DeepNetRegressor
+    >>> X, y = load_diabetes(return_X_y=True)
+    >>> model = make_pipeline(StandardScaler(), DeepNetRegressor((32,), learning_rate=0.01,
+    ...                       random_state=0)).fit(X, y)
+    >>> model.predict(X[:2]).shape
+    (2,)
+    """
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
+                             dtype=np.dtype(self.dtype), order="C", reset=reset)
+        # Predictions keep the shape of the last y trained on: (n,) or (n, k).
+        self._y_is_1d = y.ndim == 1
+        Y = np.ascontiguousarray(y.reshape(y.shape[0], -1), dtype=np.dtype(self.dtype))
+        return X, Y
+
+    def _output_activation(self):
+        return "identity"
+
+    def _strata(self, Y):
+        return None
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Train the network on ``(X, y)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Target values.
+
+        Returns
+        -------
+        self : DeepNetRegressor
+            The fitted estimator.
+        """
+        return self._fit(X, y, incremental=False)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y):
+        """One epoch of mini-batches over ``(X, y)``, continuing from the current model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Target values.
+
+        Returns
+        -------
+        self : DeepNetRegressor
+            The updated estimator.
+        """
+        return self._fit(X, y, incremental=True)
+
+    def predict(self, X):
+        """Predict targets.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_targets)
+            Predictions, 1-D when the model was trained on a 1-D ``y``.
+        """
+        P = self._output(X)
+        return P[:, 0] if self._y_is_1d else P
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
