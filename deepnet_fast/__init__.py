@@ -16,12 +16,13 @@ from .history import History
 from .layer_cache import LayerCache
 from .network import DeepNet
 from .serialization import load_model as load
+from .threads import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DeepNet", "DeepNetClassifier", "DeepNetRegressor", "History", "LayerCache",
-    "DivergenceError", "ModelFileError", "load", "gradient_check", "compiled", "reference", "schedules",
+    "DivergenceError", "ModelFileError", "load", "gradient_check", "set_num_threads", "get_num_threads", "compiled", "reference", "schedules",
 ]
 
 

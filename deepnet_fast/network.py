@@ -32,6 +32,7 @@ from .initialization import initialize_parameters
 from .kernels import activations as kact
 from .kernels import training as ktrain
 from .schedules import get_schedule, rate_at
+from .threads import fit_threads
 
 BACKENDS = tuple(ENGINES)
 _PREDICT_CHUNK = 4096
@@ -354,6 +355,8 @@ class DeepNet:
         best = (np.inf, None, None)
         waited = 0
         no_order = np.empty(0, np.int64)
+        threads = fit_threads(self.layer_dims, batch)
+        threads.__enter__()
         try:
             for epoch in range(epochs):
                 start = time.perf_counter()
@@ -395,6 +398,7 @@ class DeepNet:
                           "the model holds the parameters of the last complete epoch",
                           RuntimeWarning, stacklevel=2)
         finally:
+            threads.__exit__(None, None, None)
             progress.close()
         if early_stopping and best[2] is not None:
             self._restore(best[2])

@@ -32,3 +32,368 @@ def _expected_failed_checks(estimator):
 @parametrize_with_checks(_CHECKED, expected_failed_checks=_expected_failed_checks)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
+
+
+# ---------------------------------------------------------------- data
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return train_test_split(X / 16.0, y, test_size=0.25, random_state=0, stratify=y)
+
+
+@pytest.fixture(scope="module")
+def diabetes():
+    return load_diabetes(return_X_y=True)
+
+
+def _blobs(n=120, n_classes=3, n_features=4, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(scale=4.0, size=(n_classes, n_features))
+    labels = rng.integers(0, n_classes, n)
+    return centers[labels] + rng.normal(size=(n, n_features)), labels
+
+
+def _small_clf(**kw):
+    params = dict(hidden_layer_sizes=(16,), learning_rate=0.01, max_iter=60, random_state=0)
+    return DeepNetClassifier(**{**params, **kw})
+
+
+def _small_reg(**kw):
+    params = dict(hidden_layer_sizes=(16,), learning_rate=0.01, max_iter=60, random_state=0)
+    return DeepNetRegressor(**{**params, **kw})
+
+
+# ---------------------------------------------------------------- in scikit-learn workflows
+
+
+def test_pipeline_grid_search_on_digits_reaches_90_percent(digits):
+    X_train, X_test, y_train, y_test = digits
+    pipe = make_pipeline(StandardScaler(), DeepNetClassifier(max_iter=40, random_state=0))
+    grid = GridSearchCV(pipe, {"deepnetclassifier__hidden_layer_sizes": [(32,), (64,)],
+                               "deepnetclassifier__learning_rate": [1e-3, 1e-2]},
+                        cv=3, n_jobs=2)
+    grid.fit(X_train, y_train)
+    assert grid.best_score_ >= 0.9
+    assert grid.score(X_test, y_test) >= 0.9
+
+
+def test_cross_val_score_on_digits(digits):
+    X_train, _, y_train, _ = digits
+    scores = cross_val_score(DeepNetClassifier((64,), learning_rate=0.01, max_iter=30,
+                                               random_state=0), X_train, y_train, cv=3)
+    assert scores.min() >= 0.9
+
+
+def test_pipeline_cross_val_score_on_diabetes(diabetes):
+    X, y = diabetes
+    pipe = make_pipeline(StandardScaler(), DeepNetRegressor((32,), learning_rate=0.01,
+                                                            max_iter=300, random_state=0))
+    scores = cross_val_score(pipe, X, y, cv=3, scoring="r2")
+    assert scores.mean() > 0.3
+
+
+def test_grid_search_on_diabetes(diabetes):
+    X, y = diabetes
+    pipe = make_pipeline(StandardScaler(), DeepNetRegressor(learning_rate=0.01, max_iter=300,
+                                                            random_state=0))
+    grid = GridSearchCV(pipe, {"deepnetregressor__hidden_layer_sizes": [(16,), (32,)],
+                               "deepnetregressor__alpha": [1e-4, 1.0]}, cv=3, n_jobs=2)
+    grid.fit(X, y)
+    assert grid.best_score_ > 0.3
+
+
+def test_accuracy_on_par_with_mlpclassifier(digits):
+    X_train, X_test, y_train, y_test = digits
+    common = dict(hidden_layer_sizes=(100,), batch_size=200, max_iter=100, alpha=1e-4)
+    ours, theirs = [], []
+    for seed in range(3):
+        mlp = MLPClassifier(solver="adam", learning_rate_init=1e-3, random_state=seed, **common)
+        net = DeepNetClassifier(optimizer="adam", learning_rate=1e-3, random_state=seed, **common)
+        theirs.append(mlp.fit(X_train, y_train).score(X_test, y_test))
+        ours.append(net.fit(X_train, y_train).score(X_test, y_test))
+    assert np.mean(ours) >= np.mean(theirs) - 0.01, (ours, theirs)
+
+
+# ---------------------------------------------------------------- classifier targets
+
+
+def test_binary_string_labels_give_two_probability_columns():
+    X, labels = _blobs(n_classes=2)
+    y = np.array(["no", "yes"])[labels]
+    clf = _small_clf().fit(X, y)
+    assert list(clf.classes_) == ["no", "yes"]
+    assert clf.n_outputs_ == 1 and clf.out_activation_ == "sigmoid"
+    proba = clf.predict_proba(X)
+    assert proba.shape == (len(X), 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[proba.argmax(axis=1)])
+    np.testing.assert_allclose(clf.predict_log_proba(X), np.log(proba))
+    assert clf.score(X, y) > 0.95
+
+
+def test_multiclass_uses_softmax_and_orders_classes():
+    X, labels = _blobs(n_classes=4)
+    y = np.array([30, 10, 40, 20])[labels]
+    clf = _small_clf().fit(X, y)
+    np.testing.assert_array_equal(clf.classes_, [10, 20, 30, 40])
+    assert clf.out_activation_ == "softmax" and clf.n_outputs_ == 4
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[proba.argmax(axis=1)])
+    assert clf.score(X, y) > 0.95
+
+
+def test_multilabel_indicator_targets():
+    X, Y = make_multilabel_classification(n_samples=200, n_features=8, n_classes=3,
+                                          random_state=0)
+    clf = _small_clf(max_iter=200).fit(X, Y)
+    assert clf.out_activation_ == "sigmoid" and clf.n_outputs_ == 3
+    pred = clf.predict(X)
+    assert pred.shape == Y.shape
+    assert set(np.unique(pred)) <= {0, 1}
+    assert clf.predict_proba(X).shape == Y.shape
+    assert clf.score(X, Y) > 0.5  # exact-match accuracy
+
+
+def test_one_class_is_rejected():
+    X, _ = _blobs()
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        _small_clf().fit(X, np.zeros(len(X)))
+
+
+def test_continuous_target_is_rejected_by_the_classifier():
+    X, _ = _blobs()
+    with pytest.raises(ValueError, match="Unknown label type"):
+        _small_clf().fit(X, np.linspace(0, 1, len(X)))
+
+
+# ---------------------------------------------------------------- regressor targets
+
+
+def test_regressor_single_and_multiple_targets():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(150, 5))
+    Y = np.column_stack([X[:, 0] - X[:, 1], 0.5 * X[:, 2]])
+    single = _small_reg(max_iter=200).fit(X, Y[:, 0])
+    assert single.predict(X).shape == (150,) and single.n_outputs_ == 1
+    assert single.score(X, Y[:, 0]) > 0.9
+    multi = _small_reg(max_iter=200).fit(X, Y)
+    assert multi.predict(X).shape == (150, 2) and multi.n_outputs_ == 2
+    assert multi.out_activation_ == "identity"
+    assert multi.score(X, Y) > 0.9
+
+
+# ---------------------------------------------------------------- fitted attributes
+
+
+def test_coefs_and_intercepts_use_sklearn_orientation():
+    X, y = _blobs(n_classes=3)
+    clf = _small_clf(hidden_layer_sizes=(7, 5)).fit(X, y)
+    assert clf.n_layers_ == 4 and clf.n_features_in_ == 4
+    assert [W.shape for W in clf.coefs_] == [(4, 7), (7, 5), (5, 3)]
+    assert [b.shape for b in clf.intercepts_] == [(7,), (5,), (3,)]
+    # The forward pass written in scikit-learn's orientation gives predict_proba.
+    A = X
+    for W, b in zip(clf.coefs_[:-1], clf.intercepts_[:-1]):
+        A = np.maximum(A @ W + b, 0)
+    Z = A @ clf.coefs_[-1] + clf.intercepts_[-1]
+    expected = np.exp(Z - Z.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(clf.predict_proba(X), expected, rtol=1e-10, atol=1e-12)
+
+
+def test_loss_curve_matches_n_iter_and_sklearn_l2_penalty():
+    X, y = _blobs(n=80, n_classes=3)
+    alpha = 0.5
+    clf = _small_clf(alpha=alpha, batch_size=None, optimizer="gd", max_iter=1).fit(X, y)
+    assert len(clf.loss_curve_) == clf.n_iter_ == 1
+    proba, coefs = clf.predict_proba(X), clf.coefs_
+    clf.set_params(warm_start=True).fit(X, y)
+    # Full batch: the second epoch's cost is that of the parameters after the
+    # first, with MLPClassifier's penalty alpha / (2 n) * sum ||W||^2.
+    data_loss = -np.mean(np.log(proba[np.arange(len(y)), y]))
+    penalty = alpha / (2 * len(y)) * sum(np.sum(W ** 2) for W in coefs)
+    assert clf.loss_curve_[1] == pytest.approx(data_loss + penalty, rel=1e-10)
+    assert clf.n_iter_ == 1 and len(clf.loss_curve_) == 2 and clf.t_ == 2 * len(y)
+
+
+def test_training_loss_plateau_stops_without_convergence_warning(recwarn):
+    X, y = _blobs()
+    clf = _small_clf(tol=1e3, n_iter_no_change=3, max_iter=100).fit(X, y)
+    # The first epoch improves on inf; the next four do not improve by tol.
+    assert clf.n_iter_ == 5
+    assert not [w for w in recwarn if issubclass(w.category, ConvergenceWarning)]
+
+
+def test_max_iter_reached_warns():
+    X, y = _blobs()
+    with pytest.warns(ConvergenceWarning, match="Maximum iterations"):
+        _small_clf(max_iter=3).fit(X, y)
+
+
+def test_early_stopping_keeps_best_validation_score(digits):
+    X_train, _, y_train, _ = digits
+    clf = DeepNetClassifier((32,), learning_rate=0.01, early_stopping=True, n_iter_no_change=2,
+                            max_iter=200, random_state=0).fit(X_train, y_train)
+    assert clf.n_iter_ < 200
+    assert clf.best_loss_ is None
+    assert len(clf.validation_scores_) == clf.n_iter_
+    assert clf.best_validation_score_ == max(clf.validation_scores_) > 0.9
+
+
+def test_float32_model_computes_in_float32(digits):
+    X_train, X_test, y_train, y_test = digits
+    clf = DeepNetClassifier((32,), learning_rate=0.01, max_iter=20, dtype="float32",
+                            random_state=0).fit(X_train, y_train)
+    assert clf.coefs_[0].dtype == np.float32
+    assert clf.predict_proba(X_test).dtype == np.float32
+    assert clf.score(X_test, y_test) > 0.9
+
+
+def test_reference_backend_trains_the_same_model():
+    X, y = _blobs()
+    compiled = _small_clf(max_iter=10).fit(X, y)
+    reference = _small_clf(max_iter=10, backend="reference").fit(X, y)
+    np.testing.assert_allclose(reference.loss_curve_, compiled.loss_curve_, rtol=1e-9)
+    np.testing.assert_allclose(reference.predict_proba(X), compiled.predict_proba(X), rtol=1e-8)
+
+
+# ---------------------------------------------------------------- continuing training
+
+
+def test_partial_fit_streams_batches_and_requires_classes_first():
+    X, y = _blobs(n=300, n_classes=3)
+    clf = _small_clf()
+    with pytest.raises(ValueError, match="classes must be passed on the first call"):
+        clf.partial_fit(X[:100], y[:100])
+    for _ in range(30):
+        for start in range(0, 300, 100):
+            clf.partial_fit(X[start:start + 100], y[start:start + 100], classes=np.unique(y))
+    assert clf.n_iter_ == 1 and len(clf.loss_curve_) == 90
+    assert clf.score(X, y) > 0.95
+    with pytest.raises(ValueError, match="classes not in classes_"):
+        clf.partial_fit(X[:5], np.full(5, 7))
+    with pytest.raises(ValueError, match="not the same as on the first call"):
+        clf.partial_fit(X[:5], y[:5], classes=[0, 1, 2, 3])
+
+
+def test_partial_fit_accepts_batches_missing_some_classes():
+    X, y = _blobs(n_classes=3)
+    clf = _small_clf().partial_fit(X[y == 0], y[y == 0], classes=[0, 1, 2])
+    assert clf.predict_proba(X).shape == (len(X), 3)
+
+
+def test_regressor_partial_fit_improves():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(200, 3))
+    y = X @ np.array([1.0, -2.0, 0.5])
+    reg = _small_reg(batch_size=20)
+    reg.partial_fit(X, y)
+    first = reg.loss_
+    for _ in range(30):
+        reg.partial_fit(X, y)
+    assert reg.loss_ < 0.2 * first and reg.n_iter_ == 1
+
+
+def test_partial_fit_refuses_early_stopping():
+    X, y = _blobs()
+    with pytest.raises(ValueError, match="early_stopping"):
+        _small_clf(early_stopping=True).partial_fit(X, y, classes=np.unique(y))
+
+
+def test_warm_start_continues_and_cold_start_restarts():
+    X, y = _blobs()
+    clf = _small_clf(max_iter=5, warm_start=True).fit(X, y)
+    coefs = clf.coefs_
+    clf.fit(X, y)
+    assert len(clf.loss_curve_) == 10 and clf.n_iter_ == 5
+    assert clf.loss_curve_[5] < clf.loss_curve_[0]
+    assert not np.allclose(clf.coefs_[0], coefs[0])
+    cold = clf.set_params(warm_start=False).fit(X, y)
+    assert len(cold.loss_curve_) == 5
+    fresh = _small_clf(max_iter=5).fit(X, y)
+    np.testing.assert_array_equal(cold.predict_proba(X), fresh.predict_proba(X))
+
+
+def test_warm_start_refuses_a_different_network():
+    X, y = _blobs()
+    clf = _small_clf(max_iter=2, warm_start=True).fit(X, y)
+    with pytest.raises(ValueError, match="cannot change hidden_layer_sizes"):
+        clf.set_params(hidden_layer_sizes=(8,)).fit(X, y)
+    with pytest.raises(ValueError, match="same classes"):
+        clf.set_params(hidden_layer_sizes=(16,)).fit(X[y < 2], y[y < 2])
+
+
+# ---------------------------------------------------------------- persistence
+
+
+@pytest.mark.parametrize("make, target", [(_small_clf, "labels"), (_small_reg, "values")])
+def test_joblib_round_trip_gives_identical_predictions(tmp_path, make, target):
+    X, labels = _blobs()
+    y = np.array(["a", "b", "c"])[labels] if target == "labels" else X[:, 0] * 2.0
+    model = make().fit(X, y)
+    path = tmp_path / "model.joblib"
+    joblib.dump(model, path)
+    loaded = joblib.load(path)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    if target == "labels":
+        np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+    # The loaded model keeps training.
+    loaded.set_params(warm_start=True, max_iter=2).fit(X, y)
+    assert len(loaded.loss_curve_) == len(model.loss_curve_) + 2
+
+
+# ---------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize("param, value", [
+    ("hidden_layer_sizes", (10, 0)),
+    ("hidden_layer_sizes", "ten"),
+    ("activation", "softmax"),
+    ("optimizer", "lbfgs"),
+    ("learning_rate", 0.0),
+    ("learning_rate", "adaptive"),
+    ("batch_size", 0),
+    ("max_iter", 0),
+    ("alpha", -1.0),
+    ("beta1", 1.0),
+    ("momentum", 1.5),
+    ("epsilon", 0.0),
+    ("validation_fraction", 1.0),
+    ("n_iter_no_change", 0),
+    ("tol", -1e-3),
+    ("dtype", "float16"),
+    ("backend", "gpu"),
+    ("init", "glorot"),
+    ("shuffle", "yes"),
+])
+@pytest.mark.parametrize("make", [_small_clf, _small_reg])
+def test_bad_hyperparameter_is_named_in_the_error(make, param, value):
+    X, y = _blobs()
+    est = make(**{param: value})  # __init__ only stores
+    with pytest.raises((ValueError, TypeError), match=param):
+        est.fit(X, y)
+
+
+@pytest.mark.parametrize("make", [_small_clf, _small_reg])
+def test_predict_before_fit_raises_not_fitted(make):
+    X, _ = _blobs()
+    with pytest.raises(NotFittedError):
+        make().predict(X)
+
+
+def test_predict_with_wrong_number_of_features():
+    X, y = _blobs()
+    clf = _small_clf(max_iter=2).fit(X, y)
+    with pytest.raises(ValueError, match="X has 3 features"):
+        clf.predict(X[:, :3])
+
+
+def test_clone_keeps_hyperparameters_and_drops_the_fit():
+    X, y = _blobs()
+    clf = _small_clf(max_iter=2).fit(X, y)
+    copy = clone(clf)
+    assert copy.get_params() == clf.get_params()
+    assert not hasattr(copy, "net_")

@@ -15,8 +15,8 @@ from deepnet_fast.bench import (
     BACKENDS,
     WORKLOADS,
     BackendUnavailable,
-    make_data,
     import_torch,
+    make_data,
     make_trainer,
 )
 

@@ -1,0 +1,83 @@
+"""Thread control: Numba's threads and the BLAS threads together.
+
+Numba's ``np.dot`` runs on SciPy's OpenBLAS, NumPy's ``@`` on NumPy's own; both
+start a thread per core, and so does Numba's threading layer. Letting them all
+run at once oversubscribes a small machine (contention made 2-thread runs 20–50×
+slower on 2 cores), so :func:`set_num_threads` sets every pool to the same ``n``.
+"""
+
+import os
+
+_requested = None
+_limiter = None
+
+
+def _load_blas():
+    # threadpoolctl only sees libraries already loaded: make sure SciPy's BLAS
+    # (the one Numba calls) is among them.
+    import scipy.linalg.cython_blas  # noqa: F401
+
+
+def set_num_threads(n):
+    """Use ``n`` threads in Numba kernels and in every BLAS library.
+
+    Parameters
+    ----------
+    n : int or None
+        A positive number of threads, at most ``os.cpu_count()``; None returns
+        to the defaults (all cores, and the automatic single thread for small
+        networks during ``fit``).
+    """
+    global _requested, _limiter
+    import numba
+    from threadpoolctl import threadpool_limits
+
+    from ._validation import check_positive_int
+
+    if n is None:
+        if _limiter is not None:
+            _limiter.restore_original_limits()
+        _limiter, _requested = None, None
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        return
+    n = check_positive_int(n, "n")
+    n = min(n, numba.config.NUMBA_NUM_THREADS, os.cpu_count() or n)
+    _load_blas()
+    numba.set_num_threads(n)
+    if _limiter is not None:
+        _limiter.restore_original_limits()
+    _limiter = threadpool_limits(limits=n, user_api="blas")
+    _requested = n
+
+
+def get_num_threads():
+    """The number set by :func:`set_num_threads`, or None for the defaults."""
+    return _requested
+
+
+# Per-batch work (multiply-adds of the forward pass) below which a second BLAS
+# thread costs more than it saves; measured on these 2-core machines, see the
+# README's performance section.
+SINGLE_THREAD_BELOW = 2_000_000
+
+
+class fit_threads:
+    """Context for one ``fit``: a single BLAS thread for small networks unless
+    the user chose a thread count."""
+
+    def __init__(self, layer_dims, batch):
+        macs = batch * sum(a * b for a, b in zip(layer_dims[:-1], layer_dims[1:]))
+        self.single = _requested is None and macs < SINGLE_THREAD_BELOW
+        self._ctx = None
+
+    def __enter__(self):
+        if self.single:
+            from threadpoolctl import threadpool_limits
+            _load_blas()
+            self._ctx = threadpool_limits(limits=1, user_api="blas")
+        return self
+
+    def __exit__(self, *exc):
+        if self._ctx is not None:
+            self._ctx.restore_original_limits()
+        return False
