@@ -190,7 +190,7 @@ class DeepNet:
         return AL
 
     def predict_proba(self, X):
-        """Output activations, one row per sample.
+        """Output activations, one row per sample (a dask array for dask input).
 
         Returns
         -------
@@ -198,6 +198,9 @@ class DeepNet:
             Sigmoid probabilities, softmax class probabilities, or the
             regression outputs.
         """
+        if _is_dask(X):
+            from .distributed import predict_dask
+            return predict_dask(self, X, "predict_proba")
         return np.ascontiguousarray(self._output(self._check_X(X)).T)
 
     def predict(self, X):
@@ -210,6 +213,9 @@ class DeepNet:
             (n_samples,) for one output unit, else (n_samples, nL); identity: the
             outputs, shape (n_samples,) for one unit, else (n_samples, nL).
         """
+        if _is_dask(X):
+            from .distributed import predict_dask
+            return predict_dask(self, X, "predict")
         P = self.predict_proba(X)
         if self.output_activation == "softmax":
             return np.argmax(P, axis=1)
@@ -236,7 +242,8 @@ class DeepNet:
     def fit(self, X, y, *, epochs=1000, learning_rate=0.0075, batch_size=None, optimizer="gd",
             beta=0.9, beta1=0.9, beta2=0.999, epsilon=1e-8, l2=0.0, keep_prob=1.0,
             lr_schedule=None, validation_data=None, validation_split=0.0, early_stopping=False,
-            patience=10, min_delta=0.0, shuffle=True, verbose=1, warm_start=False):
+            patience=10, min_delta=0.0, shuffle=True, verbose=1, warm_start=False,
+            client=None, sync_every=1, scale_learning_rate=False):
         """Train the network.
 
         Parameters
@@ -281,6 +288,14 @@ class DeepNet:
         warm_start : bool, default=False
             Continue from the current parameters and optimizer state instead
             of re-initialising.
+        client : dask.distributed.Client, optional
+            With dask ``X``/``y``: the cluster to train on (default:
+            ``distributed.get_client()``). See :mod:`deepnet_fast.distributed`.
+        sync_every : int, default=1
+            With dask input: epochs each worker runs on its shard between two
+            parameter averages.
+        scale_learning_rate : bool, default=False
+            With dask input: multiply the learning rate by the number of workers.
 
         Returns
         -------
@@ -292,6 +307,16 @@ class DeepNet:
             When the cost or a gradient becomes NaN or infinite; the network
             keeps the parameters of the last finite epoch.
         """
+        if _is_dask(X) or _is_dask(y):
+            from .distributed import fit_dask
+            return fit_dask(self, X, y, client=client, sync_every=sync_every,
+                            scale_learning_rate=scale_learning_rate, epochs=epochs,
+                            learning_rate=learning_rate, batch_size=batch_size,
+                            optimizer=optimizer, beta=beta, beta1=beta1, beta2=beta2,
+                            epsilon=epsilon, l2=l2, keep_prob=keep_prob, lr_schedule=lr_schedule,
+                            validation_data=validation_data, validation_split=validation_split,
+                            early_stopping=early_stopping, patience=patience, min_delta=min_delta,
+                            shuffle=shuffle, verbose=verbose, warm_start=warm_start)
         epochs = check_positive_int(epochs, "epochs")
         lr0 = check_real(learning_rate, "learning_rate", low=0.0, low_open=True)
         check_choice(optimizer, "optimizer", OPTIMIZERS)
@@ -439,6 +464,11 @@ class DeepNet:
         :mod:`deepnet_fast.serialization`). The write is atomic."""
         from .serialization import save_model
         save_model(self, path)
+
+
+def _is_dask(obj):
+    # Checked by module name so that dask is never imported for in-memory data.
+    return type(obj).__module__.split(".")[0] in ("dask", "dask_expr")
 
 
 def _score(P, Y, output_activation):
