@@ -54,20 +54,14 @@ def keep_mask(n, m, seed, step, layer, keep_prob):
 
 
 @njit(**JIT)
-def dropout_forward(A, key, keep_prob, inv_keep):
-    """A = A · mask / keep_prob (inverted dropout), in place."""
+def apply_mask(A, key, keep_prob, inv_keep):
+    """A = A · mask / keep_prob, in place.
+
+    The forward pass applies it to the activations, the backward pass to dA
+    with the same key, so both see the same mask.
+    """
     n, m = A.shape
     zero = inv_keep - inv_keep
     for i in range(n):
         for j in range(m):
             A[i, j] = A[i, j] * inv_keep if _keep(key, i * m + j, keep_prob) else zero
-
-
-@njit(**JIT)
-def dropout_backward(dA, key, keep_prob, inv_keep):
-    """dA = dA · mask / keep_prob, in place (the same mask as the forward pass)."""
-    n, m = dA.shape
-    zero = inv_keep - inv_keep
-    for i in range(n):
-        for j in range(m):
-            dA[i, j] = dA[i, j] * inv_keep if _keep(key, i * m + j, keep_prob) else zero

@@ -25,7 +25,7 @@ from numba import njit
 from ._config import JIT
 from ._scalars import cast_like, one_like
 from .activations import bias_activation, derivative_from_output
-from .dropout import dropout_backward, dropout_forward, layer_key
+from .dropout import apply_mask, layer_key
 from .linear import row_sums
 from .losses import cost_sum, output_delta
 from .updates import BC1, BC2, apply_update
@@ -79,7 +79,7 @@ def forward_into(Xk, dims, codes, slope, theta, offW, offb, acts, aoff, keep_pro
     bias_activation(A, _column(theta, offb[0], dims[1]), codes[0], slope, A)
     for l in range(1, L):
         if dropout:
-            dropout_forward(A, layer_key(seed, step, l), keep_prob, inv_keep)
+            apply_mask(A, layer_key(seed, step, l), keep_prob, inv_keep)
         A_prev = A
         W = _matrix(theta, offW[l], dims[l + 1], dims[l])
         A = _matrix(acts, aoff[l], dims[l + 1], mb)
@@ -120,7 +120,7 @@ def loss_and_gradient(Xk, Yk, dims, codes, slope, loss_code, l2, theta, grad,
             # A_prev holds g(Z)·mask/keep_prob: mask dA the same way, and read
             # g(Z) back as A_prev·keep_prob (dropped units have dA = 0 anyway).
             a_scale = cast_like(keep_prob, one)
-            dropout_backward(dA, layer_key(seed, step, l), keep_prob, cast_like(1.0 / keep_prob, one))
+            apply_mask(dA, layer_key(seed, step, l), keep_prob, cast_like(1.0 / keep_prob, one))
         derivative_from_output(dA, A_prev, codes[l - 1], slope, a_scale, A_prev)
         dZ = A_prev
     np.dot(dZ, Xk, _matrix(grad, offW[0], dims[1], dims[0]))
