@@ -37,6 +37,7 @@ import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 
 import numpy as np
 
@@ -302,8 +303,8 @@ class TorchTrainer(_Trainer):
 
 
 _TRAINERS = {
-    "compiled": lambda *a, **k: DeepNetTrainer("compiled", *a, **k),
-    "reference": lambda *a, **k: DeepNetTrainer("reference", *a, **k),
+    "compiled": partial(DeepNetTrainer, "compiled"),
+    "reference": partial(DeepNetTrainer, "reference"),
     "sklearn": SklearnTrainer,
     "torch": TorchTrainer,
 }
@@ -355,22 +356,31 @@ def _comma_list(text):
 
 def add_arguments(parser):
     """Add the options of ``deepnet-fast bench`` to an argparse parser."""
-    parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
-    parser.add_argument("--workloads", type=_comma_list, default=list(WORKLOADS),
-                        help=f"comma-separated workloads, from {', '.join(WORKLOADS)}")
-    parser.add_argument("--backends", type=_comma_list, default=list(BACKENDS),
-                        help=f"comma-separated backends, from {', '.join(BACKENDS)}")
+    parser.description = ("Samples/s of one training epoch per backend on the standard "
+                          "workloads, the ratios of compiled to the others, and GFLOP/s "
+                          "against a NumPy matmul, all measured in one run.")
+    parser.add_argument("--workloads", type=_comma_list, default="all",
+                        help=f"comma-separated workloads, from {', '.join(WORKLOADS)} "
+                             "(default: all)")
+    parser.add_argument("--backends", type=_comma_list, default=",".join(BACKENDS),
+                        help=f"comma-separated backends (default: {','.join(BACKENDS)}); torch is "
+                             "skipped when PyTorch is not installed")
     parser.add_argument("--dtypes", type=_comma_list, default=None,
                         help="restrict to these dtypes (default: each workload's own)")
     parser.add_argument("--repeat", type=int, default=3,
-                        help="timed measurements per backend (the median is reported)")
-    parser.add_argument("--epochs", type=int, default=1, help="epochs per timed measurement")
+                        help="timed measurements per backend, the median is reported "
+                             "(default: 3)")
+    parser.add_argument("--epochs", type=int, default=1,
+                        help="epochs per timed measurement (default: 1)")
     parser.add_argument("--threads", type=int, default=None,
-                        help="threads for BLAS, Numba and PyTorch (default: all cores)")
+                        help="threads for Numba, BLAS and PyTorch, set through "
+                             "deepnet_fast.set_num_threads and torch.set_num_threads "
+                             "(default: each library's own)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: few samples per workload (at least two batches)")
     parser.add_argument("--json", metavar="PATH", help="also save the results as JSON")
-    parser.add_argument("--seed", type=int, default=0, help="seed of data and initial weights")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of data and initial weights (default: 0)")
     return parser
 
 
@@ -383,7 +393,8 @@ def _check_args(args):
         backends = list(BACKENDS)
     for name in workloads:
         if name not in WORKLOADS:
-            raise ValueError(f"--workloads: unknown workload {name!r}; choose from {list(WORKLOADS)}")
+            raise ValueError(f"--workloads: unknown workload {name!r}; "
+                             f"choose from {list(WORKLOADS)}")
     for name in backends:
         if name not in BACKENDS:
             raise ValueError(f"--backends: unknown backend {name!r}; choose from {list(BACKENDS)}")
@@ -503,41 +514,43 @@ def format_table(results, backends):
 
 
 def run(args):
-    """Run the benchmark described by parsed ``args``; returns the exit status."""
+    """Run the benchmark described by parsed ``args``; returns the exit status
+    (0, or 1 when a backend failed on some workload; skipped peers are not
+    failures)."""
     selected, backends, repeat, epochs, threads = _check_args(args)
-    threads = threads or _default_threads()
     quick = bool(getattr(args, "quick", False))
     seed = int(getattr(args, "seed", 0) or 0)
     json_path = getattr(args, "json", None)
 
-    from threadpoolctl import threadpool_limits
-    import numba
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    from .threads import get_num_threads, set_num_threads
     versions = _versions()
-    print(f"deepnet-fast bench: samples/s of one training epoch{'s' if epochs > 1 else ''} "
-          f"({epochs} per measurement, median of {repeat}), {threads} thread(s)"
-          f"{', --quick sample counts' if quick else ''}")
+    cores = _default_threads()
+    if threads is None:
+        thread_text = (f"each library's default threads on {cores} core(s) (DeepNet uses one "
+                       "BLAS thread for small networks)")
+    else:
+        thread_text = f"{threads} thread(s) for Numba, every BLAS and PyTorch"
+    print(f"deepnet-fast bench: samples/s of training, {epochs} epoch(s) per measurement, "
+          f"median of {repeat}{', --quick sample counts' if quick else ''}")
+    print(f"  {thread_text}")
     print("  " + ", ".join(f"{k} {v}" for k, v in versions.items() if v))
     load = _load_average()
     if load is not None:
-        busy = load > 0.5
         print(f"  load average {load:.2f} on {os.cpu_count()} cores before the run"
-              + ("; other processes are running: expect noisy timings" if busy else ""))
-    notes, results, flops = {}, [], []
-    status = 0
-    with threadpool_limits(limits=threads):
-        for name, dtype in selected:
-            r = _measure_case(name, dtype, backends, repeat, epochs, threads, quick, seed, notes)
-            results.append(r)
-            if r["errors"]:
-                status = 1
-            mm = WORKLOADS[name].matmul
-            if mm is not None and "compiled" in r["samples_per_s"]:
-                m, k, n, mdt = mm
-                base = matmul_gflops(m, k, n, mdt, repeat=max(3, repeat))
-                flops.append({"workload": name, "dtype": dtype, "gflops": r["gflops"],
-                              "matmul": f"({m}x{k}) @ ({k}x{n}) {mdt}", "matmul_gflops": base,
-                              "compiled_fraction_of_matmul": r["gflops"]["compiled"] / base})
+              + ("; other processes are running: expect noisy timings" if load > 0.5 else ""))
+
+    previous = get_num_threads()
+    if threads is not None:
+        # The library's own switch: DeepNet.fit honours it (no automatic
+        # single BLAS thread), scikit-learn shares NumPy's BLAS.
+        set_num_threads(threads)
+    try:
+        results, flops, notes = _measure(selected, backends, repeat, epochs,
+                                         threads or cores, quick, seed)
+    finally:
+        if threads is not None:
+            set_num_threads(previous)
+
     print()
     print(format_table(results, backends))
     if "compiled" in backends and len(backends) > 1:
@@ -547,24 +560,42 @@ def run(args):
         print("GFLOP/s of a training epoch, counting 6*sum(n[l]*n[l-1]) flops per sample "
               "(forward 2 + backward 4 per weight), against a NumPy matmul measured in this run:")
         for f in flops:
-            peers = ", ".join(f"{b} {v:.1f}" for b, v in f["gflops"].items())
-            print(f"  {f['workload']} {f['dtype']}: {peers}; np.matmul {f['matmul']}: "
+            rates = ", ".join(f"{b} {v:.1f}" for b, v in f["gflops"].items())
+            print(f"  {f['workload']} {f['dtype']}: {rates}; np.matmul {f['matmul']}: "
                   f"{f['matmul_gflops']:.1f} -> compiled at {f['compiled_fraction_of_matmul']:.0%} "
                   "of that matmul")
+    status = 0
     for r in results:
         for b, err in r["errors"].items():
+            status = 1
             print(f"error: {r['workload']} {r['dtype']} {b}: {err}", file=sys.stderr)
     for note in notes.values():
         print(f"note: {note}")
     if json_path:
-        payload = {"command": "deepnet-fast bench", "threads": threads, "quick": quick,
-                   "versions": versions, "cpu_count": os.cpu_count(), "load_average": load,
+        payload = {"command": "deepnet-fast bench", "threads": threads, "cores": cores,
+                   "quick": quick, "versions": versions, "load_average": load,
                    "workloads": {k: asdict(WORKLOADS[k]) for k, _ in selected},
                    "results": results, "flops": flops, "notes": list(notes.values())}
         with open(json_path, "w", encoding="utf-8") as fh:
             json.dump(payload, fh, indent=2, default=_json_default)
         print(f"results saved to {json_path}")
     return status
+
+
+def _measure(selected, backends, repeat, epochs, threads, quick, seed):
+    """Every case, then the matmul baseline of the cases that have one."""
+    notes, results, flops = {}, [], []
+    for name, dtype in selected:
+        r = _measure_case(name, dtype, backends, repeat, epochs, threads, quick, seed, notes)
+        results.append(r)
+        mm = WORKLOADS[name].matmul
+        if mm is not None and "compiled" in r["samples_per_s"]:
+            m, k, n, mdt = mm
+            base = matmul_gflops(m, k, n, mdt, repeat=max(3, repeat))
+            flops.append({"workload": name, "dtype": dtype, "gflops": r["gflops"],
+                          "matmul": f"({m}x{k}) @ ({k}x{n}) {mdt}", "matmul_gflops": base,
+                          "compiled_fraction_of_matmul": r["gflops"]["compiled"] / base})
+    return results, flops, notes
 
 
 def _json_default(obj):

@@ -10,12 +10,20 @@ import os
 
 _requested = None
 _limiter = None
+_controller = None
 
 
-def _load_blas():
-    # threadpoolctl only sees libraries already loaded: make sure SciPy's BLAS
-    # (the one Numba calls) is among them.
-    import scipy.linalg.cython_blas  # noqa: F401
+def _blas_controller():
+    """One ThreadpoolController per process: discovering the loaded libraries
+    costs milliseconds, a limit on a known controller about 20 µs."""
+    global _controller
+    if _controller is None:
+        # threadpoolctl only sees libraries already loaded: make sure SciPy's
+        # BLAS (the one Numba calls) and NumPy's are among them.
+        import scipy.linalg.cython_blas  # noqa: F401
+        from threadpoolctl import ThreadpoolController
+        _controller = ThreadpoolController()
+    return _controller
 
 
 def set_num_threads(n):
@@ -30,7 +38,6 @@ def set_num_threads(n):
     """
     global _requested, _limiter
     import numba
-    from threadpoolctl import threadpool_limits
 
     from ._validation import check_positive_int
 
@@ -42,11 +49,10 @@ def set_num_threads(n):
         return
     n = check_positive_int(n, "n")
     n = min(n, numba.config.NUMBA_NUM_THREADS, os.cpu_count() or n)
-    _load_blas()
     numba.set_num_threads(n)
     if _limiter is not None:
         _limiter.restore_original_limits()
-    _limiter = threadpool_limits(limits=n, user_api="blas")
+    _limiter = _blas_controller().limit(limits=n, user_api="blas")
     _requested = n
 
 
@@ -72,9 +78,7 @@ class fit_threads:
 
     def __enter__(self):
         if self.single:
-            from threadpoolctl import threadpool_limits
-            _load_blas()
-            self._ctx = threadpool_limits(limits=1, user_api="blas")
+            self._ctx = _blas_controller().limit(limits=1, user_api="blas")
         return self
 
     def __exit__(self, *exc):

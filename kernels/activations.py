@@ -140,9 +140,11 @@ def softmax_backward_columns(dA, S, dZ):
 
 @njit(**JIT)
 def activation_backward(dA, Z, code, slope, dZ):
-    """dZ = dA * g'(Z): recomputes A = g(Z) into dZ, then applies the derivative."""
-    activation_forward(Z, code, slope, dZ)
+    """dZ = dA * g'(Z): recomputes A = g(Z), then applies the derivative."""
     if code == SOFTMAX:
-        softmax_backward_columns(dA, dZ.copy(), dZ)
+        S = np.empty_like(dZ)
+        softmax_columns(Z, S)
+        softmax_backward_columns(dA, S, dZ)
     else:
+        activation_forward(Z, code, slope, dZ)
         derivative_from_output(dA, dZ, code, slope, one_like(slope), dZ)

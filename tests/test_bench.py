@@ -1,0 +1,231 @@
+"""The benchmark machinery: the workload table, the trainers of every backend,
+``deepnet-fast bench`` and the asv suite's skipping rules.
+
+Nothing here asserts a speed: these tests fail when the benchmarks would
+break, not when the code is slow.
+"""
+
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from deepnet_fast import bench, cli
+
+ASV_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                       "asv_benchmarks")
+
+EXPECTED = {
+    # name: (layer_dims, hidden, output, samples, batch, dtypes)
+    "course-cat": ((12288, 20, 7, 5, 1), "relu", "sigmoid", 209, None, ("float64",)),
+    "digits-small": ((64, 32, 10), "relu", "softmax", 1797, 32, ("float32", "float64")),
+    "mnist-medium": ((784, 256, 128, 10), "relu", "softmax", 10_000, 128, ("float32",)),
+    "wide-large": ((1024, 2048, 2048, 10), "relu", "softmax", 8192, 512, ("float32",)),
+    "tanh-medium": ((784, 256, 128, 10), "tanh", "softmax", 10_000, 128, ("float32",)),
+}
+
+
+def _no_torch(monkeypatch):
+    # A None entry in sys.modules makes ``import torch`` raise ImportError.
+    monkeypatch.setitem(sys.modules, "torch", None)
+
+
+# ---------------------------------------------------------------- the table
+
+
+def test_workload_table_has_the_five_workloads_of_issue_3():
+    assert list(bench.WORKLOADS) == list(EXPECTED)
+    for name, (dims, hidden, output, n, batch, dtypes) in EXPECTED.items():
+        w = bench.WORKLOADS[name]
+        assert (w.layer_dims, w.hidden_activation, w.output_activation) == (dims, hidden, output)
+        assert (w.n_samples, w.batch_size, w.dtypes) == (n, batch, dtypes)
+        assert w.learning_rate == (0.0075 if name == "course-cat" else 0.05)
+
+
+def test_cases_expand_dtypes_and_filter_them():
+    assert ("digits-small", "float32") in bench.cases()
+    assert ("digits-small", "float64") in bench.cases()
+    assert len(bench.cases()) == 6
+    assert bench.cases(["digits-small"], ["float64"]) == [("digits-small", "float64")]
+
+
+def test_training_flops_are_six_per_weight_per_sample():
+    assert bench.training_flops_per_sample((64, 32, 10)) == 6 * (64 * 32 + 32 * 10)
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_quick_sample_count_holds_at_least_two_batches(name):
+    w = bench.WORKLOADS[name]
+    n = bench.quick_samples(name)
+    assert n <= w.n_samples
+    assert n == w.n_samples or n >= 2 * (w.batch_size or w.n_samples)
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_make_data_has_the_workload_shape_dtype_and_labels(name):
+    w = bench.WORKLOADS[name]
+    for dtype in w.dtypes:
+        X, y = bench.make_data(name, dtype, n_samples=40)
+        assert X.shape == (40, w.layer_dims[0]) and X.dtype == np.dtype(dtype)
+        assert X.flags.c_contiguous
+        assert y.shape == (40,) and y.dtype == np.int64
+        assert 0 <= y.min() and y.max() < max(2, w.layer_dims[-1])
+        X2, y2 = bench.make_data(name, dtype, n_samples=40)
+        np.testing.assert_array_equal(X, X2)   # seeded
+        np.testing.assert_array_equal(y, y2)
+
+
+def test_digits_small_uses_the_real_digits_scaled_to_unit_interval():
+    from sklearn.datasets import load_digits
+    X, y = bench.make_data("digits-small", "float64")
+    X_ref, y_ref = load_digits(return_X_y=True)
+    np.testing.assert_allclose(X, X_ref / 16)
+    np.testing.assert_array_equal(y, y_ref)
+
+
+# ---------------------------------------------------------------- trainers
+
+
+@pytest.mark.parametrize("backend", ["reference", "sklearn", "torch"])
+@pytest.mark.parametrize("name", ["digits-small", "course-cat"])
+def test_trainer_trains_and_scores_on_a_small_slice(backend, name):
+    if backend == "torch":
+        pytest.importorskip("torch")
+    X, y = bench.make_data(name, n_samples=64)
+    trainer = bench.make_trainer(backend, name, X, y, X.dtype, warmup=True)
+    trainer.train(1)
+    assert trainer.predict(X).shape == (64,)
+    assert np.isfinite(trainer.cost()) and trainer.cost() > 0
+    assert 0.0 <= trainer.accuracy() <= 1.0
+
+
+def test_missing_torch_raises_backend_unavailable(monkeypatch):
+    _no_torch(monkeypatch)
+    X, y = bench.make_data("digits-small", n_samples=64)
+    with pytest.raises(bench.BackendUnavailable, match="PyTorch is not installed"):
+        bench.make_trainer("torch", "digits-small", X, y, "float32")
+
+
+# ---------------------------------------------------------------- deepnet-fast bench
+
+
+def test_quick_bench_reports_compiled_and_reference_with_their_ratio(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    status = cli.main(["bench", "--quick", "--workloads", "digits-small", "--dtypes", "float64",
+                       "--backends", "compiled,reference", "--repeat", "1", "--json", str(path)])
+    out = capsys.readouterr().out
+    assert status == 0
+    payload = json.loads(path.read_text())
+    (result,) = payload["results"]
+    assert (result["workload"], result["dtype"]) == ("digits-small", "float64")
+    assert result["n_samples"] == bench.quick_samples("digits-small")
+    rates = result["samples_per_s"]
+    assert set(rates) == {"compiled", "reference"}
+    assert rates["compiled"] > 0 and rates["reference"] > 0
+    ratio = result["ratios"]["compiled/reference"]
+    assert ratio == pytest.approx(rates["compiled"] / rates["reference"])
+    table = [line for line in out.splitlines() if line.startswith("digits-small")]
+    assert len(table) == 1
+    assert "compiled" in out and "reference" in out and "comp/reference" in out
+    assert f"{ratio:.2f}" in table[0].split()
+    assert f"{rates['compiled']:,.0f}" in table[0].split()
+
+
+def test_bench_without_torch_skips_it_with_a_note(monkeypatch, tmp_path, capsys):
+    _no_torch(monkeypatch)
+    path = tmp_path / "bench.json"
+    status = cli.main(["bench", "--quick", "--workloads", "digits-small", "--dtypes", "float64",
+                       "--backends", "reference,torch", "--repeat", "1", "--json", str(path)])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "note: torch: skipped" in out
+    result = json.loads(path.read_text())["results"][0]
+    assert set(result["samples_per_s"]) == {"reference"}
+    assert not result["errors"]
+
+
+def test_bench_rejects_an_unknown_workload(capsys):
+    status = cli.main(["bench", "--workloads", "imagenet", "--quick"])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "imagenet" in err and "digits-small" in err
+
+
+def test_bench_help_lists_the_options(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["bench", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for option in ("--workloads", "--backends", "--repeat", "--epochs", "--threads",
+                   "--quick", "--json"):
+        assert option in out
+
+
+# ---------------------------------------------------------------- asv suite
+
+
+@pytest.fixture
+def asv_suite(monkeypatch):
+    import importlib
+    monkeypatch.syspath_prepend(ASV_DIR)
+    for mod in [m for m in sys.modules if m == "benchmarks" or m.startswith("benchmarks.")]:
+        monkeypatch.delitem(sys.modules, mod)
+    return {name: importlib.import_module(f"benchmarks.{name}")
+            for name in ("common", "bench_training", "bench_predict", "bench_kernels",
+                         "bench_compile")}
+
+
+def test_asv_config_points_at_the_repository_and_benchmarks():
+    import re
+    with open(os.path.join(ASV_DIR, "asv.conf.json"), encoding="utf-8") as fh:
+        text = re.sub(r"^\s*//.*$", "", fh.read(), flags=re.M)   # asv allows // comments
+    conf = json.loads(text)
+    assert conf["repo"] == ".."
+    assert conf["environment_type"] == "virtualenv"
+    assert conf["benchmark_dir"] == "benchmarks"
+    assert "pip wheel --no-deps" in " ".join(conf["build_command"])
+
+
+def test_asv_suite_uses_the_one_workload_table(asv_suite):
+    assert asv_suite["common"].WORKLOADS is bench.WORKLOADS
+    for module in asv_suite.values():
+        for obj in vars(module).values():
+            if isinstance(obj, type) and getattr(obj, "params", None):
+                params = obj.params if isinstance(obj.params[0], list) else [obj.params]
+                assert len(params) == len(obj.param_names), obj
+
+
+def test_asv_setup_skips_undefined_dtypes_and_missing_torch(asv_suite, monkeypatch):
+    training = asv_suite["bench_training"]
+    with pytest.raises(NotImplementedError):
+        training.TrainingEpoch().setup("wide-large", "float64", "compiled")
+    _no_torch(monkeypatch)
+    with pytest.raises(NotImplementedError):
+        training.TrainingEpoch().setup("digits-small", "float64", "torch")
+    with pytest.raises(NotImplementedError):
+        training.FitMemory().setup("digits-small", "float64", "torch")
+    with pytest.raises(NotImplementedError):
+        training.Convergence().setup({}, "digits-small", "float64", "torch")
+
+
+def test_bench_threads_option_sets_and_restores_the_library_threads(monkeypatch, capsys):
+    import deepnet_fast
+    seen = []
+    monkeypatch.setattr(bench, "_measure_case",
+                        lambda *a, **k: seen.append(deepnet_fast.get_num_threads())
+                        or _fake_result(*a))
+    status = cli.main(["bench", "--quick", "--workloads", "digits-small", "--dtypes", "float64",
+                       "--backends", "compiled,reference", "--threads", "1"])
+    assert status == 0
+    assert seen == [1]
+    assert deepnet_fast.get_num_threads() is None
+    assert "1 thread(s)" in capsys.readouterr().out
+
+
+def _fake_result(name, dtype, backends, *args):
+    rates = {"compiled": 4.0, "reference": 2.0}
+    return {"workload": name, "dtype": dtype, "n_samples": 10, "batch_size": 32,
+            "samples_per_s": rates, "ratios": {"compiled/reference": 2.0},
+            "gflops": {b: 1.0 for b in rates}, "errors": {}}
