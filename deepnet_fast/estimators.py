@@ -261,65 +261,71 @@ class _DeepNetEstimator(BaseEstimator):
             self.best_loss_ = None if self.early_stopping else np.inf
             self.validation_scores_ = [] if self.early_stopping else None
             self.best_validation_score_ = -np.inf if self.early_stopping else None
-        X_val = Y_val = None
-        if self.early_stopping:
-            X, X_val, Y, Y_val = train_test_split(X, Y, test_size=self.validation_fraction,
-                                                  random_state=rng, stratify=self._strata(Y))
-            if X_val.shape[0] < 2:
-                raise ValueError(f"the validation set has {X_val.shape[0]} sample(s); increase "
-                                 "validation_fraction or the size of the dataset")
+        X, Y, X_val, Y_val = self._hold_out_validation(X, Y, rng)
         n_samples = X.shape[0]
         batch_size = self._batch_size(n_samples)
         epoch_args = dict(epochs=1, learning_rate=self.learning_rate, batch_size=batch_size,
                           optimizer=self.optimizer, beta=self.momentum, beta1=self.beta1,
                           beta2=self.beta2, epsilon=self.epsilon, l2=self.alpha,
                           shuffle=False, verbose=0, warm_start=True)
-        best_parameters = None
-        no_improvement = 0
-        stopped = False
+        best_parameters, no_improvement, stopped = None, 0, False
         self.n_iter_ = 0
         for _ in range(1 if incremental else self.max_iter):
-            X_epoch, Y_epoch = X, Y
-            if self.shuffle and batch_size < n_samples:
-                # Our own generator: DeepNet.fit re-seeds its shuffling on every
-                # call, which would repeat one order in every epoch.
-                order = rng.permutation(n_samples)
-                X_epoch, Y_epoch = X[order], Y[order]
-            history = self.net_.fit(X_epoch, Y_epoch, **epoch_args)
-            if history.interrupted:
+            # Shuffled here: DeepNet.fit re-seeds its own shuffling on every
+            # call, which would repeat one order in every epoch.
+            order = (rng.permutation(n_samples) if self.shuffle and batch_size < n_samples
+                     else slice(None))
+            history = self.net_.fit(X[order], Y[order], **epoch_args)
+            if history.interrupted:  # Ctrl-C: DeepNet kept the last complete epoch
                 stopped = True
                 break
-            self.loss_ = history.cost[0]
-            self.loss_curve_.append(self.loss_)
-            self.n_iter_ += 1
-            self.t_ += n_samples
-            if self.verbose:
-                print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
-            if X_val is None:
-                improved = self.loss_ <= self.best_loss_ - self.tol
-                self.best_loss_ = min(self.best_loss_, self.loss_)
-            else:
-                score = self.net_.score(X_val, Y_val)
-                self.validation_scores_.append(score)
-                improved = score >= self.best_validation_score_ + self.tol
-                if score > self.best_validation_score_:
-                    self.best_validation_score_ = score
-                    best_parameters = self.net_.parameters
-                if self.verbose:
-                    print(f"Validation score: {score:.6f}")
+            improved, is_best = self._record_epoch(history.cost[0], n_samples, X_val, Y_val)
+            if is_best:
+                best_parameters = self.net_.parameters
             no_improvement = 0 if improved else no_improvement + 1
-            if no_improvement > self.n_iter_no_change:
-                stopped = True
+            stopped = no_improvement > self.n_iter_no_change
+            if stopped:
                 if self.verbose:
-                    watched = "Validation score" if X_val is not None else "Training loss"
+                    watched = "Training loss" if X_val is None else "Validation score"
                     print(f"{watched} did not improve more than tol={self.tol:g} for "
                           f"{self.n_iter_no_change} consecutive epochs. Stopping.")
                 break
         if not (incremental or stopped):
             warnings.warn(f"Maximum iterations ({self.max_iter}) reached and the optimization "
-                          "hasn't converged yet.", ConvergenceWarning, stacklevel=3)
+                          "hasn't converged yet.", ConvergenceWarning, stacklevel=5)
         if best_parameters is not None:
             self.net_.set_parameters(best_parameters)
+
+    def _hold_out_validation(self, X, Y, rng):
+        if not self.early_stopping:
+            return X, Y, None, None
+        X, X_val, Y, Y_val = train_test_split(X, Y, test_size=self.validation_fraction,
+                                              random_state=rng, stratify=self._strata(Y))
+        if X_val.shape[0] < 2:
+            raise ValueError(f"the validation set has {X_val.shape[0]} sample(s); increase "
+                             "validation_fraction or the size of the dataset")
+        return X, Y, X_val, Y_val
+
+    def _record_epoch(self, loss, n_samples, X_val, Y_val):
+        """Log one epoch; return (improved by tol, best so far) of the watched quantity."""
+        self.loss_ = loss
+        self.loss_curve_.append(loss)
+        self.n_iter_ += 1
+        self.t_ += n_samples
+        if self.verbose:
+            print(f"Iteration {self.n_iter_}, loss = {loss:.8f}")
+        if X_val is None:
+            improved = loss <= self.best_loss_ - self.tol
+            self.best_loss_ = min(self.best_loss_, loss)
+            return improved, False
+        score = self.net_.score(X_val, Y_val)
+        if self.verbose:
+            print(f"Validation score: {score:.6f}")
+        self.validation_scores_.append(score)
+        improved = score >= self.best_validation_score_ + self.tol
+        is_best = score > self.best_validation_score_
+        self.best_validation_score_ = max(self.best_validation_score_, score)
+        return improved, is_best
 
     def _batch_size(self, n_samples):
         if self.batch_size is None:
@@ -328,7 +334,7 @@ class _DeepNetEstimator(BaseEstimator):
             return min(200, n_samples)
         if self.batch_size > n_samples:
             warnings.warn(f"batch_size={self.batch_size} is larger than the {n_samples} training "
-                          f"samples; using {n_samples}", UserWarning, stacklevel=4)
+                          f"samples; using {n_samples}", UserWarning, stacklevel=6)
             return n_samples
         return int(self.batch_size)
 
