@@ -61,10 +61,13 @@ def get_num_threads():
     return _requested
 
 
-# Per-batch work (multiply-adds of the forward pass) below which a second BLAS
-# thread costs more than it saves; measured on these 2-core machines, see the
-# README's performance section.
-SINGLE_THREAD_BELOW = 2_000_000
+# Per-batch work (multiply-adds of the forward pass) below which fit keeps BLAS
+# on one thread. Measured on these 2-core machines: a second thread gave only
+# 1.14-1.16x at course-cat (51 M) and mnist-medium (30 M) when nothing else ran,
+# but made them 4-15x slower when another BLAS pool (NumPy's) had just been busy
+# in the same process, its spinning threads contending for the cores;
+# wide-large (3.2 G) gains 1.6x from the second thread.
+SINGLE_THREAD_BELOW = 100_000_000
 
 
 class fit_threads:
