@@ -120,16 +120,14 @@ from distributed.comm import CommClosedError
 
 from . import reference as R
 from ._validation import (
-    OPTIMIZERS,
     check_choice,
     check_positive_int,
-    check_real,
 )
 from .engines import ENGINES
 from .exceptions import DivergenceError
 from .history import History
 from .network import _Progress, _is_dask, _score
-from .schedules import get_schedule, rate_at
+from .schedules import rate_at
 from .threads import fit_threads
 
 __all__ = ["fit_dask", "predict_dask", "DistributedTrainingError", "MAX_ATTEMPTS",
@@ -436,25 +434,12 @@ def _check_fit_args(epochs, learning_rate, batch_size, optimizer, beta, beta1, b
                     l2, keep_prob, lr_schedule, validation_split, patience, min_delta, verbose,
                     sync_every, scale_learning_rate):
     """The checks of ``DeepNet.fit``, plus the dask options."""
-    out = dict(
-        epochs=check_positive_int(epochs, "epochs"),
-        lr0=check_real(learning_rate, "learning_rate", low=0.0, low_open=True),
-        optimizer=check_choice(optimizer, "optimizer", OPTIMIZERS),
-        beta=check_real(beta, "beta", low=0.0, high=1.0, high_open=True),
-        beta1=check_real(beta1, "beta1", low=0.0, high=1.0, high_open=True),
-        beta2=check_real(beta2, "beta2", low=0.0, high=1.0, high_open=True),
-        epsilon=check_real(epsilon, "epsilon", low=0.0, low_open=True),
-        l2=check_real(l2, "l2", low=0.0),
-        keep_prob=check_real(keep_prob, "keep_prob", low=0.0, low_open=True, high=1.0),
-        schedule=get_schedule(lr_schedule),
-        validation_split=check_real(validation_split, "validation_split", low=0.0, high=1.0,
-                                    high_open=True),
-        patience=check_positive_int(patience, "patience"),
-        min_delta=check_real(min_delta, "min_delta", low=0.0),
-        verbose=check_positive_int(verbose, "verbose", minimum=0),
-        sync_every=check_positive_int(sync_every, "sync_every"),
-        batch=None if batch_size is None else check_positive_int(batch_size, "batch_size"),
-    )
+    from .network import check_fit_args
+
+    out = check_fit_args(epochs, learning_rate, optimizer, beta, beta1, beta2, epsilon, l2,
+                         keep_prob, lr_schedule, validation_split, patience, min_delta, verbose)
+    out["sync_every"] = check_positive_int(sync_every, "sync_every")
+    out["batch"] = None if batch_size is None else check_positive_int(batch_size, "batch_size")
     if not isinstance(scale_learning_rate, (bool, np.bool_)):
         raise TypeError(f"scale_learning_rate must be True or False; got {scale_learning_rate!r}")
     return out

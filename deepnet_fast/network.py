@@ -317,21 +317,12 @@ class DeepNet:
                             validation_data=validation_data, validation_split=validation_split,
                             early_stopping=early_stopping, patience=patience, min_delta=min_delta,
                             shuffle=shuffle, verbose=verbose, warm_start=warm_start)
-        epochs = check_positive_int(epochs, "epochs")
-        lr0 = check_real(learning_rate, "learning_rate", low=0.0, low_open=True)
-        check_choice(optimizer, "optimizer", OPTIMIZERS)
-        beta = check_real(beta, "beta", low=0.0, high=1.0, high_open=True)
-        beta1 = check_real(beta1, "beta1", low=0.0, high=1.0, high_open=True)
-        beta2 = check_real(beta2, "beta2", low=0.0, high=1.0, high_open=True)
-        epsilon = check_real(epsilon, "epsilon", low=0.0, low_open=True)
-        l2 = check_real(l2, "l2", low=0.0)
-        keep_prob = check_real(keep_prob, "keep_prob", low=0.0, low_open=True, high=1.0)
-        schedule = get_schedule(lr_schedule)
-        validation_split = check_real(validation_split, "validation_split", low=0.0, high=1.0,
-                                      high_open=True)
-        patience = check_positive_int(patience, "patience")
-        min_delta = check_real(min_delta, "min_delta", low=0.0)
-        verbose = check_positive_int(verbose, "verbose", minimum=0)
+        args = check_fit_args(epochs, learning_rate, optimizer, beta, beta1, beta2, epsilon, l2,
+                              keep_prob, lr_schedule, validation_split, patience, min_delta, verbose)
+        epochs, lr0, schedule = args["epochs"], args["lr0"], args["schedule"]
+        beta, beta1, beta2, epsilon = args["beta"], args["beta1"], args["beta2"], args["epsilon"]
+        l2, keep_prob, validation_split = args["l2"], args["keep_prob"], args["validation_split"]
+        patience, min_delta, verbose = args["patience"], args["min_delta"], args["verbose"]
 
         X = self._check_X(X)
         Y = self._encode_y(y, X.shape[0])
@@ -464,6 +455,28 @@ class DeepNet:
         :mod:`deepnet_fast.serialization`). The write is atomic."""
         from .serialization import save_model
         save_model(self, path)
+
+
+def check_fit_args(epochs, learning_rate, optimizer, beta, beta1, beta2, epsilon, l2, keep_prob,
+                   lr_schedule, validation_split, patience, min_delta, verbose):
+    """Validate the hyperparameters of ``fit`` (shared with the dask trainer)."""
+    return dict(
+        epochs=check_positive_int(epochs, "epochs"),
+        lr0=check_real(learning_rate, "learning_rate", low=0.0, low_open=True),
+        optimizer=check_choice(optimizer, "optimizer", OPTIMIZERS),
+        beta=check_real(beta, "beta", low=0.0, high=1.0, high_open=True),
+        beta1=check_real(beta1, "beta1", low=0.0, high=1.0, high_open=True),
+        beta2=check_real(beta2, "beta2", low=0.0, high=1.0, high_open=True),
+        epsilon=check_real(epsilon, "epsilon", low=0.0, low_open=True),
+        l2=check_real(l2, "l2", low=0.0),
+        keep_prob=check_real(keep_prob, "keep_prob", low=0.0, low_open=True, high=1.0),
+        schedule=get_schedule(lr_schedule),
+        validation_split=check_real(validation_split, "validation_split", low=0.0, high=1.0,
+                                    high_open=True),
+        patience=check_positive_int(patience, "patience"),
+        min_delta=check_real(min_delta, "min_delta", low=0.0),
+        verbose=check_positive_int(verbose, "verbose", minimum=0),
+    )
 
 
 def _is_dask(obj):

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from numba import njit
 
-from deepnet_fast.kernels import simd_math as sm
 from deepnet_fast.kernels.simd_math import (fast_exp, fast_expm1, fast_sigmoid,
                                             fast_tanh)
 

@@ -225,3 +225,22 @@ def test_initialization_scales_and_seed(init, scale):
     rng = np.random.default_rng(7)
     np.testing.assert_array_equal(p["W1"], rng.standard_normal((300, 400)) * scale(400))
     assert not np.array_equal(p["W1"], R.initialize_parameters(dims, init, seed=8)["W1"])
+
+
+@pytest.mark.parametrize("module", [C, R], ids=["compiled", "reference"])
+def test_momentum_and_rmsprop_first_step_match_hand_computation(module):
+    params = {"W1": np.array([[1.0, -2.0]]), "b1": np.array([[0.5]])}
+    grads = {"dW1": np.array([[0.3, -0.1]]), "db1": np.array([[2.0]])}
+    v, s = R.initialize_optimizer_state(params)
+    mom, v1, _ = module.update_parameters_with_optimizer(params, grads, v, s, 1, 0.1, "momentum", beta=0.9)
+    rms, _, s1 = module.update_parameters_with_optimizer(params, grads, v, s, 1, 0.1, "rmsprop",
+                                                         beta2=0.999, epsilon=1e-8)
+    for k in params:
+        g = grads["d" + k]
+        # momentum from v = 0: v = 0.1 g, P -= α v
+        np.testing.assert_allclose(v1["d" + k], 0.1 * g, rtol=1e-12)
+        np.testing.assert_allclose(mom[k], params[k] - 0.1 * 0.1 * g, rtol=1e-12)
+        # RMSprop from s = 0: s = 0.001 g², P -= α g / (√s + ε)
+        np.testing.assert_allclose(s1["d" + k], 0.001 * g * g, rtol=1e-12)
+        np.testing.assert_allclose(rms[k], params[k] - 0.1 * g / (np.sqrt(0.001) * np.abs(g) + 1e-8),
+                                   rtol=1e-12)
