@@ -18,6 +18,8 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
+# scikit-learn >= 1.6 (validate_data, __sklearn_tags__). Hyperparameters are checked by
+# scikit-learn's own, private, _param_validation so errors read like its estimators'.
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
