@@ -912,17 +912,5 @@ class _RoundProgress(_Progress):
         self.sync_every = sync_every
 
     def update(self, rnd, cost, val_cost, last_epoch=None):
-        if self.sync_every == 1:
-            return super().update(rnd, cost, val_cost)
-        if self.verbose == 0:
-            return
-        if self.bar is not None:
-            self.bar.update(1)
-        if rnd % self.every == 0 or rnd == self.epochs - 1:
-            line = f"Cost after round {rnd} (epoch {last_epoch}): {cost:.6f}"
-            if val_cost is not None:
-                line += f"  validation cost: {val_cost:.6f}"
-            if self.bar is not None:
-                self.bar.write(line)
-            else:
-                print(line, flush=True)
+        label = None if self.sync_every == 1 else f"round {rnd} (epoch {last_epoch})"
+        super().update(rnd, cost, val_cost, label)

@@ -514,13 +514,14 @@ class _Progress:
                 self.bar = tqdm(total=epochs, unit="epoch", leave=False, mininterval=0.25,
                                 disable=None)
 
-    def update(self, epoch, cost, val_cost):
+    def update(self, epoch, cost, val_cost, label=None):
+        """``epoch`` counts the bar's steps; ``label`` names it in the line."""
         if self.verbose == 0:
             return
         if self.bar is not None:
             self.bar.update(1)
         if epoch % self.every == 0 or epoch == self.epochs - 1:
-            line = f"Cost after epoch {epoch}: {cost:.6f}"
+            line = f"Cost after {label or f'epoch {epoch}'}: {cost:.6f}"
             if val_cost is not None:
                 line += f"  validation cost: {val_cost:.6f}"
             if self.bar is not None:
