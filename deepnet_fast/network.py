@@ -243,7 +243,7 @@ class DeepNet:
             beta=0.9, beta1=0.9, beta2=0.999, epsilon=1e-8, l2=0.0, keep_prob=1.0,
             lr_schedule=None, validation_data=None, validation_split=0.0, early_stopping=False,
             patience=10, min_delta=0.0, shuffle=True, verbose=1, warm_start=False,
-            client=None, sync_every=1, scale_learning_rate=False):
+            client=None, workers=None, sync_every=1, scale_learning_rate=False):
         """Train the network.
 
         Parameters
@@ -291,6 +291,8 @@ class DeepNet:
         client : dask.distributed.Client, optional
             With dask ``X``/``y``: the cluster to train on (default:
             ``distributed.get_client()``). See :mod:`deepnet_fast.distributed`.
+        workers : list of str, optional
+            With dask input: train on these workers only.
         sync_every : int, default=1
             With dask input: epochs each worker runs on its shard between two
             parameter averages.
@@ -309,7 +311,7 @@ class DeepNet:
         """
         if _is_dask(X) or _is_dask(y):
             from .distributed import fit_dask
-            return fit_dask(self, X, y, client=client, sync_every=sync_every,
+            return fit_dask(self, X, y, client=client, workers=workers, sync_every=sync_every,
                             scale_learning_rate=scale_learning_rate, epochs=epochs,
                             learning_rate=learning_rate, batch_size=batch_size,
                             optimizer=optimizer, beta=beta, beta1=beta1, beta2=beta2,
