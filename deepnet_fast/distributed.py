@@ -118,7 +118,6 @@ import numpy as np
 from distributed import KilledWorker, futures_of, get_client, get_worker, wait
 from distributed.comm import CommClosedError
 
-from . import reference as R
 from ._validation import (
     check_choice,
     check_positive_int,
@@ -126,7 +125,7 @@ from ._validation import (
 from .engines import ENGINES
 from .exceptions import DivergenceError
 from .history import History
-from .network import _Progress, _is_dask, _score
+from .network import _Progress, _is_dask
 from .schedules import rate_at
 from .threads import fit_threads
 
@@ -847,14 +846,9 @@ def _train(net, shards, a, Xv, Yv, early_stopping, scale_learning_rate):
             shards.rng_states = [res[5] for res in ordered]
             cost = float(sum(w * float(np.mean(res[4])) for w, res in zip(weights, ordered)))
             epoch += k
-            val_cost = val_metric = None
-            if Xv is not None:
-                Pv = net._output(Xv)
-                val_cost = R.compute_cost(Pv, np.ascontiguousarray(Yv.T), net.output_activation)
-                val_metric = _score(Pv.T, Yv, net.output_activation)
-            metric_name = "val_r2" if net.output_activation == "identity" else "val_accuracy"
+            val_cost, val_metric = net._validation(Xv, Yv)
             wall = time.perf_counter() - start
-            history._append(cost, rates[0], wall, val_cost, **{metric_name: val_metric})
+            history._append(cost, rates[0], wall, val_cost, **val_metric)
             history.rounds.append({"wall": wall, "compute": [res[6] for res in ordered],
                                    "workers": [res[7] for res in ordered],
                                    "shard_workers": list(shards.workers),

@@ -387,14 +387,8 @@ class DeepNet:
                     raise DivergenceError(epoch, learning_rate=lr)
                 self._t += engine.n_batches
                 cost = float(costs @ weights)
-                val_cost = val_metric = None
-                if Xv is not None:
-                    Pv = self._output(Xv)
-                    val_cost = R.compute_cost(Pv, np.ascontiguousarray(Yv.T), self.output_activation)
-                    val_metric = _score(Pv.T, Yv, self.output_activation)
-                metric_name = "val_r2" if self.output_activation == "identity" else "val_accuracy"
-                history._append(cost, lr, time.perf_counter() - start, val_cost,
-                                **{metric_name: val_metric})
+                val_cost, val_metric = self._validation(Xv, Yv)
+                history._append(cost, lr, time.perf_counter() - start, val_cost, **val_metric)
                 snapshot = self._snapshot(snapshot)
                 progress.update(epoch, cost, val_cost)
                 if early_stopping:
@@ -422,6 +416,15 @@ class DeepNet:
             self._restore(best[2])
             history.best_epoch = best[1]
         return history
+
+    def _validation(self, Xv, Yv):
+        """Validation cost and ``{"val_accuracy" or "val_r2": value}`` (None without data)."""
+        name = "val_r2" if self.output_activation == "identity" else "val_accuracy"
+        if Xv is None:
+            return None, {name: None}
+        Pv = self._output(Xv)
+        cost = R.compute_cost(Pv, np.ascontiguousarray(Yv.T), self.output_activation)
+        return cost, {name: _score(Pv.T, Yv, self.output_activation)}
 
     def partial_fit(self, X, y, *, learning_rate=0.0075, optimizer="gd", **kwargs):
         """One pass over ``(X, y)`` as a single batch, continuing from the
