@@ -441,6 +441,9 @@ def _versions():
     return out
 
 
+_POOL_IDLE_SECONDS = 0.3
+
+
 def _measure_case(name, dtype, backends, repeat, epochs, threads, quick, seed, notes):
     w = WORKLOADS[name]
     n = quick_samples(name) if quick else w.n_samples
@@ -465,6 +468,10 @@ def _measure_case(name, dtype, backends, repeat, epochs, threads, quick, seed, n
         record["seconds"][b] = []
     for _ in range(repeat):
         for b, trainer in list(trainers.items()):
+            # Thread pools (OpenBLAS, OpenMP) spin-wait for a while after their
+            # last task; let the previous backend's go idle so that they do not
+            # steal the cores from the next one.
+            time.sleep(_POOL_IDLE_SECONDS)
             start = time.perf_counter()
             try:
                 trainer.train(epochs)

@@ -62,12 +62,12 @@ def get_num_threads():
 
 
 # Per-batch work (multiply-adds of the forward pass) below which fit keeps BLAS
-# on one thread. Measured on these 2-core machines: a second thread gave only
-# 1.14-1.16x at course-cat (51 M) and mnist-medium (30 M) when nothing else ran,
-# but made them 4-15x slower when another BLAS pool (NumPy's) had just been busy
-# in the same process, its spinning threads contending for the cores;
-# wide-large (3.2 G) gains 1.6x from the second thread.
-SINGLE_THREAD_BELOW = 100_000_000
+# on one thread. Measured on these 2-core machines with nothing else running
+# (deepnet-fast bench --backends compiled --threads 1|2): a second thread gave
+# 1.48x at course-cat (51 M), 1.14x at mnist-medium (30 M), 1.6x at wide-large
+# (3.2 G), and nothing measurable at digits-small (75 k), where a BLAS call is
+# too short to split.
+SINGLE_THREAD_BELOW = 10_000_000
 
 
 class fit_threads:
