@@ -22,7 +22,7 @@ from ._step_args import (
     prepare_update,
 )
 from ._validation import OPTIMIZERS, check_activation, check_choice
-from .initialization import initialize_parameters
+from .initialization import initialize_optimizer_state, initialize_parameters
 from .kernels import activations as _act
 from .kernels import linear as _lin
 from .kernels import losses as _loss
@@ -175,13 +175,6 @@ def l2_cost(parameters, l2, m):
     L = sum(1 for k in parameters if k.startswith("W"))
     return float(l2 / (2 * m) * sum(float(np.vdot(parameters[f"W{l}"], parameters[f"W{l}"]))
                                     for l in range(1, L + 1)))
-
-
-def initialize_optimizer_state(parameters):
-    """Zero first and second moments ``v``, ``s`` for every parameter array."""
-    v = {f"d{k}": np.zeros_like(p) for k, p in parameters.items()}
-    s = {f"d{k}": np.zeros_like(p) for k, p in parameters.items()}
-    return v, s
 
 
 def update_parameters_with_optimizer(parameters, grads, v, s, t, learning_rate, optimizer="gd",

@@ -16,6 +16,14 @@ from .kernels import training as ktrain
 from .kernels import updates as kupd
 
 
+def kernel_arrays(dims, activations):
+    """The integer arrays the kernels describe a network with: layer sizes,
+    activation codes, and where each W[l] and b[l] starts in the flat vector."""
+    offW, offb, _ = flat.layout(dims)
+    codes = np.asarray([kact.CODES[a] for a in activations], dtype=np.int64)
+    return np.asarray(dims, dtype=np.int64), codes, offW, offb
+
+
 class _Engine:
     def __init__(self, dims, activations, negative_slope, dtype, batch_size, n_samples,
                  optimizer, l2, beta, beta1, beta2, epsilon, keep_prob=1.0, dropout_seed=0):
@@ -44,10 +52,9 @@ class CompiledEngine(_Engine):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         dims, B, dt = self.dims, self.batch_size, self.dtype
-        self._dims = np.asarray(dims, dtype=np.int64)
-        self._codes = np.asarray([kact.CODES[a] for a in self.activations], dtype=np.int64)
+        self._dims, self._codes, self._offW, self._offb = kernel_arrays(dims, self.activations)
         self._loss = kact.LOSS_OF_OUTPUT[self.activations[-1]]
-        self._offW, self._offb, size = flat.layout(dims)
+        size = flat.layout(dims)[2]
         self._slope = dt.type(self.slope)
         self._grad = np.empty(size, dtype=dt)
         # Allocated once per fit: activations of all layers, one dA buffer,

@@ -61,3 +61,11 @@ def initialize_parameters(layer_dims, init="he", seed=None, dtype=np.float64):
         params[f"W{l}"] = W.astype(dt)
         params[f"b{l}"] = np.zeros((dims[l], 1), dtype=dt)
     return params
+
+
+def initialize_optimizer_state(parameters):
+    """Zero first and second moments ``v``, ``s`` (keys ``dW1, db1, ...``) for
+    every parameter array, for momentum, RMSprop and Adam."""
+    v = {f"d{k}": np.zeros_like(p) for k, p in parameters.items()}
+    s = {f"d{k}": np.zeros_like(p) for k, p in parameters.items()}
+    return v, s

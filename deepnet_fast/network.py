@@ -25,11 +25,10 @@ from ._validation import (
     check_positive_int,
     check_real,
 )
-from .engines import ENGINES
+from .engines import ENGINES, kernel_arrays
 from .exceptions import DivergenceError
 from .history import History
 from .initialization import initialize_parameters
-from .kernels import activations as kact
 from .kernels import training as ktrain
 from .schedules import get_schedule, rate_at
 from .threads import fit_threads
@@ -180,11 +179,9 @@ class DeepNet:
     def _output(self, X):
         """A[L] of shape (nL, n_samples)."""
         if self.backend == "compiled":
-            offW, offb, _ = flat.layout(self.layer_dims)
-            return ktrain.predict_output(
-                X, np.asarray(self.layer_dims, np.int64),
-                np.asarray([kact.CODES[a] for a in self.activations], np.int64),
-                self.dtype.type(self.negative_slope), self._theta, offW, offb, _PREDICT_CHUNK)
+            dims, codes, offW, offb = kernel_arrays(self.layer_dims, self.activations)
+            return ktrain.predict_output(X, dims, codes, self.dtype.type(self.negative_slope),
+                                         self._theta, offW, offb, _PREDICT_CHUNK)
         AL, _ = R.forward(X.T, flat.unpack(self._theta, self.layer_dims), self.activations,
                           negative_slope=self.negative_slope)
         return AL

@@ -24,7 +24,7 @@ from ._step_args import (
     decide,
 )
 from ._validation import OPTIMIZERS, check_activation, check_choice
-from .initialization import initialize_parameters
+from .initialization import initialize_optimizer_state, initialize_parameters
 from .layer_cache import LayerCache
 
 __all__ = [
@@ -289,13 +289,6 @@ def l2_cost(parameters, l2, m):
     L = sum(1 for k in parameters if k.startswith("W"))
     return float(l2 / (2 * m) * sum(np.sum(np.square(parameters[f"W{l}"], dtype=np.float64))
                                     for l in range(1, L + 1)))
-
-
-def initialize_optimizer_state(parameters):
-    """Zero first and second moments ``v``, ``s`` for every parameter array."""
-    v = {f"d{k}": np.zeros_like(p) for k, p in parameters.items()}
-    s = {f"d{k}": np.zeros_like(p) for k, p in parameters.items()}
-    return v, s
 
 
 def update_parameters_with_optimizer(parameters, grads, v, s, t, learning_rate, optimizer="gd",
