@@ -187,12 +187,13 @@ class _Shard:
     def _setstate_extras(self):
         self.lock = threading.Lock()
         self._engine = None
+        self.threads = None
         self.order = np.empty(0, np.int64)
         self.arange = np.empty(0, np.int64)
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        for name in ("lock", "_engine", "order", "arange"):
+        for name in ("lock", "_engine", "threads", "order", "arange"):
             del state[name]
         return state
 
@@ -205,10 +206,14 @@ class _Shard:
         if self._engine is None:
             net, c, m = self.net, self.config, self.X.shape[0]
             batch = m if c["batch"] is None else min(c["batch"], m)
+            # As many threads as the worker has (one for small networks);
+            # entering self.threads sets BLAS's pool to match.
+            self.threads = fit_threads(net.layer_dims, batch, net.backend,
+                                       available=c.get("numba_threads", 1))
             self._engine = ENGINES[net.backend](
                 net.layer_dims, net.activations, net.negative_slope, net.dtype, batch, m,
                 c["optimizer"], c["l2"], c["beta"], c["beta1"], c["beta2"], c["epsilon"],
-                c["keep_prob"], c["dropout_seed"])
+                c["keep_prob"], c["dropout_seed"], threads=self.threads.kernel_threads)
             self.weights = self._engine.batch_sizes() / m
             if c["shuffle"] and batch < m:
                 self.arange = np.arange(m, dtype=np.int64)
@@ -277,7 +282,7 @@ def _warm_up(shard):
     order = shard.order[:b] if shard.order.size else shard.order
     if order.size:
         order[:] = np.arange(b)
-    with _blas_threads(shard):
+    with shard.threads:
         engine.epoch(theta, v, s, 0, shard.X[:b], shard.Y[:b], order, 1e-3)
 
 
@@ -287,27 +292,6 @@ def _describe(shard):
     info["Xv"], info["Yv"] = shard.Xv, shard.Yv
     shard.Xv = shard.Yv = None
     return info
-
-
-class _blas_threads:
-    """As many BLAS threads as the worker has (one for small networks)."""
-
-    def __init__(self, shard):
-        threads = shard.info.get("threads") or _worker_threads()
-        single = fit_threads(shard.net.layer_dims, shard.engine.batch_size).single
-        self.n = 1 if single else threads
-        self._ctx = None
-
-    def __enter__(self):
-        if self.n > 1:
-            from threadpoolctl import threadpool_limits
-            self._ctx = threadpool_limits(limits=self.n, user_api="blas")
-        return self
-
-    def __exit__(self, *exc):
-        if self._ctx is not None:
-            self._ctx.restore_original_limits()
-        return False
 
 
 def _own(a, dtype):
@@ -333,7 +317,7 @@ def _run_round(shard, theta, v, s, t, rates, rng_state):
             rng.bit_generator.state = rng_state
         costs = np.empty(len(rates))
         steps, failed = 0, -1
-        with _blas_threads(shard):
+        with shard.threads:
             for k, lr in enumerate(rates):
                 if rng is not None:
                     # Same draws as rng.permutation(m) in DeepNet.fit, without allocating.

@@ -26,7 +26,8 @@ def kernel_arrays(dims, activations):
 
 class _Engine:
     def __init__(self, dims, activations, negative_slope, dtype, batch_size, n_samples,
-                 optimizer, l2, beta, beta1, beta2, epsilon, keep_prob=1.0, dropout_seed=0):
+                 optimizer, l2, beta, beta1, beta2, epsilon, keep_prob=1.0, dropout_seed=0,
+                 threads=1):
         self.dims = list(dims)
         self.activations = tuple(activations)
         self.slope = negative_slope
@@ -39,6 +40,7 @@ class _Engine:
         self.beta, self.beta1, self.beta2, self.epsilon = beta, beta1, beta2, epsilon
         self.keep_prob = float(keep_prob)
         self.dropout_seed = int(dropout_seed)
+        self.threads = max(1, min(int(threads), batch_size))
 
     def batch_sizes(self):
         sizes = np.full(self.n_batches, self.batch_size, dtype=np.float64)
@@ -47,7 +49,13 @@ class _Engine:
 
 
 class CompiledEngine(_Engine):
-    """Whole epochs in one call of :func:`deepnet_fast.kernels.training.train_epoch`."""
+    """Whole epochs in one kernel call.
+
+    With ``threads == 1`` that is :func:`deepnet_fast.kernels.training.train_epoch`;
+    with more, every batch is split between that many threads by
+    :func:`deepnet_fast.kernels.training_threaded.train_epoch_threaded` (BLAS must
+    then run single-threaded: see :func:`deepnet_fast.threads.fit_threads`).
+    """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -57,34 +65,45 @@ class CompiledEngine(_Engine):
         size = flat.layout(dims)[2]
         self._slope = dt.type(self.slope)
         self._grad = np.empty(size, dtype=dt)
-        # Allocated once per fit: activations of all layers, one dA buffer,
-        # the gathered batch.
-        self._acts = np.empty(sum(dims[1:]) * B, dtype=dt)
-        self._scratch = np.empty(max(dims[1:-1], default=1) * B, dtype=dt)
+        # Allocated once per fit: for each thread's share of a batch, the
+        # activations of all layers and two dZ buffers; the gathered batch.
+        P = self.threads
+        self._acts, self._deltas = self._share_buffers(-(-B // P), P)
         self._Xb = np.empty((B, dims[0]), dtype=dt)
         self._Yb = np.empty((B, dims[-1]), dtype=dt)
         self._costs = np.empty(self.n_batches, dtype=np.float64)
+        self._part_loss = np.empty(2 * P, dtype=np.float64)
+        self._part_ok = np.empty(P, dtype=np.bool_)
         self._hyper = np.empty(kupd.N_HYPER, dtype=dt)
         self._opt = kupd.CODES[self.optimizer]
+
+    def _share_buffers(self, width, parts):
+        dims = self.dims
+        acts = np.empty((parts, sum(dims[1:]) * width), dtype=self.dtype)
+        deltas = np.empty((parts, 2 * max(dims[1:-1], default=1) * width), dtype=self.dtype)
+        return acts, deltas
 
     def epoch(self, theta, v, s, t, X, Y, order, learning_rate):
         """Run one epoch; returns (batch costs, index of a failed batch or -1)."""
         kupd.make_hyper(self._hyper, learning_rate, self.beta, self.beta1, self.beta2,
                         self.epsilon, 1)
-        failed = ktrain.train_epoch(
-            X, Y, order, self.batch_size, self._dims, self._codes, self._slope, self._loss,
-            float(self.l2), self.keep_prob, self.dropout_seed, theta, self._grad, v, s, self._opt, self._hyper,
-            float(self.beta1), float(self.beta2), int(t),
-            self._offW, self._offb, self._acts, self._scratch, self._Xb, self._Yb, self._costs)
+        args = (X, Y, order, self.batch_size, self._dims, self._codes, self._slope, self._loss,
+                float(self.l2), self.keep_prob, self.dropout_seed, theta, self._grad, v, s,
+                self._opt, self._hyper, float(self.beta1), float(self.beta2), int(t),
+                self._offW, self._offb, self._acts, self._deltas, self._Xb, self._Yb, self._costs)
+        if self.threads == 1:
+            failed = ktrain.train_epoch(*args)
+        else:
+            from .kernels.training_threaded import train_epoch_threaded
+            failed = train_epoch_threaded(*args, self._part_loss, self._part_ok)
         return self._costs, int(failed)
 
     def gradient(self, theta, X, Y, step=1):
         """Cost and flat gradient of the whole ``(X, Y)`` as one batch."""
-        acts = np.empty(sum(self.dims[1:]) * X.shape[0], dtype=self.dtype)
-        scratch = np.empty(max(self.dims[1:-1], default=1) * X.shape[0], dtype=self.dtype)
+        acts, deltas = self._share_buffers(X.shape[0], 1)
         cost = ktrain.loss_and_gradient(
             X, Y, self._dims, self._codes, self._slope, self._loss, float(self.l2), theta,
-            self._grad, self._offW, self._offb, acts, scratch, self.keep_prob, self.dropout_seed,
+            self._grad, self._offW, self._offb, acts, deltas, self.keep_prob, self.dropout_seed,
             int(step))
         return cost, self._grad.copy()
 

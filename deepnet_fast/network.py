@@ -359,9 +359,11 @@ class DeepNet:
             self._optimizer = optimizer
 
         dropout_seed = int(self.seed) if self.seed is not None else int(rng.integers(2**62))
+        threads = fit_threads(self.layer_dims, batch, self.backend)
         engine = ENGINES[self.backend](
             self.layer_dims, self.activations, self.negative_slope, self.dtype, batch, m,
-            optimizer, l2, beta, beta1, beta2, epsilon, keep_prob, dropout_seed)
+            optimizer, l2, beta, beta1, beta2, epsilon, keep_prob, dropout_seed,
+            threads=threads.kernel_threads)
         weights = engine.batch_sizes() / m
         history = History()
         self.history_ = history
@@ -370,7 +372,6 @@ class DeepNet:
         best = (np.inf, None, None)
         waited = 0
         no_order = np.empty(0, np.int64)
-        threads = fit_threads(self.layer_dims, batch)
         threads.__enter__()
         try:
             for epoch in range(epochs):

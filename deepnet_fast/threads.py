@@ -61,8 +61,8 @@ def get_num_threads():
     return _requested
 
 
-# Per-batch work (multiply-adds of the forward pass) below which fit keeps BLAS
-# on one thread. Measured on these 2-core machines with nothing else running
+# Per-batch work (multiply-adds of the forward pass) below which fit trains on
+# one thread. Measured on these 2-core machines with nothing else running
 # (deepnet-fast bench --backends compiled --threads 1|2): a second thread gave
 # 1.48x at course-cat (51 M), 1.14x at mnist-medium (30 M), 1.6x at wide-large
 # (3.2 G), and nothing measurable at digits-small (75 k), where a BLAS call is
@@ -70,21 +70,51 @@ def get_num_threads():
 SINGLE_THREAD_BELOW = 10_000_000
 
 
-class fit_threads:
-    """Context for one ``fit``: a single BLAS thread for small networks unless
-    the user chose a thread count."""
+def _available():
+    import numba
+    return _requested or numba.get_num_threads()
 
-    def __init__(self, layer_dims, batch):
+
+class fit_threads:
+    """Threads for one ``fit``: a context that sets the BLAS pool for its duration.
+
+    Below ``SINGLE_THREAD_BELOW`` multiply-adds per batch everything runs on
+    one thread, unless the user chose a count with :func:`set_num_threads`.
+    Otherwise the compiled backend splits each batch between
+    ``kernel_threads`` threads that each call BLAS single-threaded (see
+    :mod:`deepnet_fast.kernels.training_threaded`), while the reference
+    backend leaves the threads to BLAS.
+
+    Parameters
+    ----------
+    layer_dims : sequence of int
+    batch : int
+        Samples per mini-batch.
+    backend : {"compiled", "reference"}
+    available : int, optional
+        Threads to use; default: the number set by :func:`set_num_threads`,
+        else Numba's thread count (all cores).
+    """
+
+    def __init__(self, layer_dims, batch, backend="compiled", available=None):
         macs = batch * sum(a * b for a, b in zip(layer_dims[:-1], layer_dims[1:]))
-        self.single = _requested is None and macs < SINGLE_THREAD_BELOW
+        n = available or _available()
+        small = macs < SINGLE_THREAD_BELOW and _requested is None
+        self.single = small or n == 1
+        if backend == "compiled":
+            self.kernel_threads = 1 if self.single else n
+            self.blas_threads = 1
+        else:
+            self.kernel_threads = 1
+            self.blas_threads = 1 if small else n
         self._ctx = None
 
     def __enter__(self):
-        if self.single:
-            self._ctx = _blas_controller().limit(limits=1, user_api="blas")
+        self._ctx = _blas_controller().limit(limits=self.blas_threads, user_api="blas")
         return self
 
     def __exit__(self, *exc):
         if self._ctx is not None:
             self._ctx.restore_original_limits()
+            self._ctx = None
         return False

@@ -54,14 +54,17 @@ def keep_mask(n, m, seed, step, layer, keep_prob):
 
 
 @njit(**JIT)
-def apply_mask(A, key, keep_prob, inv_keep):
+def apply_mask(A, key, keep_prob, inv_keep, col0, width):
     """A = A · mask / keep_prob, in place.
 
-    The forward pass applies it to the activations, the backward pass to dA
-    with the same key, so both see the same mask.
+    ``A`` holds columns ``col0, col0 + 1, ...`` of a layer ``width`` columns
+    wide, so that a batch split between threads gets the masks of the whole
+    batch. The forward pass applies it to the activations, the backward pass
+    to dA with the same key, so both see the same mask.
     """
     n, m = A.shape
     zero = inv_keep - inv_keep
     for i in range(n):
+        row = i * width + col0
         for j in range(m):
-            A[i, j] = A[i, j] * inv_keep if _keep(key, i * m + j, keep_prob) else zero
+            A[i, j] = A[i, j] * inv_keep if _keep(key, row + j, keep_prob) else zero

@@ -1,0 +1,177 @@
+"""The threaded epoch (each batch split between threads) and the strided BLAS
+product it is built on, against the reference and against NumPy."""
+
+import numpy as np
+import pytest
+
+import deepnet_fast as dn
+from deepnet_fast import engines, threads
+from deepnet_fast import params as flat
+from deepnet_fast.initialization import initialize_parameters
+from deepnet_fast.kernels.blas import gemm
+
+CONFIGS = {
+    # dims, activations, samples, batch: uneven shares, a last batch smaller
+    # than the number of shares, one output row (a share with no dW rows).
+    "relu-softmax": ([7, 9, 6, 3], ("relu", "relu", "softmax"), 43, 10),
+    "tanh-sigmoid": ([5, 4, 1], ("tanh", "sigmoid"), 22, 7),
+    "leaky-identity": ([6, 8, 2], ("leaky_relu", "identity"), 17, 17),
+    "sigmoid-deep": ([4, 5, 5, 5, 2], ("sigmoid", "tanh", "relu", "softmax"), 31, 8),
+}
+
+
+def _problem(name, dtype, seed=0):
+    dims, acts, m, batch = CONFIGS[name]
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((m, dims[0])).astype(dtype)
+    if acts[-1] == "softmax":
+        Y = np.eye(dims[-1], dtype=dtype)[rng.integers(0, dims[-1], m)]
+    elif acts[-1] == "sigmoid":
+        Y = (X[:, :1] > 0).astype(dtype)
+    else:
+        Y = X[:, :dims[-1]] * 0.5
+    theta = flat.pack(initialize_parameters(dims, "xavier", seed=seed), dims, dtype)
+    return dims, acts, X, Y, batch, theta
+
+
+def _run_epochs(engine, theta, X, Y, epochs, lr, shuffle_seed):
+    theta = theta.copy()
+    size = theta.size
+    v = np.zeros(size if engine.optimizer in ("momentum", "adam") else 0, theta.dtype)
+    s = np.zeros(size if engine.optimizer in ("rmsprop", "adam") else 0, theta.dtype)
+    rng = np.random.default_rng(shuffle_seed)
+    costs = []
+    t = 0
+    for _ in range(epochs):
+        order = rng.permutation(X.shape[0]) if engine.batch_size < X.shape[0] else \
+            np.empty(0, np.int64)
+        c, failed = engine.epoch(theta, v, s, t, X, Y, order, lr)
+        assert failed == -1
+        costs.append(c.copy())
+        t += engine.n_batches
+    return theta, np.concatenate(costs)
+
+
+def _engine(kind, dims, acts, dtype, batch, m, optimizer, l2, keep_prob, threads=1):
+    return engines.ENGINES[kind](dims, acts, 0.1, dtype, batch, m, optimizer, l2, 0.9, 0.9,
+                                 0.999, 1e-8, keep_prob, 5, threads=threads)
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+@pytest.mark.parametrize("optimizer,l2,keep_prob", [("gd", 0.0, 1.0), ("adam", 0.3, 1.0),
+                                                    ("momentum", 0.0, 0.8),
+                                                    ("rmsprop", 0.1, 0.7)])
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-10), (np.float32, 1e-4)])
+@pytest.mark.parametrize("n_threads", [2, 3])
+def test_threaded_epochs_match_reference(name, optimizer, l2, keep_prob, dtype, rtol, n_threads):
+    dims, acts, X, Y, batch, theta0 = _problem(name, dtype)
+    if acts[-1] == "identity" and keep_prob < 1:
+        keep_prob = 1.0
+    m = X.shape[0]
+    ref = _engine("reference", dims, acts, dtype, batch, m, optimizer, l2, keep_prob)
+    thr = _engine("compiled", dims, acts, dtype, batch, m, optimizer, l2, keep_prob, n_threads)
+    assert thr.threads == n_threads
+    lr = 0.05 if optimizer in ("gd", "momentum") else 0.005   # no chaotic divergence
+    theta_r, cost_r = _run_epochs(ref, theta0, X, Y, 3, lr, 1)
+    theta_t, cost_t = _run_epochs(thr, theta0, X, Y, 3, lr, 1)
+    assert theta_t.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(cost_t, cost_r, rtol=rtol)
+    np.testing.assert_allclose(theta_t, theta_r, rtol=rtol,
+                               atol=rtol * np.abs(theta_r).max() * 1e-2)
+
+
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+def test_thread_counts_agree_to_rounding_and_repeat_bitwise(dtype, rtol):
+    dims, acts, X, Y, batch, theta0 = _problem("relu-softmax", dtype, seed=3)
+    m = X.shape[0]
+    one = _run_epochs(_engine("compiled", dims, acts, dtype, batch, m, "adam", 0.1, 0.9),
+                      theta0, X, Y, 2, 0.01, 2)[0]
+    two = _run_epochs(_engine("compiled", dims, acts, dtype, batch, m, "adam", 0.1, 0.9, 2),
+                      theta0, X, Y, 2, 0.01, 2)[0]
+    again = _run_epochs(_engine("compiled", dims, acts, dtype, batch, m, "adam", 0.1, 0.9, 2),
+                        theta0, X, Y, 2, 0.01, 2)[0]
+    np.testing.assert_array_equal(two, again)
+    np.testing.assert_allclose(two, one, rtol=rtol, atol=rtol * 1e-2)
+
+
+def test_threaded_epoch_reports_the_diverging_batch_and_skips_its_update():
+    dims, acts, X, Y, batch, theta0 = _problem("relu-softmax", np.float64)
+    m = X.shape[0]
+    eng = _engine("compiled", dims, acts, np.float64, batch, m, "gd", 0.0, 1.0, 2)
+    theta = theta0.copy()
+    X = X.copy()
+    X[25] = np.inf                         # sample 25 lies in batch 2
+    empty = np.empty(0)
+    costs, failed = eng.epoch(theta, empty, empty, 0, X, Y, np.empty(0, np.int64), 0.05)
+    assert failed == 2
+    assert np.isfinite(theta).all()
+    # Batches 0 and 1 were applied, exactly as on one thread.
+    ser = _engine("compiled", dims, acts, np.float64, batch, m, "gd", 0.0, 1.0, 1)
+    theta1 = theta0.copy()
+    assert ser.epoch(theta1, empty, empty, 0, X, Y, np.empty(0, np.int64), 0.05)[1] == 2
+    np.testing.assert_allclose(theta, theta1, rtol=1e-12, atol=1e-15)
+
+
+def test_fit_splits_large_batches_between_threads_and_matches_reference(monkeypatch):
+    # Lower the size threshold so that a small network takes the threaded path.
+    monkeypatch.setattr(threads, "SINGLE_THREAD_BELOW", 0)
+    plan = threads.fit_threads([6, 8, 3], 16, "compiled", available=2)
+    assert (plan.kernel_threads, plan.blas_threads) == (2, 1)
+    assert threads.fit_threads([6, 8, 3], 16, "reference", available=2).blas_threads == 2
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((50, 6))
+    y = rng.integers(0, 3, 50)
+    nets = [dn.DeepNet([6, 8, 3], "relu", "softmax", seed=1, backend=b)
+            for b in ("compiled", "reference")]
+    hist = [n.fit(X, y, epochs=4, learning_rate=0.05, batch_size=16, optimizer="adam",
+                  verbose=0) for n in nets]
+    np.testing.assert_allclose(hist[0].cost, hist[1].cost, rtol=1e-10)
+    for k, v in nets[1].parameters.items():
+        np.testing.assert_allclose(nets[0].parameters[k], v, rtol=1e-10, atol=1e-13)
+
+
+def test_small_networks_stay_on_one_thread():
+    plan = threads.fit_threads([64, 32, 10], 32, "compiled", available=2)
+    assert plan.single and plan.kernel_threads == 1 and plan.blas_threads == 1
+    big = threads.fit_threads([784, 256, 128, 10], 128, "compiled", available=2)
+    assert not big.single and big.kernel_threads == 2 and big.blas_threads == 1
+
+
+# ------------------------------------------------------------------ gemm
+
+
+def _views(rng, dtype):
+    big = rng.standard_normal((40, 50)).astype(dtype)
+    return [
+        (big[:7, :9], big[10:19, 3:8]),                 # row blocks
+        (big[:7, :9], big[3:8, 10:19].T),               # B a transposed block
+        (big[:9, :7].T, big[10:19, :5]),                # A a transposed block
+        (big[5:6, :9], big[:9, 1:2]),                   # a row times a column
+        (big[:5, 2:3], big[30:31, :6]),                 # outer product, K = 1
+        (np.ascontiguousarray(big[:4, :4]), np.asfortranarray(big[:4, :3])),
+    ]
+
+
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+def test_gemm_on_strided_views_matches_numpy_and_leaves_the_rest_alone(dtype, rtol):
+    rng = np.random.default_rng(0)
+    for A, B in _views(rng, dtype):
+        host = rng.standard_normal((30, 30)).astype(dtype)
+        before = host.copy()
+        C = host[2:2 + A.shape[0], 5:5 + B.shape[1]]
+        expected = 0.5 * (A.astype(np.float64) @ B.astype(np.float64)) + 2.0 * C
+        gemm(dtype(0.5), A, B, dtype(2.0), C)
+        np.testing.assert_allclose(C, expected, rtol=rtol, atol=rtol)
+        outside = np.ones(host.shape, bool)
+        outside[2:2 + A.shape[0], 5:5 + B.shape[1]] = False
+        np.testing.assert_array_equal(host[outside], before[outside])
+
+
+def test_gemm_rejects_mismatched_shapes_and_unusable_strides():
+    A = np.ones((3, 4))
+    with pytest.raises(ValueError, match="shapes do not match"):
+        gemm(1.0, A, np.ones((5, 2)), 0.0, np.ones((3, 2)))
+    with pytest.raises(ValueError, match="neither contiguous rows nor columns"):
+        gemm(1.0, np.ones((6, 8))[::2, ::2], np.ones((4, 2)), 0.0, np.ones((3, 2)))
+    with pytest.raises(ValueError, match="neither contiguous rows nor columns"):
+        gemm(1.0, A, np.ones((4, 2)), 0.0, np.ones((2, 3)).T)
