@@ -65,8 +65,10 @@ def get_num_threads():
 # one thread. Measured on these 2-core machines with nothing else running
 # (deepnet-fast bench --backends compiled --threads 1|2): a second thread gave
 # 1.48x at course-cat (51 M), 1.14x at mnist-medium (30 M), 1.6x at wide-large
-# (3.2 G), and nothing measurable at digits-small (75 k), where a BLAS call is
-# too short to split.
+# (3.2 G) when OpenBLAS split the products, and nothing measurable at
+# digits-small (75 k), where a product is too short to split. Splitting the
+# batch instead (kernels/training_threaded.py) adds 1.0-1.3x on top at the
+# three large ones.
 SINGLE_THREAD_BELOW = 10_000_000
 
 

@@ -12,12 +12,10 @@ from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
-from numba.np.linalg import ensure_blas, get_blas_kind
 
 from ._config import JIT
 
-ensure_blas()
-
+_KIND = {types.float32: "s", types.float64: "d"}
 _char = ir.IntType(8)
 _int32 = ir.IntType(32)
 _voidp = cgutils.voidptr_t
@@ -26,8 +24,12 @@ _voidp = cgutils.voidptr_t
 @intrinsic
 def _xxgemm(typingctx, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
     """Column-major ``c = alpha op(a) op(b) + beta c`` on the arrays' data."""
-    if not all(isinstance(x, types.Array) for x in (a, b, c)):
+    if not all(isinstance(x, types.Array) for x in (a, b, c)) or c.dtype not in _KIND:
         return None
+    # Typing runs only when compiling: a process loading cached kernels does
+    # not import SciPy until the first product (Numba's helper does it then).
+    from numba.np.linalg import ensure_blas
+    ensure_blas()
     dtype = c.dtype
     sig = types.int32(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 
@@ -53,7 +55,7 @@ def _xxgemm(typingctx, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, 
             array = context.make_array(argtys[i])(context, builder, args[i])
             return builder.bitcast(array.data, _voidp)
 
-        kind = ir.Constant(_char, ord(get_blas_kind(dtype)))
+        kind = ir.Constant(_char, ord(_KIND[dtype]))
         return builder.call(fn, (kind, char(0), char(1), integer(2), integer(3), integer(4),
                                  scalar_slot(5), data(6), integer(7), data(8), integer(9),
                                  scalar_slot(10), data(11), integer(12)))

@@ -1,6 +1,8 @@
 """Start-up cost: a fresh process that imports deepnet_fast and trains a tiny
 network, with an empty Numba cache (everything compiles) and again with the
-cache that run filled (kernels load from disk)."""
+cache that run filled (kernels load from disk). ``threads=2`` makes the fit
+split its batches between two threads, which compiles (or loads) the threaded
+epoch kernel as well."""
 
 import json
 import os
@@ -16,6 +18,7 @@ start = time.perf_counter()
 import numpy as np
 import deepnet_fast
 imported = time.perf_counter()
+deepnet_fast.set_num_threads({threads})
 rng = np.random.default_rng(0)
 X = rng.standard_normal((64, 8))
 y = (X[:, 0] > 0).astype(np.int64)
@@ -27,9 +30,10 @@ print(json.dumps({"import": imported - start, "total": done - start}))
 """
 
 
-def _start(cache_dir):
+def _start(cache_dir, threads):
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
-    out = subprocess.run([sys.executable, "-c", _CHILD], env=env, check=True,
+    child = _CHILD.replace("{threads}", str(threads))
+    out = subprocess.run([sys.executable, "-c", child], env=env, check=True,
                          capture_output=True, text=True, timeout=900)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -38,24 +42,29 @@ class StartUp(Benchmark):
     """Seconds from ``import deepnet_fast`` to a fitted, predicting tiny network."""
 
     timeout = 1800
+    params = [1, 2]
+    param_names = ["threads"]
 
     def setup_cache(self):
-        with tempfile.TemporaryDirectory(prefix="deepnet_fast_numba_cache_") as cache_dir:
-            cold = _start(cache_dir)
-            warm = _start(cache_dir)
-        return {"cold": cold, "warm": warm}
+        times = {}
+        for threads in self.params:
+            with tempfile.TemporaryDirectory(prefix="deepnet_fast_numba_cache_") as cache_dir:
+                cold = _start(cache_dir, threads)
+                warm = _start(cache_dir, threads)
+            times[threads] = {"cold": cold, "warm": warm}
+        return times
 
-    def track_cold_cache_start(self, times):
-        return times["cold"]["total"]
+    def track_cold_cache_start(self, times, threads):
+        return times[threads]["cold"]["total"]
 
     track_cold_cache_start.unit = "seconds"
 
-    def track_warm_cache_start(self, times):
-        return times["warm"]["total"]
+    def track_warm_cache_start(self, times, threads):
+        return times[threads]["warm"]["total"]
 
     track_warm_cache_start.unit = "seconds"
 
-    def track_import(self, times):
-        return times["warm"]["import"]
+    def track_import(self, times, threads):
+        return times[threads]["warm"]["import"]
 
     track_import.unit = "seconds"
