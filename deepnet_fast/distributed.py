@@ -17,11 +17,12 @@ Per-epoch model averaging
    worker's memory; the chunks themselves are released (unless you hold them
    persisted), and no data moves between workers afterwards.
 3. Each round sends the flat parameters and optimizer state (``v``, ``s``,
-   ``t``) by value to every worker (``client.submit(..., workers=[w],
-   allow_other_workers=False, pure=False)``); each worker runs ``sync_every``
-   epochs on its shard, one compiled call per epoch, shuffling with its own
-   random stream, and returns them; the client averages parameters and
-   moments weighted by the shards' rows.
+   ``t``) by value to every worker, through a small actor beside each shard
+   (:class:`_RoundRunner`: an actor call goes straight to the worker, a task
+   through the scheduler, which took twice the round overhead); each worker
+   runs ``sync_every`` epochs on its shard, one compiled call per epoch,
+   shuffling with its own random stream, and returns them; the client averages
+   parameters and moments weighted by the shards' rows.
 
 Everything else stays on the client and follows ``DeepNet.fit``: argument
 checks, the learning-rate schedule, validation, early stopping, progress and
@@ -38,10 +39,11 @@ ran, attempts).
 
 Cost of a round, measured with two single-threaded workers on one 2-core
 machine over loopback (``python -m deepnet_fast.bench_dask``; DESIGN.md §7):
-27–32 ms on top of the compute (17 ms with one worker). On 784-256-128-10
-float32 with 10,000 samples (about 0.15 s of compute per epoch) two workers ran
-an epoch 1.35–1.5× faster than one. Rounds of much less compute gain little:
-raise ``sync_every`` or give each worker more data.
+about 14 ms on top of the compute (9 ms with one worker; 27–32 ms when rounds
+were tasks). On 784-256-128-10 float32 with 10,000 samples (about 0.14 s of
+compute per epoch) two workers ran an epoch 1.56–1.61× faster than one, at a
+parallel efficiency of 0.8. Rounds of much less compute gain little: raise
+``sync_every`` or give each worker more data.
 
 Reproducibility: a shard's random stream (validation split, shuffling) is
 seeded from ``(seed, 1, rank)`` and its state is kept by the client, and the
@@ -335,6 +337,24 @@ def _run_round(shard, theta, v, s, t, rates, rng_state):
                 get_worker().address, failed)
 
 
+class _RoundRunner:
+    """Actor on a shard's worker that runs its rounds.
+
+    Calling an actor goes from the client straight to the worker; a task goes
+    through the scheduler. Measured here with two workers on two shared
+    cores: 5 ms from call to start against 12-17 ms, and a round overhead of
+    about 11 ms against 22-28 ms. The shard itself stays an ordinary future,
+    which dask rebuilds elsewhere when its worker dies (the client then makes
+    a new runner there).
+    """
+
+    def __init__(self, shard):
+        self.shard = shard
+
+    def run(self, theta, v, s, t, rates, rng_state):
+        return _run_round(self.shard, theta, v, s, t, rates, rng_state)
+
+
 def _predict_block(block, net, method):
     if block.shape[0] == 0:
         nL = net.layer_dims[-1]
@@ -571,6 +591,8 @@ class _Shards:
                                                  allow_other_workers=True)
                                    for f, w in zip(self.futures, self.workers)])
             self.locate(range(len(self.futures)))
+            self.runners = [None] * len(self.futures)
+            self.start_runners(range(len(self.futures)))
         except BaseException:
             self.close()
             raise
@@ -589,41 +611,39 @@ class _Shards:
             if holders:
                 self.workers[r] = sorted(holders)[0]
 
-    def submit(self, rank, round_, attempt, theta, v, s, t, rates):
-        return self.client.submit(
-            _run_round, self.futures[rank], theta, v, s, t, rates, self.rng_states[rank],
-            key=f"deepnet-round-{self.token}-{round_}-{rank}-{attempt}",
-            workers=[self.workers[rank]], allow_other_workers=False, pure=False)
+    def start_runners(self, ranks):
+        """One :class:`_RoundRunner` per shard, on the worker that holds it."""
+        self.attempt = getattr(self, "attempt", 0) + 1
+        futures = {r: self.client.submit(
+            _RoundRunner, self.futures[r], workers=[self.workers[r]],
+            allow_other_workers=False, actor=True, pure=False,
+            key=f"deepnet-runner-{self.token}-{r}-{self.attempt}") for r in ranks}
+        old = [self.runners[r][0] for r in ranks if self.runners[r] is not None]
+        for r, f in futures.items():
+            self.runners[r] = (f, f.result())
+        if old:
+            self.client.cancel(old)
 
-    def collect(self, futures):
-        """Wait for a round's tasks; return their results and the ranks whose worker was lost.
+    def submit(self, rank, theta, v, s, t, rates):
+        return self.runners[rank][1].run(theta, v, s, t, rates, self.rng_states[rank])
 
-        A task pinned to a worker that died waits for it forever, and so does
-        fetching a result from it: both waits are cut into short slices,
-        between which the client looks for lost workers.
+    def collect(self, calls):
+        """Wait for a round's runner calls; return their results and the ranks
+        whose worker was lost.
+
+        A call to a worker that died fails with ``OSError``; one to a worker
+        that stopped answering would wait forever, so the waits are cut into
+        short slices between which the client looks for lost workers.
         """
-        pending, results, lost = dict(futures), {}, set()
+        pending, results, lost = dict(calls), {}, set()
         while pending:
-            try:
-                wait(list(pending.values()), timeout=_POLL, return_when="FIRST_COMPLETED")
-            except (TimeoutError, CancelledError):
-                pass
-            for r, f in list(pending.items()):
-                if f.status == "finished":
-                    try:
-                        results[r] = f.result(timeout=_POLL)
-                        del pending[r]
-                    except TimeoutError:
-                        pass
-                    except _WORKER_LOSS:
-                        lost.add(r)
-                        del pending[r]
-                elif f.status == "error":
-                    if not isinstance(f.exception(), _WORKER_LOSS):
-                        f.result()  # raises the task's own exception
-                    lost.add(r)
+            for r, call in list(pending.items()):
+                try:
+                    results[r] = call.result(timeout=_POLL)
                     del pending[r]
-                elif f.status in ("cancelled", "lost"):
+                except TimeoutError:
+                    break
+                except (OSError,) + _WORKER_LOSS:
                     lost.add(r)
                     del pending[r]
             if pending:
@@ -631,7 +651,7 @@ class _Shards:
                 for r in list(pending):
                     if self.workers[r] not in alive or self.futures[r].status != "finished":
                         lost.add(r)
-                        pending.pop(r).cancel()
+                        del pending[r]
         return results, lost
 
     def recover(self, ranks, deadline):
@@ -652,10 +672,15 @@ class _Shards:
             if f.status != "finished":
                 return f"shard {r} could not be rebuilt ({f.exception()!r})"
         self.locate(ranks)
+        try:
+            self.start_runners(ranks)
+        except (OSError,) + _WORKER_LOSS as exc:
+            return f"shard(s) {ranks} were rebuilt but their runners could not start ({exc!r})"
         return None
 
     def close(self):
-        self.client.cancel([f for f in self.futures if not f.cancelled()])
+        runners = [r[0] for r in getattr(self, "runners", []) if r is not None]
+        self.client.cancel(runners + [f for f in self.futures if not f.cancelled()])
 
 
 def fit_dask(net, X, y, *, client=None, workers=None, sync_every=1, scale_learning_rate=False,
@@ -772,7 +797,6 @@ def fit_dask(net, X, y, *, client=None, workers=None, sync_every=1, scale_learni
 
 
 def _train(net, shards, a, Xv, Yv, early_stopping, scale_learning_rate):
-    client = shards.client
     n = len(shards)
     weights = np.asarray(shards.rows, np.float64) / sum(shards.rows)
     scale = n if scale_learning_rate else 1
@@ -788,7 +812,6 @@ def _train(net, shards, a, Xv, Yv, early_stopping, scale_learning_rate):
     waited = 0
     acc = np.empty(net._theta.size, np.float64)
     epoch = 0
-    round_futures = {}
     try:
         for rnd in range(rounds):
             start = time.perf_counter()
@@ -802,16 +825,14 @@ def _train(net, shards, a, Xv, Yv, early_stopping, scale_learning_rate):
                 if attempts > MAX_ATTEMPTS:
                     raise DistributedTrainingError(
                         rnd, epoch, f"workers were lost in {MAX_ATTEMPTS} attempts")
-                round_futures = {r: shards.submit(r, rnd, attempts, net._theta, net._v, net._s,
-                                                  net._t, rates)
-                                 for r in range(n) if r not in results}
+                calls = {r: shards.submit(r, net._theta, net._v, net._s, net._t, rates)
+                         for r in range(n) if r not in results}
                 try:
-                    done, lost = shards.collect(round_futures)
+                    done, lost = shards.collect(calls)
                 except (OSError, CommClosedError) as exc:
                     raise DistributedTrainingError(rnd, epoch, f"the cluster failed ({exc!r})") \
                         from exc
                 results.update(done)
-                round_futures = {}
                 if lost:
                     deadline = deadline or time.monotonic() + RECOVERY_TIMEOUT
                     problem = shards.recover(lost, deadline)
@@ -849,15 +870,12 @@ def _train(net, shards, a, Xv, Yv, early_stopping, scale_learning_rate):
                         break
     except KeyboardInterrupt:
         # Nothing is applied until a round's average: the model already holds
-        # the parameters of the last complete round.
-        client.cancel(list(round_futures.values()))
+        # the parameters of the last complete round. (A runner call in flight
+        # cannot be cancelled; it finishes on its worker and is dropped.)
         history.interrupted = True
         warnings.warn(f"training interrupted after {len(history.cost)} complete rounds; "
                       "the model holds the parameters averaged after the last complete round",
                       RuntimeWarning, stacklevel=3)
-    except BaseException:
-        client.cancel(list(round_futures.values()))
-        raise
     finally:
         progress.close()
     if early_stopping and best[2] is not None:
