@@ -221,14 +221,28 @@ class DeepNet:
         return P[:, 0] if P.shape[1] == 1 else P
 
     def cost(self, X, y):
-        """The loss of the current parameters on ``(X, y)`` (no L2 term)."""
+        """The loss of the current parameters on ``(X, y)`` (no L2 term).
+
+        Dask input is scored block by block on the cluster (see
+        :func:`deepnet_fast.distributed.score_dask`).
+        """
+        if _is_dask(X) or _is_dask(y):
+            from .distributed import score_dask
+            return score_dask(self, X, y, "cost")
         X = self._check_X(X)
         Y = self._encode_y(y, X.shape[0])
         return R.compute_cost(self._output(X), np.ascontiguousarray(Y.T), self.output_activation)
 
     def score(self, X, y):
         """Accuracy for classification outputs (exact match for multi-label),
-        coefficient of determination R² for the identity output."""
+        coefficient of determination R² for the identity output.
+
+        Dask input is scored block by block on the cluster (see
+        :func:`deepnet_fast.distributed.score_dask`).
+        """
+        if _is_dask(X) or _is_dask(y):
+            from .distributed import score_dask
+            return score_dask(self, X, y, "score")
         X = self._check_X(X)
         Y = self._encode_y(y, X.shape[0])
         P = self._output(X).T

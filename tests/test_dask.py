@@ -209,6 +209,47 @@ def test_predict_on_dask_input_returns_dask_arrays(two_worker_fit):
     np.testing.assert_allclose(proba.compute(), net.predict_proba(Xte), rtol=1e-12, atol=1e-15)
 
 
+def test_score_and_cost_of_dask_input_equal_the_in_memory_values(two_worker_fit):
+    _, net, _, (Xte, yte) = two_worker_fit
+    # y cut at other boundaries than X: its blocks are re-cut to X's.
+    Xd, yd = da.from_array(Xte, chunks=97), da.from_array(yte, chunks=150)
+    assert net.score(Xd, yd) == pytest.approx(net.score(Xte, yte), rel=1e-12)
+    assert net.cost(Xd, yd) == pytest.approx(net.cost(Xte, yte), rel=1e-10)
+    with pytest.raises(ValueError, match="same number of samples"):
+        net.score(Xd, yd[:-1])
+    with pytest.raises(ValueError, match="features"):
+        net.cost(Xd[:, :5], yd)
+
+
+@pytest.mark.parametrize("output,n_out", [("identity", 3), ("sigmoid", 2), ("sigmoid", 1)])
+def test_score_of_dask_input_for_regression_and_multilabel(cluster_of_two, output, n_out):
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((500, 6))
+    if output == "identity":
+        # A large offset: R² merged from blocks must not lose it to cancellation.
+        y = 1e4 + X[:, :n_out] @ rng.standard_normal((n_out, n_out))
+    else:
+        y = (X[:, :n_out] > 0).astype(int)
+        y = y[:, 0] if n_out == 1 else y
+    net = DeepNet([6, 8, n_out], "tanh", output, seed=0)
+    net.fit(X, y, epochs=30, learning_rate=0.05, verbose=0)
+    Xd, yd = da.from_array(X, chunks=130), da.from_array(y, chunks=200)
+    assert net.score(Xd, yd) == pytest.approx(net.score(X, y), rel=1e-10, abs=1e-12)
+    assert net.cost(Xd, yd) == pytest.approx(net.cost(X, y), rel=1e-10)
+
+
+def test_score_of_dask_dataframe_input(cluster_of_two, digits):
+    dd = pytest.importorskip("dask.dataframe")
+    pd = pytest.importorskip("pandas")
+    X, y = digits
+    net = _net()
+    net.fit(X, y, epochs=3, learning_rate=0.1, batch_size=64, verbose=0)
+    frame = pd.DataFrame(X, columns=[f"p{i}" for i in range(64)]).assign(label=y)
+    ddf = dd.from_pandas(frame, npartitions=4)
+    got = net.score(ddf.drop(columns="label"), ddf["label"])
+    assert got == pytest.approx(net.score(X, y), rel=1e-12)
+
+
 # ---------------------------------------------------------------- arguments and errors
 
 
