@@ -308,9 +308,14 @@ def test_worker_killed_mid_fit_recovers_with_identical_parameters(cluster_of_two
 
     def schedule(epoch, rate):
         if epoch == 2 and not killed:
+            # 30 ms into the round at epoch 2: most likely while it computes.
             victim = net.history_.shards[1]["worker"]
-            killed.append(victim)
-            threading.Timer(0.03, os.kill, (pids[victim], signal.SIGKILL)).start()
+            timer = threading.Timer(0.03, os.kill, (pids[victim], signal.SIGKILL))
+            killed.append(timer)
+            timer.start()
+        if epoch == 4 and killed:
+            # A round takes ~10 ms: make sure the kill lands before the fit ends.
+            killed[0].join()
         return rate
 
     try:

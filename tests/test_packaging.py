@@ -24,8 +24,11 @@ def test_wheel_ships_kernels_inside_the_package(tmp_path):
                     "-q", "-w", str(tmp_path), str(ROOT)], check=True, capture_output=True)
     wheel = next(tmp_path.glob("deepnet_fast-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    for module in ("activations", "linear", "losses", "updates", "training", "simd_math"):
+    for module in ("activations", "linear", "losses", "updates", "training", "simd_math",
+                   "training_threaded", "blas"):
         assert f"deepnet_fast/kernels/{module}.py" in names
+    for module in ("__init__", "_worker", "_placement", "_inference"):
+        assert f"deepnet_fast/distributed/{module}.py" in names
     assert not any(n.startswith("kernels/") for n in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "deepnet-fast = deepnet_fast.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()

@@ -1,0 +1,417 @@
+"""Data-parallel training of :class:`~deepnet_fast.DeepNet` on a Dask cluster.
+
+``DeepNet.fit`` hands dask input (a dask array, DataFrame or Series as ``X`` or
+``y``) to :func:`fit_dask`, and ``predict``/``predict_proba`` hand it to
+:func:`predict_dask`. Only then is this module imported, so ``import
+deepnet_fast`` never imports dask. Install the extra with
+``pip install "deepnet-fast[dask]"``.
+
+Per-epoch model averaging
+-------------------------
+1. ``X`` and ``y`` are persisted and their row chunks grouped by the worker
+   that holds them (``futures_of``, ``Client.who_has``). A chunk moves, once,
+   only to even out the rows between workers.
+2. One set-up task per worker concatenates its chunks into a shard: ``X`` and
+   the encoded targets as aligned C-contiguous arrays of the network's dtype,
+   plus the compiled epoch engine with its buffers. The shard stays in that
+   worker's memory; the chunks themselves are released (unless you hold them
+   persisted), and no data moves between workers afterwards.
+3. Each round sends the flat parameters and optimizer state (``v``, ``s``,
+   ``t``) by value to every worker, through a small actor beside each shard
+   (:class:`_RoundRunner`: an actor call goes straight to the worker, a task
+   through the scheduler, which took twice the round overhead); each worker
+   runs ``sync_every`` epochs on its shard, one compiled call per epoch,
+   shuffling with its own random stream, and returns them; the client averages
+   parameters and moments weighted by the shards' rows.
+
+Everything else stays on the client and follows ``DeepNet.fit``: argument
+checks, the learning-rate schedule, validation, early stopping, progress and
+the :class:`~deepnet_fast.History`, which gets one entry per round (per epoch
+with the default ``sync_every=1``). A round's cost is the row-weighted mean of
+the costs of the epochs the workers ran in it. ``batch_size=None`` means each
+worker's whole shard; a batch larger than a shard is cut to the shard.
+``scale_learning_rate=True`` multiplies the learning rate by the number of
+shards. A validation set (``validation_data``, or the ``validation_split``
+each shard holds out) is brought to the client: keep it to a size that fits
+there. ``history.shards`` describes the shards (worker, rows, set-up time) and
+``history.rounds`` each round (wall time, compute time of every task, where it
+ran, attempts).
+
+Cost of a round, measured with two single-threaded workers on one 2-core
+machine over loopback (``python -m deepnet_fast.bench_dask``; DESIGN.md §7):
+about 14 ms on top of the compute (9 ms with one worker; 27–32 ms when rounds
+were tasks). On 784-256-128-10 float32 with 10,000 samples (about 0.14 s of
+compute per epoch) two workers ran an epoch 1.56–1.61× faster than one, at a
+parallel efficiency of 0.8. Rounds of much less compute gain little: raise
+``sync_every`` or give each worker more data.
+
+Reproducibility: a shard's random stream (validation split, shuffling) is
+seeded from ``(seed, 1, rank)`` and its state is kept by the client, and the
+dropout seed is offset by the rank. On a single shard (one worker, or data in
+one chunk) the run is therefore exactly ``DeepNet.fit`` on the same data, and a
+round retried after a worker was lost gives the same result as if it had not
+been.
+
+Data larger than one machine's memory, sequentially
+----------------------------------------------------
+Model averaging needs the data in the cluster's memory. For data larger than
+memory, train one block at a time with dask-ml's ``Incremental``, which calls
+``partial_fit`` of :class:`~deepnet_fast.DeepNetClassifier` (or
+``DeepNetRegressor``) on each block in turn, on the worker holding it, and
+predicts block-wise (``ParallelPostFit``)::
+
+    from dask_ml.wrappers import Incremental
+    clf = Incremental(DeepNetClassifier((128,), batch_size=128, random_state=0))
+    for _ in range(n_passes):
+        clf.partial_fit(X, y, classes=np.arange(10))   # one epoch on each block
+    labels = clf.predict(X_test)                       # a dask array
+
+Only the model travels between workers, and only one block is worked on at a
+time: no speed-up. With ``shuffle_blocks=False`` this is exactly
+``partial_fit`` called on the blocks in order in one process.
+
+Workers
+-------
+- Threads: the set-up task sets Numba's threads to the worker's thread count
+  (``numba.set_num_threads``) and a round uses as many BLAS threads (one for
+  small networks, as ``fit`` does). ``dask worker --nthreads 1`` per core is the
+  setting that was measured; the kernels release the GIL (``nogil=True``).
+- Allocation: the engine's buffers and the shuffling order are allocated once,
+  at set-up; a round allocates only the parameters it receives.
+- Numba cache: the kernels are compiled with ``cache=True``. Numba keeps the
+  cache beside the installed kernels (``deepnet_fast/kernels/__pycache__``)
+  when that directory is writable, else in the user's cache directory, so the
+  workers of one machine share it and only the first compiles (10–20 s cold,
+  about 1 s warm). For an install the workers cannot write to (a container
+  image, a read-only site-packages) set ``NUMBA_CACHE_DIR`` to a writable
+  directory in the workers' environment before they start
+  (``NUMBA_CACHE_DIR=/scratch/numba dask worker ...``,
+  ``LocalCluster(env={"NUMBA_CACHE_DIR": ...})``, dask-jobqueue's
+  ``job_script_prologue``, a Kubernetes pod's ``env``); on a shared file
+  system one directory serves every machine of the same CPU type. The set-up task runs a one-batch warm-up so that the compile (or the
+  cache load) is paid there; ``history.shards[r]["warmup"]`` says how long it
+  took.
+
+Faults
+------
+If a worker is lost during a round, the shards it held are rebuilt elsewhere
+(dask re-runs their set-up task, and the chunks it came from) and the tasks of
+those shards are resubmitted with the same parameters; the other workers'
+results are kept. A round that still cannot complete after
+:data:`MAX_ATTEMPTS` attempts, or shards that cannot be rebuilt within
+:data:`RECOVERY_TIMEOUT` seconds, raise :class:`DistributedTrainingError`;
+the network then holds the parameters averaged after the last complete round.
+
+``DeepNet.score`` and ``cost`` on dask input (:func:`score_dask`) score each
+block where it lives and combine a few sums per block on the client.
+
+Modules: ``_worker`` (the shard and the rounds run on it), ``_placement``
+(where the chunks are, the shards and their runners, seen from the client),
+``_inference`` (predict and score, block by block); this one holds the
+training loop.
+
+Left out: asynchronous or gradient-averaging schemes (a per-batch all-reduce
+cost 15× the compute here), sample weights.
+"""
+
+import time
+import warnings
+
+import dask
+import numpy as np
+from distributed import get_client
+from distributed.comm import CommClosedError
+
+from .._validation import check_positive_int
+from ..exceptions import DivergenceError
+from ..history import History
+from ..network import _Progress
+from ..schedules import rate_at
+from ._inference import _inference_copy, predict_dask, score_dask
+from ._placement import _assign_chunks, _Data, _Shards
+
+__all__ = ["fit_dask", "predict_dask", "score_dask", "DistributedTrainingError",
+           "MAX_ATTEMPTS", "RECOVERY_TIMEOUT"]
+
+MAX_ATTEMPTS = 3
+"""Attempts of one round before :class:`DistributedTrainingError`."""
+
+RECOVERY_TIMEOUT = 120.0
+"""Seconds to wait for lost shards to be rebuilt (workers restarting, data recomputed)."""
+
+
+class DistributedTrainingError(RuntimeError):
+    """A training round could not be completed on the cluster.
+
+    The network keeps the parameters (and optimizer state) averaged after the
+    last complete round; ``history_`` records the rounds up to it.
+
+    Attributes
+    ----------
+    round : int
+        The (0-based) round that failed.
+    epochs_done : int
+        Epochs completed before it.
+    """
+
+    def __init__(self, round_, epochs_done, reason):
+        self.round = round_
+        self.epochs_done = epochs_done
+        super().__init__(
+            f"distributed training failed in round {round_}: {reason}. The model holds the "
+            f"parameters averaged after the last complete round ({epochs_done} epochs); "
+            "fit again with warm_start=True to continue.")
+
+
+def _check_fit_args(epochs, learning_rate, batch_size, optimizer, beta, beta1, beta2, epsilon,
+                    l2, keep_prob, lr_schedule, validation_split, patience, min_delta, verbose,
+                    sync_every, scale_learning_rate):
+    """The checks of ``DeepNet.fit``, plus the dask options."""
+    from ..network import check_fit_args
+
+    out = check_fit_args(epochs, learning_rate, optimizer, beta, beta1, beta2, epsilon, l2,
+                         keep_prob, lr_schedule, validation_split, patience, min_delta, verbose)
+    out["sync_every"] = check_positive_int(sync_every, "sync_every")
+    out["batch"] = None if batch_size is None else check_positive_int(batch_size, "batch_size")
+    if not isinstance(scale_learning_rate, (bool, np.bool_)):
+        raise TypeError(f"scale_learning_rate must be True or False; got {scale_learning_rate!r}")
+    return out
+
+
+def _resolve_client(client):
+    if client is not None:
+        return client
+    try:
+        return get_client()
+    except ValueError:
+        raise ValueError("fit on dask input needs a dask.distributed Client: create one "
+                         "(e.g. Client(LocalCluster(...))) or pass client=...") from None
+
+
+def fit_dask(net, X, y, *, client=None, workers=None, sync_every=1, scale_learning_rate=False,
+             epochs=1000, learning_rate=0.0075, batch_size=None, optimizer="gd", beta=0.9,
+             beta1=0.9, beta2=0.999, epsilon=1e-8, l2=0.0, keep_prob=1.0, lr_schedule=None,
+             validation_data=None, validation_split=0.0, early_stopping=False, patience=10,
+             min_delta=0.0, shuffle=True, verbose=1, warm_start=False):
+    """Train ``net`` on dask data by per-epoch model averaging (see the module docstring).
+
+    ``DeepNet.fit`` calls this for dask input; the arguments not listed are
+    those of :meth:`DeepNet.fit`, with the same meaning.
+
+    Parameters
+    ----------
+    net : DeepNet
+    X : dask array or DataFrame of shape (n_samples, n_features)
+    y : dask array, Series or DataFrame (or an ndarray) of shape (n_samples,)
+        or (n_samples, n_outputs)
+    client : distributed.Client, optional
+        Default: ``distributed.get_client()``.
+    workers : list of str, optional
+        Addresses of the workers to train on (default: all of the client's).
+    sync_every : int, default=1
+        Epochs each worker runs between two averages (one round).
+    scale_learning_rate : bool, default=False
+        Multiply the learning rate by the number of shards.
+
+    Returns
+    -------
+    History
+        One entry per round; ``history.shards`` and ``history.rounds`` hold
+        set-up and per-round facts.
+
+    Raises
+    ------
+    DivergenceError
+        When a worker's cost or gradient becomes NaN or infinite.
+    DistributedTrainingError
+        When a round cannot be completed (workers lost for good).
+    """
+    a = _check_fit_args(epochs, learning_rate, batch_size, optimizer, beta, beta1, beta2,
+                        epsilon, l2, keep_prob, lr_schedule, validation_split, patience,
+                        min_delta, verbose, sync_every, scale_learning_rate)
+    client = _resolve_client(client)
+    alive = sorted(client.nthreads())
+    if workers is None:
+        workers = alive
+    else:
+        workers = [workers] if isinstance(workers, str) else list(workers)
+        unknown = [w for w in workers if w not in alive]
+        if unknown or not workers:
+            raise ValueError(f"workers must name workers of the cluster {alive}; got {workers}")
+    if not workers:
+        raise ValueError("the dask cluster has no workers")
+
+    Xv = Yv = None
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise TypeError("validation_data must be a tuple (X_val, y_val)")
+        Xv, yv = dask.compute(*validation_data, scheduler=client)
+        Xv = net._check_X(Xv, "validation_data[0]")
+        Yv = net._encode_y(yv, Xv.shape[0], "validation_data[1]")
+
+    data = _Data(client, X, y, net.layer_dims[0])
+    who = client.who_has(data.X)
+    groups = _assign_chunks(data.rows, [who.get(f.key, []) for f in data.X], workers)
+    shard_rows = [sum(data.rows[i] for i in chunks) for _, chunks in groups]
+    if not groups:
+        raise ValueError(f"X must contain at least one sample; got shape ({data.n_samples}, "
+                         f"{net.layer_dims[0]})")
+    n_val = [0] * len(groups)
+    if Xv is None and a["validation_split"] > 0:
+        total = int(round(a["validation_split"] * data.n_samples))
+        n_val = [int(round(a["validation_split"] * m)) for m in shard_rows]
+        if total < 1 or total >= data.n_samples or sum(n_val) < 1 or any(
+                v >= m for v, m in zip(n_val, shard_rows)):
+            raise ValueError(f"validation_split={a['validation_split']} leaves {total} validation "
+                             f"samples out of {data.n_samples} (shards of {shard_rows} rows); "
+                             "need at least one on each side in every shard")
+    m = data.n_samples - sum(n_val)
+    if a["batch"] is not None and a["batch"] > m:
+        raise ValueError(f"batch_size must be between 1 and the number of training samples "
+                         f"({m}); got {a['batch']}")
+
+    if net.seed is None:
+        base = int(np.random.SeedSequence().entropy)
+        dropout_seed = int(np.random.default_rng(base).integers(2**62))
+    else:
+        base = int(net.seed)
+        dropout_seed = base
+    config = dict(batch=a["batch"], optimizer=a["optimizer"], l2=a["l2"], beta=a["beta"],
+                  beta1=a["beta1"], beta2=a["beta2"], epsilon=a["epsilon"],
+                  keep_prob=a["keep_prob"], dropout_seed=dropout_seed, shuffle=bool(shuffle),
+                  seed_keys=[[base, 1] if r == 0 else [base, 1, r] for r in range(len(groups))])
+    shards = _Shards(client, data, groups, _inference_copy(net), config, n_val)
+    del data  # the shards hold the data now: release the chunks we persisted
+    try:
+        if not warm_start:
+            net.reset()
+        if net._optimizer != a["optimizer"]:
+            size = net._theta.size
+            net._v = np.zeros(size if a["optimizer"] in ("momentum", "adam") else 0, net.dtype)
+            net._s = np.zeros(size if a["optimizer"] in ("rmsprop", "adam") else 0, net.dtype)
+            net._t = 0
+            net._optimizer = a["optimizer"]
+        if Xv is None and sum(n_val) > 0:
+            parts = [p for p in shards.validation if p[0] is not None and p[0].shape[0]]
+            Xv = np.concatenate([p[0] for p in parts])
+            Yv = np.concatenate([p[1] for p in parts])
+        shards.validation = None
+        return _train(net, shards, a, Xv, Yv, early_stopping, scale_learning_rate)
+    finally:
+        shards.close()
+
+
+def _train(net, shards, a, Xv, Yv, early_stopping, scale_learning_rate):
+    n = len(shards)
+    weights = np.asarray(shards.rows, np.float64) / sum(shards.rows)
+    scale = n if scale_learning_rate else 1
+    rounds = -(-a["epochs"] // a["sync_every"])
+    history = History()
+    history.shards = [dict(info, worker=w, chunks=c)
+                      for info, w, c in zip(shards.info, shards.workers, shards.chunks)]
+    history.rounds = []
+    history.sync_every = a["sync_every"]
+    net.history_ = history
+    progress = _RoundProgress(rounds, a["sync_every"], a["verbose"])
+    best = (np.inf, None, None)
+    waited = 0
+    acc = np.empty(net._theta.size, np.float64)
+    epoch = 0
+    try:
+        for rnd in range(rounds):
+            start = time.perf_counter()
+            k = min(a["sync_every"], a["epochs"] - epoch)
+            rates = [rate_at(a["schedule"], e, a["lr0"]) * scale for e in range(epoch, epoch + k)]
+            results = {}
+            attempts = 0
+            deadline = None
+            while len(results) < n:
+                attempts += 1
+                if attempts > MAX_ATTEMPTS:
+                    raise DistributedTrainingError(
+                        rnd, epoch, f"workers were lost in {MAX_ATTEMPTS} attempts")
+                calls = {r: shards.submit(r, net._theta, net._v, net._s, net._t, rates)
+                         for r in range(n) if r not in results}
+                try:
+                    done, lost = shards.collect(calls)
+                except (OSError, CommClosedError) as exc:
+                    raise DistributedTrainingError(rnd, epoch, f"the cluster failed ({exc!r})") \
+                        from exc
+                results.update(done)
+                if lost:
+                    deadline = deadline or time.monotonic() + RECOVERY_TIMEOUT
+                    problem = shards.recover(lost, deadline, RECOVERY_TIMEOUT)
+                    if problem:
+                        raise DistributedTrainingError(rnd, epoch, problem)
+            ordered = [results[r] for r in range(n)]
+            failed = [(res[8], r) for r, res in enumerate(ordered) if res[8] >= 0]
+            if failed:
+                e = epoch + min(failed)[0]
+                raise DivergenceError(e, learning_rate=rates[e - epoch])
+            # An update can overflow after the last finite gradient of an epoch;
+            # averages of finite values stay finite.
+            if not all(np.isfinite(res[0]).all() for res in ordered):
+                raise DivergenceError(epoch + k - 1, what="parameters", learning_rate=rates[-1])
+            _average(net, ordered, weights, acc)
+            shards.rng_states = [res[5] for res in ordered]
+            cost = float(sum(w * float(np.mean(res[4])) for w, res in zip(weights, ordered)))
+            epoch += k
+            val_cost, val_metric = net._validation(Xv, Yv)
+            wall = time.perf_counter() - start
+            history._append(cost, rates[0], wall, val_cost, **val_metric)
+            history.rounds.append({"wall": wall, "compute": [res[6] for res in ordered],
+                                   "workers": [res[7] for res in ordered],
+                                   "shard_workers": list(shards.workers),
+                                   "epochs": k, "attempts": attempts})
+            progress.update(rnd, cost, val_cost, last_epoch=epoch - 1)
+            if early_stopping:
+                monitored = cost if val_cost is None else val_cost
+                if monitored < best[0] - a["min_delta"]:
+                    best, waited = (monitored, rnd, net._snapshot()), 0
+                else:
+                    waited += 1
+                    if waited >= a["patience"]:
+                        history.stopped_epoch = rnd
+                        break
+    except KeyboardInterrupt:
+        # Nothing is applied until a round's average: the model already holds
+        # the parameters of the last complete round. (A runner call in flight
+        # cannot be cancelled; it finishes on its worker and is dropped.)
+        history.interrupted = True
+        warnings.warn(f"training interrupted after {len(history.cost)} complete rounds; "
+                      "the model holds the parameters averaged after the last complete round",
+                      RuntimeWarning, stacklevel=3)
+    finally:
+        progress.close()
+    if early_stopping and best[2] is not None:
+        net._restore(best[2])
+        history.best_epoch = best[1]
+    return history
+
+
+def _average(net, results, weights, acc):
+    """Row-weighted mean of the workers' parameters and moments, into the network."""
+    steps = sum(w * res[3] for w, res in zip(weights, results))
+    for slot, target in ((0, net._theta), (1, net._v), (2, net._s)):
+        if target.size == 0:
+            continue
+        if len(results) == 1:
+            np.copyto(target, results[0][slot])
+            continue
+        acc.fill(0.0)
+        for w, res in zip(weights, results):
+            acc += w * res[slot]
+        np.copyto(target, acc, casting="same_kind")
+    net._t += int(round(steps))
+
+
+class _RoundProgress(_Progress):
+    """``DeepNet.fit``'s progress, counting rounds of ``sync_every`` epochs."""
+
+    def __init__(self, rounds, sync_every, verbose):
+        super().__init__(rounds, verbose)
+        self.sync_every = sync_every
+
+    def update(self, rnd, cost, val_cost, last_epoch=None):
+        label = None if self.sync_every == 1 else f"round {rnd} (epoch {last_epoch})"
+        super().update(rnd, cost, val_cost, label)
