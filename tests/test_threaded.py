@@ -175,3 +175,36 @@ def test_gemm_rejects_mismatched_shapes_and_unusable_strides():
         gemm(1.0, np.ones((6, 8))[::2, ::2], np.ones((4, 2)), 0.0, np.ones((3, 2)))
     with pytest.raises(ValueError, match="neither contiguous rows nor columns"):
         gemm(1.0, A, np.ones((4, 2)), 0.0, np.ones((2, 3)).T)
+
+
+def test_two_threaded_fits_in_two_python_threads_match_sequential_fits():
+    import threading
+
+    rng = np.random.default_rng(6)
+    data = [(rng.standard_normal((120, 10)), rng.integers(0, 4, 120)) for _ in range(2)]
+
+    def train(X, y):
+        net = dn.DeepNet([10, 16, 4], "relu", "softmax", seed=2)
+        net.fit(X, y, epochs=3, learning_rate=0.05, batch_size=30, optimizer="adam", verbose=0)
+        return net.parameters
+
+    try:
+        dn.set_num_threads(2)                  # every fit takes the threaded kernel
+        sequential = [train(*d) for d in data]
+        results = [None, None]
+        barrier = threading.Barrier(2)
+
+        def work(i):
+            barrier.wait()
+            results[i] = train(*data[i])
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        dn.set_num_threads(None)
+    for seq, par in zip(sequential, results):
+        for k in seq:
+            np.testing.assert_array_equal(par[k], seq[k])
