@@ -57,18 +57,16 @@ def share(p, parts, n):
 
 
 @njit(**JIT)
-def activation_offsets(dims, batch):
-    """Where A[l] starts in ``acts`` for a batch of ``batch`` columns."""
-    L = dims.shape[0] - 1
-    off = np.empty(L + 1, np.int64)
-    off[0] = 0
-    for l in range(L):
-        off[l + 1] = off[l] + dims[l + 1] * batch
+def activation_offset(dims, l, width):
+    """Where A[l] (l ≥ 1) starts in ``acts`` for a batch of ``width`` columns."""
+    off = 0
+    for k in range(1, l):
+        off += dims[k] * width
     return off
 
 
 @njit(**JIT)
-def forward_into(Xk, dims, codes, slope, theta, offW, offb, acts, aoff, keep_prob, seed, step,
+def forward_into(Xk, dims, codes, slope, theta, offW, offb, acts, keep_prob, seed, step,
                  col0, width):
     """Forward pass of a batch ``Xk`` (mb, n0); returns A[L] (a view into acts).
 
@@ -81,7 +79,8 @@ def forward_into(Xk, dims, codes, slope, theta, offW, offb, acts, aoff, keep_pro
     one = one_like(slope)
     zero = one - one
     W = _matrix(theta, offW[0], dims[1], dims[0])
-    A = _matrix(acts, aoff[0], dims[1], mb)
+    off = 0
+    A = _matrix(acts, off, dims[1], mb)
     dropout = keep_prob < 1.0
     inv_keep = cast_like(1.0 / keep_prob, slope)
     gemm(one, W, Xk.T, zero, A)
@@ -91,7 +90,8 @@ def forward_into(Xk, dims, codes, slope, theta, offW, offb, acts, aoff, keep_pro
             apply_mask(A, layer_key(seed, step, l), keep_prob, inv_keep, col0, width)
         A_prev = A
         W = _matrix(theta, offW[l], dims[l + 1], dims[l])
-        A = _matrix(acts, aoff[l], dims[l + 1], mb)
+        off += dims[l] * mb
+        A = _matrix(acts, off, dims[l + 1], mb)
         gemm(one, W, A_prev, zero, A)
         bias_activation(A, _column(theta, offb[l], dims[l + 1]), codes[l], slope, A)
     return A
@@ -123,8 +123,7 @@ def forward_share(p, parts, mb, X, Y, order, start, Xb, Yb, dims, codes, slope, 
     else:
         Yk = Y[start + lo:start + hi]
     Xk = share_input(X, order, start, Xb, lo, hi)
-    aoff = activation_offsets(dims, hi - lo)
-    AL = forward_into(Xk, dims, codes, slope, theta, offW, offb, acts[p], aoff, keep_prob, seed,
+    AL = forward_into(Xk, dims, codes, slope, theta, offW, offb, acts[p], keep_prob, seed,
                       step, lo, mb)
     loss = cost_sum(AL, Yk.T, loss_code)
     output_delta(AL, Yk.T, cast_like(1.0 / mb, AL[0, 0]), AL)
@@ -135,8 +134,7 @@ def forward_share(p, parts, mb, X, Y, order, start, Xb, Yb, dims, codes, slope, 
 def _activation(l, q, parts, mb, dims, acts):
     """A[l] (l ≥ 1) of share q."""
     lo, hi = share(q, parts, mb)
-    aoff = activation_offsets(dims, hi - lo)
-    return _matrix(acts[q], aoff[l - 1], dims[l], hi - lo)
+    return _matrix(acts[q], activation_offset(dims, l, hi - lo), dims[l], hi - lo)
 
 
 @njit(**JIT)
@@ -326,8 +324,7 @@ def predict_output(X, dims, codes, slope, theta, offW, offb, chunk):
     acts = np.empty(width * min(chunk, max(m, 1)), dtype=X.dtype)
     for start in range(0, m, chunk):
         mb = min(chunk, m - start)
-        aoff = activation_offsets(dims, mb)
-        AL = forward_into(X[start:start + mb], dims, codes, slope, theta, offW, offb, acts, aoff,
+        AL = forward_into(X[start:start + mb], dims, codes, slope, theta, offW, offb, acts,
                           1.0, 0, 0, 0, mb)
         out[:, start:start + mb] = AL
     return out
