@@ -15,8 +15,10 @@ same data:
   batches (no DataLoader). Skipped with a note when PyTorch is not installed.
 
 One warm-up epoch per backend (it also triggers Numba's compile or cache load)
-is excluded from the timings; then every repeat trains ``--epochs`` epochs and
-the median is reported as samples per second, with all backends of a workload
+is excluded from the timings; then every repeat trains ``--epochs`` epochs, or
+more where that takes under ``MIN_MEASUREMENT_SECONDS`` (one more timed epoch
+sets the count, so that a 1 ms epoch is not timed alone against the timer and
+the machine's jitter), and the median is reported as samples per second, with all backends of a workload
 measured in the same run, repeats interleaved so that load from other processes
 affects all of them alike.
 
@@ -371,7 +373,8 @@ def add_arguments(parser):
                         help="timed measurements per backend, the median is reported "
                              "(default: 3)")
     parser.add_argument("--epochs", type=int, default=1,
-                        help="epochs per timed measurement (default: 1)")
+                        help="epochs per timed measurement, at least (default: 1; more where "
+                             f"a measurement would last under {MIN_MEASUREMENT_SECONDS:g} s)")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for Numba, BLAS and PyTorch, set through "
                              "deepnet_fast.set_num_threads and torch.set_num_threads "
@@ -442,6 +445,15 @@ def _versions():
 
 
 _POOL_IDLE_SECONDS = 0.3
+MIN_MEASUREMENT_SECONDS = 0.2
+
+
+def _epochs_for(trainer, epochs):
+    """``epochs``, raised so that one measurement lasts ``MIN_MEASUREMENT_SECONDS``."""
+    start = time.perf_counter()
+    trainer.train(1)
+    one = max(time.perf_counter() - start, 1e-6)
+    return max(epochs, math.ceil(MIN_MEASUREMENT_SECONDS / one))
 
 
 def _measure_case(name, dtype, backends, repeat, epochs, threads, quick, seed, notes):
@@ -450,7 +462,7 @@ def _measure_case(name, dtype, backends, repeat, epochs, threads, quick, seed, n
     X, y = make_data(name, dtype, n, seed=seed)
     record = {"workload": name, "dtype": dtype, "n_samples": n,
               "batch_size": w.batch_size, "layer_dims": list(w.layer_dims),
-              "epochs_per_measurement": epochs, "repeat": repeat,
+              "epochs_per_measurement": {}, "repeat": repeat,
               "flops_per_sample": training_flops_per_sample(w.layer_dims),
               "warmup_seconds": {}, "seconds": {}, "samples_per_s": {}, "errors": {}}
     trainers = {}
@@ -466,6 +478,8 @@ def _measure_case(name, dtype, backends, repeat, epochs, threads, quick, seed, n
             continue
         record["warmup_seconds"][b] = time.perf_counter() - start
         record["seconds"][b] = []
+        # --quick is a smoke run: no padding of the measurement.
+        record["epochs_per_measurement"][b] = epochs if quick else _epochs_for(trainers[b], epochs)
     for _ in range(repeat):
         for b, trainer in list(trainers.items()):
             # Thread pools (OpenBLAS, OpenMP) spin-wait for a while after their
@@ -474,14 +488,15 @@ def _measure_case(name, dtype, backends, repeat, epochs, threads, quick, seed, n
             time.sleep(_POOL_IDLE_SECONDS)
             start = time.perf_counter()
             try:
-                trainer.train(epochs)
+                trainer.train(record["epochs_per_measurement"][b])
             except Exception as exc:  # noqa: BLE001
                 record["errors"][b] = f"{type(exc).__name__}: {exc}"
                 del trainers[b], record["seconds"][b]
                 continue
             record["seconds"][b].append(time.perf_counter() - start)
     for b, secs in record["seconds"].items():
-        record["samples_per_s"][b] = n * epochs / statistics.median(secs)
+        k = record["epochs_per_measurement"][b]
+        record["samples_per_s"][b] = n * k / statistics.median(secs)
     comp = record["samples_per_s"].get("compiled")
     record["ratios"] = {f"compiled/{p}": comp / record["samples_per_s"][p]
                         for p in PEERS if comp and p in record["samples_per_s"]}
@@ -533,12 +548,14 @@ def run(args):
     versions = _versions()
     cores = _default_threads()
     if threads is None:
-        thread_text = (f"each library's default threads on {cores} core(s) (DeepNet uses one "
-                       "BLAS thread for small networks)")
+        thread_text = (f"each library's default threads on {cores} core(s) (DeepNet: one "
+                       "thread for small networks, each batch split between the cores "
+                       "otherwise)")
     else:
         thread_text = f"{threads} thread(s) for Numba, every BLAS and PyTorch"
-    print(f"deepnet-fast bench: samples/s of training, {epochs} epoch(s) per measurement, "
-          f"median of {repeat}{', --quick sample counts' if quick else ''}")
+    padding = "" if quick else f" and {MIN_MEASUREMENT_SECONDS:g} s"
+    print(f"deepnet-fast bench: samples/s of training, at least {epochs} epoch(s){padding} per "
+          f"measurement, median of {repeat}{', --quick sample counts' if quick else ''}")
     print(f"  {thread_text}")
     print("  " + ", ".join(f"{k} {v}" for k, v in versions.items() if v))
     load = _load_average()

@@ -8,6 +8,7 @@ break, not when the code is slow.
 import json
 import os
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -229,3 +230,19 @@ def _fake_result(name, dtype, backends, *args):
     return {"workload": name, "dtype": dtype, "n_samples": 10, "batch_size": 32,
             "samples_per_s": rates, "ratios": {"compiled/reference": 2.0},
             "gflops": {b: 1.0 for b in rates}, "errors": {}}
+
+
+def test_short_epochs_are_timed_in_runs_of_at_least_the_minimum_duration():
+    class Trainer:
+        calls = []
+
+        def train(self, epochs):
+            self.calls.append(epochs)
+            time.sleep(0.01 * epochs)
+
+    trainer = Trainer()
+    k = bench._epochs_for(trainer, 1)
+    assert trainer.calls == [1]                     # one calibration epoch
+    assert k >= bench.MIN_MEASUREMENT_SECONDS / 0.01 * 0.5
+    assert k <= bench.MIN_MEASUREMENT_SECONDS / 0.01 + 1
+    assert bench._epochs_for(trainer, 1000) == 1000  # never fewer than asked for
