@@ -126,6 +126,20 @@ def derivative_from_output(dA, A, code, slope, a_scale, dZ):
 
 
 @njit(**JIT)
+def scale_by_derivative(dA, A, code, slope, a_scale):
+    """dA *= g'(z) in place (dA becomes dZ), given A = g(z) / a_scale.
+
+    :func:`derivative_from_output` with ``dZ = dA``, which LLVM vectorises only
+    behind a no-overlap check that an in-place call fails: that ran scalar, at
+    2.5x the time of this loop.
+    """
+    n, m = A.shape
+    for i in range(n):
+        for j in range(m):
+            dA[i, j] *= _dg(A[i, j] * a_scale, code, slope)
+
+
+@njit(**JIT)
 def softmax_backward_columns(dA, S, dZ):
     """dZ[:, j] = S[:, j] * (dA[:, j] - Σ_i dA[i, j] S[i, j]) for softmax output S."""
     n, m = S.shape

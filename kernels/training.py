@@ -33,7 +33,7 @@ from numba import njit
 
 from ._config import JIT
 from ._scalars import cast_like, one_like, zero_like
-from .activations import bias_activation, derivative_from_output
+from .activations import bias_activation, scale_by_derivative
 from .blas import gemm
 from .dropout import apply_mask, layer_key
 from .losses import cost_sum, output_delta
@@ -195,7 +195,7 @@ def backward_share(l, p, parts, mb, X, order, start, Xb, dims, codes, slope, the
         lo, _ = share(p, parts, mb)
         apply_mask(dA, layer_key(seed, step, l - 1), keep_prob, cast_like(1.0 / keep_prob, one),
                    lo, mb)
-    derivative_from_output(dA, A_prev, codes[l - 2], slope, a_scale, dA)
+    scale_by_derivative(dA, A_prev, codes[l - 2], slope, a_scale)
 
 
 @njit(**JIT)

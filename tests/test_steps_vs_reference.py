@@ -244,3 +244,21 @@ def test_momentum_and_rmsprop_first_step_match_hand_computation(module):
         np.testing.assert_allclose(s1["d" + k], 0.001 * g * g, rtol=1e-12)
         np.testing.assert_allclose(rms[k], params[k] - 0.1 * g / (np.sqrt(0.001) * np.abs(g) + 1e-8),
                                    rtol=1e-12)
+
+
+@pytest.mark.parametrize("activation", [a for a in ACTIVATIONS if a != "softmax"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("a_scale", [1.0, 0.8])
+def test_in_place_derivative_kernel_matches_reference_derivative(activation, dtype, a_scale):
+    # The training loop turns dA into dZ in place with scale_by_derivative,
+    # reading g(z) back from A = g(z) / a_scale (dropout's keep_prob).
+    from deepnet_fast.kernels import activations as kact
+    rng = np.random.default_rng(7)
+    Z = (rng.standard_normal((13, 37)) * 3).astype(dtype)
+    dA = rng.standard_normal((13, 37)).astype(dtype)
+    A = (R.ACTIVATIONS[activation](Z, 0.01) / dtype(a_scale)).astype(dtype)
+    expected = R.DERIVATIVES[activation](dA, Z, 0.01)
+    got = dA.copy()
+    kact.scale_by_derivative(got, A, kact.CODES[activation], dtype(0.01),
+                             np.asarray(a_scale, dtype)[()])
+    assert_close(got, expected.astype(dtype), dtype, scale=np.abs(expected).max())
