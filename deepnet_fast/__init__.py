@@ -10,6 +10,7 @@ and matplotlib are imported when first used.
 """
 
 from . import compiled, reference, schedules
+from .blas import get_blas, set_blas
 from .exceptions import DivergenceError, ModelFileError
 from .gradcheck import gradient_check
 from .history import History
@@ -22,7 +23,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DeepNet", "DeepNetClassifier", "DeepNetRegressor", "History", "LayerCache",
-    "DivergenceError", "ModelFileError", "load", "gradient_check", "set_num_threads", "get_num_threads", "compiled", "reference", "schedules",
+    "DivergenceError", "ModelFileError", "load", "gradient_check", "set_num_threads",
+    "get_num_threads", "set_blas", "get_blas", "compiled", "reference", "schedules",
 ]
 
 

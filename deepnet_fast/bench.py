@@ -379,6 +379,9 @@ def add_arguments(parser):
                         help="threads for Numba, BLAS and PyTorch, set through "
                              "deepnet_fast.set_num_threads and torch.set_num_threads "
                              "(default: each library's own)")
+    parser.add_argument("--blas", choices=("auto", "mkl", "scipy"), default=None,
+                        help="BLAS of the compiled kernels (default: deepnet_fast's own "
+                             "choice: MKL when installed, else SciPy's; see set_blas)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: few samples per workload (at least two batches)")
     parser.add_argument("--json", metavar="PATH", help="also save the results as JSON")
@@ -544,8 +547,14 @@ def run(args):
     seed = int(getattr(args, "seed", 0) or 0)
     json_path = getattr(args, "json", None)
 
+    from .blas import get_blas, set_blas
     from .threads import get_num_threads, set_num_threads
+    blas = getattr(args, "blas", None)
+    previous_blas = get_blas()["library"]
+    if blas is not None:
+        set_blas(blas)
     versions = _versions()
+    versions["compiled BLAS"] = get_blas()["version"]
     cores = _default_threads()
     if threads is None:
         thread_text = (f"each library's default threads on {cores} core(s) (DeepNet: one "
@@ -574,6 +583,7 @@ def run(args):
     finally:
         if threads is not None:
             set_num_threads(previous)
+        set_blas(previous_blas)
 
     print()
     print(format_table(results, backends))

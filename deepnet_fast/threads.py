@@ -19,8 +19,12 @@ def _blas_controller():
     global _controller
     if _controller is None:
         # threadpoolctl only sees libraries already loaded: make sure SciPy's
-        # BLAS (the one Numba calls) and NumPy's are among them.
+        # BLAS (the one Numba calls), NumPy's and the kernels' (MKL when
+        # installed) are among them.
         import scipy.linalg.cython_blas  # noqa: F401
+
+        from .kernels.blas import library
+        library()
         from threadpoolctl import ThreadpoolController
         _controller = ThreadpoolController()
     return _controller

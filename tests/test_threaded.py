@@ -63,7 +63,8 @@ def _engine(kind, dims, acts, dtype, batch, m, optimizer, l2, keep_prob, threads
                                                     ("rmsprop", 0.1, 0.7)])
 @pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-10), (np.float32, 1e-4)])
 @pytest.mark.parametrize("n_threads", [2, 3])
-def test_threaded_epochs_match_reference(name, optimizer, l2, keep_prob, dtype, rtol, n_threads):
+def test_threaded_epochs_match_reference(name, optimizer, l2, keep_prob, dtype, rtol, n_threads,
+                                         blas_library):
     dims, acts, X, Y, batch, theta0 = _problem(name, dtype)
     if acts[-1] == "identity" and keep_prob < 1:
         keep_prob = 1.0
@@ -153,7 +154,8 @@ def _views(rng, dtype):
 
 
 @pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 1e-5)])
-def test_gemm_on_strided_views_matches_numpy_and_leaves_the_rest_alone(dtype, rtol):
+def test_gemm_on_strided_views_matches_numpy_and_leaves_the_rest_alone(dtype, rtol,
+                                                                      blas_library):
     rng = np.random.default_rng(0)
     for A, B in _views(rng, dtype):
         host = rng.standard_normal((30, 30)).astype(dtype)
@@ -167,7 +169,7 @@ def test_gemm_on_strided_views_matches_numpy_and_leaves_the_rest_alone(dtype, rt
         np.testing.assert_array_equal(host[outside], before[outside])
 
 
-def test_gemm_rejects_mismatched_shapes_and_unusable_strides():
+def test_gemm_rejects_mismatched_shapes_and_unusable_strides(blas_library):
     A = np.ones((3, 4))
     with pytest.raises(ValueError, match="shapes do not match"):
         gemm(1.0, A, np.ones((5, 2)), 0.0, np.ones((3, 2)))
