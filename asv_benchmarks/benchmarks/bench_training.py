@@ -83,3 +83,28 @@ class Convergence(Benchmark):
         return results[workload, dtype, backend][1]
 
     track_accuracy.unit = "fraction"
+
+
+class TrainingEpochBLAS(Benchmark):
+    """Seconds per compiled epoch with the kernels' products on each BLAS
+    library: SciPy's (OpenBLAS) and MKL (skipped where the mkl package is not
+    installed)."""
+
+    params = [list(WORKLOADS), ["scipy", "mkl"]]
+    param_names = ["workload", "blas"]
+
+    def setup(self, workload, blas):
+        import deepnet_fast as dn
+        from deepnet_fast.kernels.blas import mkl_path
+        if blas == "mkl" and mkl_path() is None:
+            raise NotImplementedError("the mkl package is not installed")
+        self.previous = dn.get_blas()["library"]
+        dn.set_blas(blas)
+        self.trainer = get_trainer(workload, WORKLOADS[workload].dtypes[0], "compiled")
+
+    def teardown(self, workload, blas):
+        import deepnet_fast as dn
+        dn.set_blas(self.previous)
+
+    def time_epoch(self, workload, blas):
+        self.trainer.train(1)
