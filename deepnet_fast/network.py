@@ -180,8 +180,16 @@ class DeepNet:
         """A[L] of shape (nL, n_samples)."""
         if self.backend == "compiled":
             dims, codes, offW, offb = kernel_arrays(self.layer_dims, self.activations)
-            return ktrain.predict_output(X, dims, codes, self.dtype.type(self.negative_slope),
-                                         self._theta, offW, offb, _PREDICT_CHUNK)
+            args = (X, dims, codes, self.dtype.type(self.negative_slope), self._theta, offW,
+                    offb, _PREDICT_CHUNK)
+            # The same rule as fit, with all the samples as one batch: large
+            # predictions split their samples between the threads.
+            threads = fit_threads(self.layer_dims, X.shape[0], self.backend)
+            if threads.single:
+                return ktrain.predict_output(*args)
+            from .kernels.training_threaded import predict_output_threaded
+            with threads:
+                return predict_output_threaded(*args, threads.kernel_threads)
         AL, _ = R.forward(X.T, flat.unpack(self._theta, self.layer_dims), self.activations,
                           negative_slope=self.negative_slope)
         return AL

@@ -8,6 +8,8 @@ layer, L2 and check, update) instead of a fork and join inside every BLAS call,
 its products keep their full inner dimension, and no share needs a gradient
 buffer of its own (see ``deepnet_fast.threads`` for the measured gain).
 
+:func:`predict_output_threaded` splits a prediction's samples the same way.
+
 Kept apart from :mod:`.training` so that a process that only ever trains
 small networks on one thread never loads a ``parallel=True`` kernel or starts
 Numba's threading layer.
@@ -23,6 +25,7 @@ from .training import (
     backward_share,
     batch_cost,
     forward_share,
+    predict_output,
     regularise_share,
     set_bias_correction,
     share,
@@ -72,3 +75,15 @@ def train_epoch_threaded(X, Y, order, batch_size, dims, codes, slope, loss_code,
         for p in prange(parts):
             update_share(p, parts, theta, grad, v, s, opt_code, hyper)
     return -1
+
+
+@njit(**JIT_PARALLEL)
+def predict_output_threaded(X, dims, codes, slope, theta, offW, offb, chunk, parts):
+    """:func:`.training.predict_output` with the samples split between ``parts``
+    threads (each calling BLAS single-threaded, in chunks of ``chunk`` rows)."""
+    m = X.shape[0]
+    out = np.empty((dims[dims.shape[0] - 1], m), dtype=X.dtype)
+    for p in prange(parts):
+        lo, hi = share(p, parts, m)
+        out[:, lo:hi] = predict_output(X[lo:hi], dims, codes, slope, theta, offW, offb, chunk)
+    return out

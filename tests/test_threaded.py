@@ -131,6 +131,37 @@ def test_fit_splits_large_batches_between_threads_and_matches_reference(monkeypa
         np.testing.assert_allclose(nets[0].parameters[k], v, rtol=1e-10, atol=1e-13)
 
 
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+@pytest.mark.parametrize("m,parts", [(53, 2), (53, 3), (2, 3), (0, 2)])
+def test_threaded_prediction_matches_one_thread(dtype, rtol, m, parts, blas_library):
+    from deepnet_fast.kernels.training import predict_output
+    from deepnet_fast.kernels.training_threaded import predict_output_threaded
+    dims, acts, X, _, _, theta = _problem("sigmoid-deep", dtype, seed=2)
+    X = np.vstack([X, X])[:m]
+    d, codes, offW, offb = engines.kernel_arrays(dims, acts)
+    args = (X, d, codes, dtype(0.1), theta, offW, offb, 7)    # chunks of 7 rows
+    split = predict_output_threaded(*args, parts)
+    assert split.shape == (dims[-1], m) and split.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(split, predict_output(*args), rtol=rtol, atol=rtol * 1e-3)
+
+
+def test_large_predictions_split_samples_and_match_reference(monkeypatch, blas_library):
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((41, 6))
+    y = rng.integers(0, 3, 41)
+    net = dn.DeepNet([6, 8, 3], "tanh", "softmax", seed=3)
+    net.fit(X, y, epochs=3, learning_rate=0.1, batch_size=8, verbose=0)
+    one = net.predict_proba(X)
+    ref = dn.DeepNet([6, 8, 3], "tanh", "softmax", seed=3, backend="reference")
+    ref.fit(X, y, epochs=3, learning_rate=0.1, batch_size=8, verbose=0)
+    monkeypatch.setattr(threads, "SINGLE_THREAD_BELOW", 0)     # take the threaded path
+    assert not threads.fit_threads([6, 8, 3], 41, "compiled", available=2).single
+    split = net.predict_proba(X)
+    np.testing.assert_allclose(split, one, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(split, ref.predict_proba(X), rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(net.predict(X), ref.predict(X))
+
+
 def test_small_networks_stay_on_one_thread():
     plan = threads.fit_threads([64, 32, 10], 32, "compiled", available=2)
     assert plan.single and plan.kernel_threads == 1 and plan.blas_threads == 1
