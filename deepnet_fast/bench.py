@@ -46,7 +46,7 @@ import numpy as np
 __all__ = [
     "WORKLOADS", "BACKENDS", "Workload", "BackendUnavailable", "cases", "make_data",
     "make_trainer", "import_torch", "quick_samples", "training_flops_per_sample",
-    "matmul_gflops", "format_table", "add_arguments", "run", "main",
+    "matmul_gflops", "samples_per_second", "format_table", "add_arguments", "run", "main",
 ]
 
 
@@ -457,6 +457,20 @@ def _epochs_for(trainer, epochs):
     trainer.train(1)
     one = max(time.perf_counter() - start, 1e-6)
     return max(epochs, math.ceil(MIN_MEASUREMENT_SECONDS / one))
+
+
+def samples_per_second(trainer, n_samples, epochs=1, repeat=3):
+    """Median samples/s of ``trainer`` (see :func:`make_trainer`) over ``repeat``
+    measurements of at least ``epochs`` epochs and ``MIN_MEASUREMENT_SECONDS``
+    each, as ``deepnet-fast bench`` measures one backend (used by asv)."""
+    k = _epochs_for(trainer, epochs)
+    seconds = []
+    for _ in range(repeat):
+        time.sleep(_POOL_IDLE_SECONDS)
+        start = time.perf_counter()
+        trainer.train(k)
+        seconds.append(time.perf_counter() - start)
+    return n_samples * k / statistics.median(seconds)
 
 
 def _measure_case(name, dtype, backends, repeat, epochs, threads, quick, seed, notes):

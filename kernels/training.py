@@ -36,6 +36,7 @@ from ._scalars import cast_like, one_like, zero_like
 from .activations import bias_activation, scale_by_derivative
 from .blas import gemm
 from .dropout import apply_mask, layer_key
+from .linear import row_sums
 from .losses import cost_sum, output_delta
 from .updates import BC1, BC2, apply_update
 
@@ -148,17 +149,6 @@ def _delta(l, q, parts, mb, dims, acts, deltas):
 
 
 @njit(**JIT)
-def _add_row_sums(dZ, db, accumulate):
-    """db[i] (+)= Σ_j dZ[i, j]."""
-    n, m = dZ.shape
-    for i in range(n):
-        acc = dZ[i, 0] * 0
-        for j in range(m):
-            acc += dZ[i, j]
-        db[i, 0] = db[i, 0] + acc if accumulate else acc
-
-
-@njit(**JIT)
 def backward_share(l, p, parts, mb, X, order, start, Xb, dims, codes, slope, theta, grad,
                    offW, offb, acts, deltas, keep_prob, seed, step):
     """Layer l's (1-based) backward step for share p.
@@ -179,7 +169,7 @@ def backward_share(l, p, parts, mb, X, order, start, Xb, dims, codes, slope, the
             gemm(one, dZ, share_input(X, order, start, Xb, lo, hi), beta, dW)
         else:
             gemm(one, dZ, _activation(l - 1, q, parts, mb, dims, acts).T, beta, dW)
-        _add_row_sums(dZ, db, q > 0)
+        row_sums(dZ, one, db, q > 0)
     if l == 1:
         return       # nobody needs dA[0]
     dZ = _delta(l, p, parts, mb, dims, acts, deltas)
