@@ -46,7 +46,7 @@ class TrainingThroughput(Benchmark):
         self.n_samples = get_data(workload, dtype)[0].shape[0]
 
     def track_samples_per_second(self, workload, dtype, backend):
-        return samples_per_second(self.trainer, self.n_samples)
+        return round(samples_per_second(self.trainer, self.n_samples))
 
 
 class FitMemory(Benchmark):
