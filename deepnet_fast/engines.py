@@ -65,10 +65,10 @@ class CompiledEngine(_Engine):
         size = flat.layout(dims)[2]
         self._slope = dt.type(self.slope)
         self._grad = np.empty(size, dtype=dt)
-        # Allocated once per fit: for each thread's share of a batch, the
-        # activations of all layers and two dZ buffers; the gathered batch.
+        # Allocated once per fit: the activations of all layers and two dZ
+        # buffers for a batch (the threads share them); the gathered batch.
         P = self.threads
-        self._acts, self._deltas = self._share_buffers(-(-B // P), P)
+        self._acts, self._deltas = self._batch_buffers(B)
         self._Xb = np.empty((B, dims[0]), dtype=dt)
         self._Yb = np.empty((B, dims[-1]), dtype=dt)
         self._costs = np.empty(self.n_batches, dtype=np.float64)
@@ -77,11 +77,8 @@ class CompiledEngine(_Engine):
         self._hyper = np.empty(kupd.N_HYPER, dtype=dt)
         self._opt = kupd.CODES[self.optimizer]
 
-    def _share_buffers(self, width, parts):
-        dims = self.dims
-        acts = np.empty((parts, sum(dims[1:]) * width), dtype=self.dtype)
-        deltas = np.empty((parts, 2 * max(dims[1:-1], default=1) * width), dtype=self.dtype)
-        return acts, deltas
+    def _batch_buffers(self, mb):
+        return tuple(np.empty(n, dtype=self.dtype) for n in ktrain.activation_sizes(self.dims, mb))
 
     def epoch(self, theta, v, s, t, X, Y, order, learning_rate):
         """Run one epoch; returns (batch costs, index of a failed batch or -1)."""
@@ -100,7 +97,7 @@ class CompiledEngine(_Engine):
 
     def gradient(self, theta, X, Y, step=1):
         """Cost and flat gradient of the whole ``(X, Y)`` as one batch."""
-        acts, deltas = self._share_buffers(X.shape[0], 1)
+        acts, deltas = self._batch_buffers(X.shape[0])
         cost = ktrain.loss_and_gradient(
             X, Y, self._dims, self._codes, self._slope, self._loss, float(self.l2), theta,
             self._grad, self._offW, self._offb, acts, deltas, self.keep_prob, self.dropout_seed,

@@ -1,9 +1,8 @@
 """General matrix products on strided views, on the fastest BLAS at hand.
 
 Numba's ``np.dot`` wants contiguous operands and has no ``alpha``/``beta``. The
-threaded epoch needs both: a thread's share of a batch is a block of rows of a
-larger matrix, and a gradient split by rows is summed over the batch's shares
-with ``beta = 1``. :func:`gemm` calls the Fortran ``sgemm``/``dgemm`` through a
+threaded epoch needs strided views: a thread's share of a layer is a block of
+rows or of columns of a larger matrix, read or written in place. :func:`gemm` calls the Fortran ``sgemm``/``dgemm`` through a
 table of two function pointers, filled the first time a product runs:
 
 - ``"mkl"``: Intel MKL's sequential ``?gemm`` when the ``mkl`` package from PyPI

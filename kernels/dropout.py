@@ -54,17 +54,17 @@ def keep_mask(n, m, seed, step, layer, keep_prob):
 
 
 @njit(**JIT)
-def apply_mask(A, key, keep_prob, inv_keep, col0, width):
+def apply_mask(A, key, keep_prob, inv_keep, row0, col0, width):
     """A = A · mask / keep_prob, in place.
 
-    ``A`` holds columns ``col0, col0 + 1, ...`` of a layer ``width`` columns
-    wide, so that a batch split between threads gets the masks of the whole
-    batch. The forward pass applies it to the activations, the backward pass
+    ``A`` is the block from row ``row0`` and column ``col0`` of a layer
+    ``width`` columns wide, so that a layer split between threads gets the
+    masks of the whole layer. The forward pass applies it to the activations, the backward pass
     to dA with the same key, so both see the same mask.
     """
     n, m = A.shape
     zero = inv_keep - inv_keep
     for i in range(n):
-        row = i * width + col0
+        row = (row0 + i) * width + col0
         for j in range(m):
             A[i, j] = A[i, j] * inv_keep if _keep(key, row + j, keep_prob) else zero

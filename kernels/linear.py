@@ -39,15 +39,14 @@ def linear_activation_forward(W, A_prev, b, code, slope, Z, A):
 
 
 @njit(**JIT)
-def row_sums(dZ, scale, db, accumulate=False):
-    """db[i, 0] = scale * Σ_j dZ[i, j], or += with ``accumulate`` (a batch's
-    shares add their columns' sums)."""
+def row_sums(dZ, scale, db):
+    """db[i, 0] = scale * Σ_j dZ[i, j]."""
     n, m = dZ.shape
     for i in range(n):
         acc = dZ[i, 0] * 0
         for j in range(m):
             acc += dZ[i, j]
-        db[i, 0] = db[i, 0] + acc * scale if accumulate else acc * scale
+        db[i, 0] = acc * scale
 
 
 @njit(**JIT)

@@ -2,13 +2,16 @@
 
 The same shares as :func:`.training.train_epoch` (see :mod:`.training`), run by
 ``parts`` threads at once with single-threaded BLAS: share p takes a block of
-the batch's samples through the forward pass and dZ, and a block of each
-layer's rows of dW and db. A batch costs ``L + 3`` barriers (forward, one per
-layer, L2 and check, update) instead of a fork and join inside every BLAS call,
-its products keep their full inner dimension, and no share needs a gradient
-buffer of its own (see ``deepnet_fast.threads`` for the measured gain).
+each hidden layer's rows forward, a block of the samples at the output layer,
+and blocks of rows of dW, db and dZ backward. A batch costs ``2L + 3`` barriers
+(gather, one per layer forward and backward, L2 and check, update) instead of
+a fork and join inside every BLAS call, every product keeps the whole batch as
+its inner or outer dimension, and no share needs a buffer of its own (see
+``deepnet_fast.threads`` for the measured gain).
 
-:func:`predict_output_threaded` splits a prediction's samples the same way.
+:func:`predict_output_threaded` splits a prediction's samples instead: each
+thread runs the one-thread forward pass on its block of samples, with no
+barrier at all.
 
 Kept apart from :mod:`.training` so that a process that only ever trains
 small networks on one thread never loads a ``parallel=True`` kernel or starts
@@ -21,10 +24,14 @@ from numba import njit, prange
 from ._config import JIT
 from ._scalars import cast_like
 from .training import (
+    activation,
     all_finite,
     backward_share,
     batch_cost,
-    forward_share,
+    batch_rows,
+    gather_share,
+    hidden_forward_share,
+    output_share,
     predict_output,
     regularise_share,
     set_bias_correction,
@@ -39,12 +46,10 @@ JIT_PARALLEL = dict(JIT, parallel=True)
 def train_epoch_threaded(X, Y, order, batch_size, dims, codes, slope, loss_code, l2, keep_prob,
                          seed, theta, grad, v, s, opt_code, hyper, beta1, beta2, t,
                          offW, offb, acts, deltas, Xb, Yb, batch_costs, part_loss, part_ok):
-    """:func:`.training.train_epoch` on ``acts.shape[0]`` threads.
+    """:func:`.training.train_epoch` on ``parts = part_ok.shape[0]`` threads.
 
-    ``acts`` and ``deltas`` hold one row per share, each sized for
-    ``ceil(batch_size / parts)`` samples; ``part_loss`` (float64) and
-    ``part_ok`` (bool) one element per share. Same return value as
-    :func:`.training.train_epoch`.
+    ``part_loss`` (float64) holds two elements per share, ``part_ok`` (bool)
+    one. Same arguments otherwise, and the same return value.
     """
     m = X.shape[0]
     L = dims.shape[0] - 1
@@ -52,16 +57,25 @@ def train_epoch_threaded(X, Y, order, batch_size, dims, codes, slope, loss_code,
     for k in range(n_batches):
         start = k * batch_size
         mb = min(batch_size, m - start)
-        parts = min(acts.shape[0], mb)
+        parts = min(part_ok.shape[0], mb)
         step = t + k + 1
         for p in prange(parts):
-            part_loss[p] = forward_share(p, parts, mb, X, Y, order, start, Xb, Yb, dims, codes,
-                                         slope, loss_code, theta, offW, offb, acts, keep_prob,
-                                         seed, step)
+            gather_share(p, parts, mb, X, Y, order, start, Xb, Yb)
+        Xk = batch_rows(X, order, start, mb, Xb)
+        A_prev = Xk.T
+        for l in range(1, L):
+            for p in prange(parts):
+                hidden_forward_share(l, p, parts, A_prev, dims, codes, slope, theta, offW, offb,
+                                     acts, keep_prob, seed, step)
+            A_prev = activation(l, dims, acts, mb)
+        Yk = batch_rows(Y, order, start, mb, Yb)
+        for p in prange(parts):
+            part_loss[p] = output_share(p, parts, A_prev, Yk, dims, codes, slope, loss_code,
+                                        theta, offW, offb, acts)
         for l in range(L, 0, -1):
             for p in prange(parts):
-                backward_share(l, p, parts, mb, X, order, start, Xb, dims, codes, slope, theta,
-                               grad, offW, offb, acts, deltas, keep_prob, seed, step)
+                backward_share(l, p, parts, Xk, dims, codes, slope, theta, grad, offW, offb,
+                               acts, deltas, keep_prob, seed, step)
         c = cast_like(l2 / mb, slope)
         for p in prange(parts):
             part_loss[parts + p] = regularise_share(p, parts, theta, grad, dims, offW, c)

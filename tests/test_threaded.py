@@ -12,8 +12,11 @@ from deepnet_fast.kernels.blas import gemm
 
 CONFIGS = {
     # dims, activations, samples, batch: uneven shares, a last batch smaller
-    # than the number of shares, one output row (a share with no dW rows).
+    # than the number of shares, one output row (a share with no dW rows);
+    # layers split by samples (fewer units than samples) and by rows (wide),
+    # dW split by rows and by columns.
     "relu-softmax": ([7, 9, 6, 3], ("relu", "relu", "softmax"), 43, 10),
+    "wide-rows": ([6, 24, 17, 3], ("relu", "tanh", "softmax"), 41, 8),
     "tanh-sigmoid": ([5, 4, 1], ("tanh", "sigmoid"), 22, 7),
     "leaky-identity": ([6, 8, 2], ("leaky_relu", "identity"), 17, 17),
     "sigmoid-deep": ([4, 5, 5, 5, 2], ("sigmoid", "tanh", "relu", "softmax"), 31, 8),
