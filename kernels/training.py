@@ -92,10 +92,10 @@ def rows_first(n_rows, mb, parts):
     A[l-1] (likewise W and dZ for dA). Rows win when the layer has more units
     than the batch has samples. Measured on these machines (two threads, MKL)
     against splitting the samples: the forward products of the benchmark
-    networks 0–11% faster, dA 1–8%; course-cat's first layer (20 units, 209
-    samples of 12,288 inputs) 15–20% slower by rows. A block of rows is also
-    contiguous, which lets the activation loops vectorise; a block of samples
-    is not.
+    networks 0–11% faster, dA 1–8%; but course-cat's epoch 15–20% slower with
+    its first layer (20 units, 209 samples of 12,288 inputs) split by rows. A
+    block of rows is also contiguous, which lets the activation loops
+    vectorise; a block of samples is not.
     """
     return parts == 1 or n_rows >= mb
 
