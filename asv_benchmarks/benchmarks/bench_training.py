@@ -25,6 +25,10 @@ class TrainingEpoch(Benchmark):
 
     params = TRAINING_PARAMS
     param_names = TRAINING_PARAM_NAMES
+    # Each sample is one fit(epochs=1) call (asv re-runs setup between calls):
+    # up to 25 samples within 10 s, so that the median of a 1-ms epoch is not
+    # one or two calls on a shared machine (up to 10 one-second wide-large ones).
+    repeat = (3, 25, 10.0)
 
     def setup(self, workload, dtype, backend):
         self.trainer = get_trainer(workload, dtype, backend)
