@@ -67,13 +67,12 @@ class CompiledEngine(_Engine):
         self._grad = np.empty(size, dtype=dt)
         # Allocated once per fit: the activations of all layers and two dZ
         # buffers for a batch (the threads share them); the gathered batch.
-        P = self.threads
         self._acts, self._deltas = self._batch_buffers(B)
         self._Xb = np.empty((B, dims[0]), dtype=dt)
         self._Yb = np.empty((B, dims[-1]), dtype=dt)
         self._costs = np.empty(self.n_batches, dtype=np.float64)
-        self._part_loss = np.empty(2 * P, dtype=np.float64)
-        self._part_ok = np.empty(P, dtype=np.bool_)
+        self._part_loss = np.empty(2 * self.threads, dtype=np.float64)
+        self._part_ok = np.empty(self.threads, dtype=np.bool_)
         self._hyper = np.empty(kupd.N_HYPER, dtype=dt)
         self._opt = kupd.CODES[self.optimizer]
 

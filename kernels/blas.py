@@ -2,8 +2,9 @@
 
 Numba's ``np.dot`` wants contiguous operands and has no ``alpha``/``beta``. The
 threaded epoch needs strided views: a thread's share of a layer is a block of
-rows or of columns of a larger matrix, read or written in place. :func:`gemm` calls the Fortran ``sgemm``/``dgemm`` through a
-table of two function pointers, filled the first time a product runs:
+rows or of columns of a larger matrix, read or written in place. :func:`gemm`
+calls the Fortran ``sgemm``/``dgemm`` through a table of two function
+pointers, filled the first time a product runs:
 
 - ``"mkl"``: Intel MKL's sequential ``?gemm`` when the ``mkl`` package from PyPI
   is installed (``pip install deepnet_fast[mkl]``). On these machines it ran the

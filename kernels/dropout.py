@@ -59,8 +59,9 @@ def apply_mask(A, key, keep_prob, inv_keep, row0, col0, width):
 
     ``A`` is the block from row ``row0`` and column ``col0`` of a layer
     ``width`` columns wide, so that a layer split between threads gets the
-    masks of the whole layer. The forward pass applies it to the activations, the backward pass
-    to dA with the same key, so both see the same mask.
+    masks of the whole layer. The forward pass applies it to the
+    activations, the backward pass to dA with the same key, so both see the
+    same mask.
     """
     n, m = A.shape
     zero = inv_keep - inv_keep

@@ -135,16 +135,24 @@ def hidden_forward_share(l, p, parts, A_prev, dims, codes, slope, theta, offW, o
 
 
 @njit(**JIT)
+def hidden_forward(Xk, dims, codes, slope, theta, offW, offb, acts, keep_prob, seed, step):
+    """Every hidden layer of a batch ``Xk`` (mb, n0) on one thread; returns
+    A[L-1] (``Xk.T`` for a network without hidden layers)."""
+    A_prev = Xk.T
+    for l in range(1, dims.shape[0] - 1):
+        hidden_forward_share(l, 0, 1, A_prev, dims, codes, slope, theta, offW, offb, acts,
+                             keep_prob, seed, step)
+        A_prev = activation(l, dims, acts, Xk.shape[0])
+    return A_prev
+
+
+@njit(**JIT)
 def forward_into(Xk, dims, codes, slope, theta, offW, offb, acts):
     """Forward pass of a batch ``Xk`` (mb, n0) on one thread, no dropout;
     returns A[L] (a view into ``acts``)."""
     L = dims.shape[0] - 1
     mb = Xk.shape[0]
-    A_prev = Xk.T
-    for l in range(1, L):
-        hidden_forward_share(l, 0, 1, A_prev, dims, codes, slope, theta, offW, offb, acts,
-                             1.0, 0, 0)
-        A_prev = activation(l, dims, acts, mb)
+    A_prev = hidden_forward(Xk, dims, codes, slope, theta, offW, offb, acts, 1.0, 0, 0)
     AL = activation(L, dims, acts, mb)
     layer_forward(AL, _matrix(theta, offW[L - 1], dims[L], dims[L - 1]), A_prev,
                   _column(theta, offb[L - 1], dims[L]), codes[L - 1], slope, np.uint64(0), 1.0,
@@ -316,11 +324,8 @@ def batch_gradient(X, Y, order, start, mb, Xb, Yb, dims, codes, slope, loss_code
     L = dims.shape[0] - 1
     gather_share(0, 1, mb, X, Y, order, start, Xb, Yb)
     Xk = batch_rows(X, order, start, mb, Xb)
-    A_prev = Xk.T
-    for l in range(1, L):
-        hidden_forward_share(l, 0, 1, A_prev, dims, codes, slope, theta, offW, offb, acts,
-                             keep_prob, seed, step)
-        A_prev = activation(l, dims, acts, mb)
+    A_prev = hidden_forward(Xk, dims, codes, slope, theta, offW, offb, acts, keep_prob, seed,
+                            step)
     loss = output_share(0, 1, A_prev, batch_rows(Y, order, start, mb, Yb), dims, codes, slope,
                         loss_code, theta, offW, offb, acts)
     for l in range(L, 0, -1):

@@ -3,11 +3,11 @@
 The same shares as :func:`.training.train_epoch` (see :mod:`.training`), run by
 ``parts`` threads at once with single-threaded BLAS: share p takes a block of
 each hidden layer's rows or samples forward (:func:`.training.rows_first`), a
-block of the samples at the output layer, and blocks of dW, db and dZ backward. A batch costs ``2L + 3`` barriers
-(gather, one per layer forward and backward, L2 and check, update) instead of
-a fork and join inside every BLAS call, every product keeps the whole batch as
-its inner or outer dimension, and no share needs a buffer of its own (see
-``deepnet_fast.threads`` for the measured gain).
+block of the samples at the output layer, and blocks of dW, db and dZ backward.
+A batch costs ``2L + 3`` barriers (gather, one per layer forward and backward,
+L2 and check, update) instead of a fork and join inside every BLAS call, every
+product keeps the whole batch as its inner or outer dimension, and no share
+needs a buffer of its own (see ``deepnet_fast.threads`` for the measured gain).
 
 :func:`predict_output_threaded` splits a prediction's samples instead: each
 thread runs the one-thread forward pass on its block of samples, with no
