@@ -22,6 +22,10 @@ the machine's jitter), and the median is reported as samples per second, with al
 measured in the same run, repeats interleaved so that load from other processes
 affects all of them alike.
 
+After the workloads it compares the activation kernels with NumPy's ufuncs on a
+128x256 array of each dtype (:mod:`deepnet_fast.bench_kernels`; ``--no-kernels``
+skips that).
+
 Training FLOPs are counted as ``6 * sum(n[l] * n[l-1])`` per sample: 2 per
 weight in the forward product, 4 in the backward products (dW and dA[l-1]); the
 first layer's dA[0], which nobody computes, is counted too, and biases,
@@ -46,7 +50,8 @@ import numpy as np
 __all__ = [
     "WORKLOADS", "BACKENDS", "Workload", "BackendUnavailable", "cases", "make_data",
     "make_trainer", "import_torch", "quick_samples", "training_flops_per_sample",
-    "matmul_gflops", "samples_per_second", "format_table", "add_arguments", "run", "main",
+    "matmul_gflops", "samples_per_second", "format_table", "format_kernels", "add_arguments",
+    "run", "main",
 ]
 
 
@@ -384,6 +389,9 @@ def add_arguments(parser):
                              "choice: MKL when installed, else SciPy's; see set_blas)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: few samples per workload (at least two batches)")
+    parser.add_argument("--no-kernels", dest="kernels", action="store_false",
+                        help="skip the activation kernels against NumPy's ufuncs "
+                             f"({KERNEL_SHAPE[0]}x{KERNEL_SHAPE[1]} arrays, a few seconds)")
     parser.add_argument("--json", metavar="PATH", help="also save the results as JSON")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of data and initial weights (default: 0)")
@@ -448,6 +456,9 @@ def _versions():
 
 
 _POOL_IDLE_SECONDS = 0.3
+# The array of the kernel target: sigmoid, tanh and softmax at least as fast
+# as NumPy's ufuncs on it.
+KERNEL_SHAPE = (128, 256)
 MIN_MEASUREMENT_SECONDS = 0.2
 
 
@@ -612,6 +623,11 @@ def run(args):
             print(f"  {f['workload']} {f['dtype']}: {rates}; np.matmul {f['matmul']}: "
                   f"{f['matmul_gflops']:.1f} -> compiled at {f['compiled_fraction_of_matmul']:.0%} "
                   "of that matmul")
+    kernels = None
+    if getattr(args, "kernels", True):
+        kernels = _measure_kernels(rounds=2 if quick else 15)
+        print()
+        print(format_kernels(kernels))
     status = 0
     for r in results:
         for b, err in r["errors"].items():
@@ -623,7 +639,8 @@ def run(args):
         payload = {"command": "deepnet-fast bench", "threads": threads, "cores": cores,
                    "quick": quick, "versions": versions, "load_average": load,
                    "workloads": {k: asdict(WORKLOADS[k]) for k, _ in selected},
-                   "results": results, "flops": flops, "notes": list(notes.values())}
+                   "results": results, "flops": flops, "kernels": kernels,
+                   "notes": list(notes.values())}
         with open(json_path, "w", encoding="utf-8") as fh:
             json.dump(payload, fh, indent=2, default=_json_default)
         print(f"results saved to {json_path}")
@@ -644,6 +661,25 @@ def _measure(selected, backends, repeat, epochs, threads, quick, seed):
                           "matmul": f"({m}x{k}) @ ({k}x{n}) {mdt}", "matmul_gflops": base,
                           "compiled_fraction_of_matmul": r["gflops"]["compiled"] / base})
     return results, flops, notes
+
+
+def _measure_kernels(rounds):
+    """:func:`deepnet_fast.bench_kernels.kernel_speedups` on ``KERNEL_SHAPE``, both dtypes."""
+    from .bench_kernels import kernel_speedups
+    return {dt: kernel_speedups(shape=KERNEL_SHAPE, dtype=dt, rounds=rounds)
+            for dt in ("float32", "float64")}
+
+
+def format_kernels(kernels):
+    """The printed table of activation kernels against NumPy's ufuncs."""
+    names = list(next(iter(kernels.values())))
+    lines = [f"Activation kernels against NumPy's ufuncs on a {KERNEL_SHAPE[0]}x"
+             f"{KERNEL_SHAPE[1]} array (NumPy's time / the kernel's, median of alternating "
+             "rounds; > 1: the kernel is faster):",
+             "  dtype    " + "".join(f"{n:>10}" for n in names)]
+    for dt, res in kernels.items():
+        lines.append(f"  {dt:<9}" + "".join(f"{res[n]['ratio']:>10.2f}" for n in names))
+    return "\n".join(lines)
 
 
 def _json_default(obj):

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from deepnet_fast import bench, cli
+from deepnet_fast import bench, bench_kernels, cli
 
 ASV_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                        "asv_benchmarks")
@@ -132,13 +132,68 @@ def test_quick_bench_reports_compiled_and_reference_with_their_ratio(tmp_path, c
     assert "compiled" in out and "reference" in out and "comp/reference" in out
     assert f"{ratio:.2f}" in table[0].split()
     assert f"{rates['compiled']:,.0f}" in table[0].split()
+    # the kernels against NumPy's ufuncs, both dtypes, in the table and the JSON
+    kernels = payload["kernels"]
+    assert set(kernels) == {"float32", "float64"}
+    for dt, res in kernels.items():
+        assert set(res) == set(bench_kernels.ACTIVATIONS)
+        row = [line for line in out.splitlines() if line.split()[:1] == [dt]]
+        assert len(row) == 1
+        assert row[0].split()[1:] == [f"{res[a]['ratio']:.2f}" for a in res]
+
+
+def test_bench_no_kernels_skips_them(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    status = cli.main(["bench", "--quick", "--workloads", "digits-small", "--dtypes", "float64",
+                       "--backends", "compiled", "--repeat", "1", "--no-kernels",
+                       "--json", str(path)])
+    assert status == 0
+    assert "Activation kernels" not in capsys.readouterr().out
+    assert json.loads(path.read_text())["kernels"] is None
+
+
+# ---------------------------------------------------------------- kernels against NumPy
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_kernel_speedups_time_the_same_function_on_both_sides(dtype):
+    res = bench_kernels.kernel_speedups(shape=(7, 33), dtype=dtype, rounds=2)
+    assert list(res) == list(bench_kernels.ACTIVATIONS)
+    tol = 1e-6 if dtype == "float32" else 1e-14
+    for a, r in res.items():
+        assert r["kernel_us"] > 0 and r["numpy_us"] > 0 and np.isfinite(r["ratio"])
+        assert r["ratio"] > 0
+        # a wrong kernel (or a wrong NumPy chain) shows as a difference
+        assert r["max_abs_diff"] <= tol, (a, r["max_abs_diff"])
+
+
+@pytest.mark.parametrize("activation", bench_kernels.ACTIVATIONS)
+def test_numpy_chains_equal_the_reference(activation, rng):
+    from deepnet_fast import reference
+    Z = rng.standard_normal((5, 9)) * 4
+    out = np.empty_like(Z)
+    bench_kernels.numpy_chain(activation, Z)(out)
+    np.testing.assert_allclose(out, reference.activation_forward(Z, activation), rtol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"activations": ["gelu"]}, "activation: expected one of"),
+    ({"dtype": "int32"}, "dtype: expected float32 or float64"),
+    ({"shape": (0, 4)}, "shape: expected two positive sizes"),
+    ({"shape": (4,)}, "shape: expected two positive sizes"),
+    ({"rounds": 0}, "rounds: expected a positive integer"),
+])
+def test_kernel_speedups_reject_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        bench_kernels.kernel_speedups(**kwargs)
 
 
 def test_bench_without_torch_skips_it_with_a_note(monkeypatch, tmp_path, capsys):
     _no_torch(monkeypatch)
     path = tmp_path / "bench.json"
     status = cli.main(["bench", "--quick", "--workloads", "digits-small", "--dtypes", "float64",
-                       "--backends", "reference,torch", "--repeat", "1", "--json", str(path)])
+                       "--backends", "reference,torch", "--repeat", "1", "--no-kernels",
+                       "--json", str(path)])
     out = capsys.readouterr().out
     assert status == 0
     assert "note: torch: skipped" in out
@@ -160,7 +215,7 @@ def test_bench_help_lists_the_options(capsys):
     assert exc.value.code == 0
     out = capsys.readouterr().out
     for option in ("--workloads", "--backends", "--repeat", "--epochs", "--threads",
-                   "--quick", "--json"):
+                   "--quick", "--no-kernels", "--json"):
         assert option in out
 
 
@@ -218,7 +273,7 @@ def test_bench_threads_option_sets_and_restores_the_library_threads(monkeypatch,
                         lambda *a, **k: seen.append(deepnet_fast.get_num_threads())
                         or _fake_result(*a))
     status = cli.main(["bench", "--quick", "--workloads", "digits-small", "--dtypes", "float64",
-                       "--backends", "compiled,reference", "--threads", "1"])
+                       "--backends", "compiled,reference", "--threads", "1", "--no-kernels"])
     assert status == 0
     assert seen == [1]
     assert deepnet_fast.get_num_threads() is None
@@ -246,3 +301,11 @@ def test_short_epochs_are_timed_in_runs_of_at_least_the_minimum_duration():
     assert k >= bench.MIN_MEASUREMENT_SECONDS / 0.01 * 0.5
     assert k <= bench.MIN_MEASUREMENT_SECONDS / 0.01 + 1
     assert bench._epochs_for(trainer, 1000) == 1000  # never fewer than asked for
+
+
+def test_asv_kernel_speedup_tracks_the_ratio_of_bench_kernels(asv_suite):
+    bench = asv_suite["bench_kernels"].KernelSpeedup()
+    assert bench.unit == "x NumPy"
+    bench.setup("tanh", "128x256", "float32")
+    ratio = bench.track_speedup("tanh", "128x256", "float32")
+    assert isinstance(ratio, float) and 0 < ratio < 100

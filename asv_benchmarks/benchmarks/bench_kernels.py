@@ -37,11 +37,13 @@ def _make_arrays(shape, seed=0):
 
 
 class KernelBenchmark(Benchmark):
-    # asv re-runs setup between timed calls, so every sample is one call
-    # (microseconds to milliseconds): take many samples and let the median
-    # speak. Setup is cheap, the arrays are memoised.
-    number = 1
-    repeat = (20, 200, 2.0)
+    # The kernels keep no state between calls, so a sample times as many
+    # back-to-back calls as fill sample_time (asv's number = 0), as timeit
+    # would. One-call samples added ~2 us of harness and cold-cache time to
+    # every 128x256 kernel (9 us), which pulled every ratio towards 1.
+    number = 0
+    sample_time = 0.01
+    repeat = (10, 50, 2.0)
     warmup_time = 0.05
 
 
@@ -114,3 +116,26 @@ class NumpyUfuncs(KernelBenchmark):
         np.exp(self.out, out=self.out)
         self.out += 1
         np.reciprocal(self.out, out=self.out)
+
+
+class KernelSpeedup(Benchmark):
+    """NumPy's time over the kernel's for one activation on one array,
+    measured alternating in this process (:func:`deepnet_fast.bench_kernels.
+    kernel_speedups`): > 1 means the kernel is faster. Separate ``time_*``
+    benchmarks are minutes apart, and this machine's speed drifts by more
+    than a 10% margin in minutes."""
+
+    params = [["sigmoid", "tanh", "softmax", "relu"], SHAPES, ["float32", "float64"]]
+    param_names = ["activation", "shape", "dtype"]
+    unit = "x NumPy"
+    repeat = (1, 1, 60.0)
+
+    def setup(self, activation, shape, dtype):
+        from deepnet_fast.bench_kernels import kernel_speedups
+        self.kernel_speedups = kernel_speedups
+        self.shape = tuple(int(v) for v in shape.split("x"))
+        # Compile (or load) the kernel before anything is measured.
+        kernel_speedups([activation], self.shape, dtype, rounds=1)
+
+    def track_speedup(self, activation, shape, dtype):
+        return self.kernel_speedups([activation], self.shape, dtype)[activation]["ratio"]
