@@ -309,3 +309,9 @@ def test_asv_kernel_speedup_tracks_the_ratio_of_bench_kernels(asv_suite):
     bench.setup("tanh", "128x256", "float32")
     ratio = bench.track_speedup("tanh", "128x256", "float32")
     assert isinstance(ratio, float) and 0 < ratio < 100
+
+
+def test_asv_matmul_fraction_covers_the_workloads_with_a_matmul_baseline(asv_suite):
+    cls = asv_suite["bench_training"].MatmulFraction
+    assert cls.params == [[w for w, v in bench.WORKLOADS.items() if v.matmul is not None]]
+    assert "wide-large" in cls.params[0]

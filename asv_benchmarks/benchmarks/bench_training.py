@@ -3,13 +3,21 @@ a fixed number of epochs (so that a fast but wrong kernel shows up)."""
 
 import gc
 
-from deepnet_fast.bench import BackendUnavailable, make_data, make_trainer, samples_per_second
+from deepnet_fast.bench import (
+    BackendUnavailable,
+    make_data,
+    make_trainer,
+    matmul_gflops,
+    samples_per_second,
+    training_flops_per_sample,
+)
 
 from .common import (
     DTYPES,
     TRACK_EPOCHS,
     TRAINING_PARAM_NAMES,
     TRAINING_PARAMS,
+    WORKLOAD_NAMES,
     WORKLOADS,
     Benchmark,
     check_backend,
@@ -53,6 +61,28 @@ class TrainingThroughput(Benchmark):
 
     def track_samples_per_second(self, workload, dtype, backend):
         return round(samples_per_second(self.trainer, self.n_samples))
+
+
+class MatmulFraction(Benchmark):
+    """The compiled epoch's GFLOP/s over those of the workload's NumPy matmul
+    (wide-large: 2048x2048 float32), both measured here, one after the other
+    (``deepnet-fast bench`` prints the same): training FLOPs counted as
+    ``6 * sum(n[l] * n[l-1])`` per sample."""
+
+    params = [[w for w in WORKLOAD_NAMES if WORKLOADS[w].matmul is not None]]
+    param_names = ["workload"]
+    unit = "fraction of matmul"
+
+    def setup(self, workload):
+        dtype = WORKLOADS[workload].dtypes[0]
+        self.trainer = get_trainer(workload, dtype, "compiled")
+        self.n_samples = get_data(workload, dtype)[0].shape[0]
+
+    def track_fraction_of_matmul(self, workload):
+        w = WORKLOADS[workload]
+        rate = samples_per_second(self.trainer, self.n_samples)
+        gflops = rate * training_flops_per_sample(w.layer_dims) / 1e9
+        return gflops / matmul_gflops(*w.matmul)
 
 
 class FitMemory(Benchmark):
