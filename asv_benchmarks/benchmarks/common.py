@@ -69,6 +69,7 @@ def get_data(workload, dtype):
 
 def get_trainer(workload, dtype, backend, warmup=True):
     """A trainer after its warm-up epoch (memoised); skips missing peers."""
+    check_backend(backend)  # before any data is built for it
     X, y = get_data(workload, dtype)
 
     def build():
