@@ -107,8 +107,7 @@ def _make_kernels(ft, exp_poly, q_poly, qt_poly, ln2_hi, ln2_lo, exp_lo, exp_hi,
     EXP_C = tuple(ft(c) for c in exp_poly[::-1])
     Q_C = tuple(ft(c) for c in q_poly[::-1])
     LOG2E, LN2_HI, LN2_LO = ft(_LOG2E), ft(ln2_hi), ft(ln2_lo)
-    EXP_LO, EXP_HI, M1_LO = ft(exp_lo), ft(exp_hi), ft(m1_lo)
-    TANH_HI = ft(tanh_hi)
+    EXP_LO, EXP_HI, M1_LO, TANH_HI = ft(exp_lo), ft(exp_hi), ft(m1_lo), ft(tanh_hi)
     ZERO, HALF, ONE, TWO = ft(0), ft(0.5), ft(1), ft(2)
     PREC = ft(mant + 1)  # 2**k - 1 is exact for k <= PREC
     TINY = ft(2.0 ** -(mant + 2))  # expm1(x) rounds to x below this

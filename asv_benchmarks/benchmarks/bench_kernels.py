@@ -128,7 +128,6 @@ class KernelSpeedup(Benchmark):
     params = [["sigmoid", "tanh", "softmax", "relu"], SHAPES, ["float32", "float64"]]
     param_names = ["activation", "shape", "dtype"]
     unit = "x NumPy"
-    repeat = (1, 1, 60.0)
 
     def setup(self, activation, shape, dtype):
         from deepnet_fast.bench_kernels import kernel_speedups
