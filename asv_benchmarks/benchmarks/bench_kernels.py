@@ -11,6 +11,8 @@ allocation.
 import numpy as np
 
 from deepnet_fast import compiled, reference
+from deepnet_fast.bench_kernels import ACTIVATIONS as SPEEDUP_ACTIVATIONS
+from deepnet_fast.bench_kernels import kernel_speedups, numpy_chain
 from deepnet_fast.kernels import activations as kact
 
 from .common import Benchmark, memoized
@@ -95,8 +97,9 @@ class LinearKernels(KernelBenchmark):
 
 
 class NumpyUfuncs(KernelBenchmark):
-    """NumPy's vectorised exp, tanh and sigmoid on the same arrays, into a
-    preallocated output: what a SIMD kernel should at least match."""
+    """NumPy's vectorised exp, and the ufunc chains of
+    :mod:`deepnet_fast.bench_kernels` for tanh, sigmoid and softmax, on the same
+    arrays into a preallocated output: what a SIMD kernel should at least match."""
 
     params = [SHAPES]
     param_names = ["shape"]
@@ -104,18 +107,19 @@ class NumpyUfuncs(KernelBenchmark):
     def setup(self, shape):
         self.Z = _arrays(shape)[0]
         self.out = np.empty_like(self.Z)
+        self.chains = {a: numpy_chain(a, self.Z) for a in ("tanh", "sigmoid", "softmax")}
 
     def time_exp(self, shape):
         np.exp(self.Z, out=self.out)
 
     def time_tanh(self, shape):
-        np.tanh(self.Z, out=self.out)
+        self.chains["tanh"](self.out)
 
     def time_sigmoid(self, shape):
-        np.negative(self.Z, out=self.out)
-        np.exp(self.out, out=self.out)
-        self.out += 1
-        np.reciprocal(self.out, out=self.out)
+        self.chains["sigmoid"](self.out)
+
+    def time_softmax(self, shape):
+        self.chains["softmax"](self.out)
 
 
 class KernelSpeedup(Benchmark):
@@ -125,16 +129,14 @@ class KernelSpeedup(Benchmark):
     benchmarks are minutes apart, and this machine's speed drifts by more
     than a 10% margin in minutes."""
 
-    params = [["sigmoid", "tanh", "softmax", "relu"], SHAPES, ["float32", "float64"]]
+    params = [list(SPEEDUP_ACTIVATIONS), SHAPES, ["float32", "float64"]]
     param_names = ["activation", "shape", "dtype"]
     unit = "x NumPy"
 
     def setup(self, activation, shape, dtype):
-        from deepnet_fast.bench_kernels import kernel_speedups
-        self.kernel_speedups = kernel_speedups
         self.shape = tuple(int(v) for v in shape.split("x"))
         # Compile (or load) the kernel before anything is measured.
         kernel_speedups([activation], self.shape, dtype, rounds=1)
 
     def track_speedup(self, activation, shape, dtype):
-        return self.kernel_speedups([activation], self.shape, dtype)[activation]["ratio"]
+        return kernel_speedups([activation], self.shape, dtype)[activation]["ratio"]
