@@ -4,9 +4,15 @@ Numba's ``np.dot`` runs on SciPy's OpenBLAS, NumPy's ``@`` on NumPy's own; both
 start a thread per core, and so does Numba's threading layer. Letting them all
 run at once oversubscribes a small machine (contention made 2-thread runs 20–50×
 slower on 2 cores), so :func:`set_num_threads` sets every pool to the same ``n``.
+
+Numba's ``workqueue`` threading layer (its fallback when neither TBB nor
+OpenMP loads) aborts the process when two threads run parallel kernels at
+once, so under that layer :class:`fit_threads` lets one parallel kernel call
+run at a time.
 """
 
 import os
+import threading
 
 _requested = None
 _limiter = None
@@ -81,6 +87,21 @@ def _available():
     return _requested or numba.get_num_threads()
 
 
+# Held around parallel kernel calls while the threading layer may be workqueue.
+# Reentrant: fit's validation predict enters again on the same thread.
+_workqueue_lock = threading.RLock()
+
+
+def _layer_may_be_workqueue():
+    """True under workqueue, and before Numba has started any layer (it only
+    says which one on the first parallel call): the first calls serialise."""
+    import numba
+    try:
+        return numba.threading_layer() == "workqueue"
+    except ValueError:
+        return True
+
+
 def _kernel_blas_is_sequential():
     from .kernels.blas import library
     return library()[0] == "mkl"
@@ -94,7 +115,10 @@ class fit_threads:
     Otherwise the compiled backend splits each batch between
     ``kernel_threads`` threads that each call BLAS single-threaded (see
     :mod:`deepnet_fast.kernels.training_threaded`), while the reference
-    backend leaves the threads to BLAS.
+    backend leaves the threads to BLAS. Under Numba's ``workqueue`` threading
+    layer, which is not thread-safe, the context also holds a process-wide
+    lock while ``kernel_threads > 1``: parallel kernel calls from several
+    Python threads then run one after the other.
 
     Parameters
     ----------
@@ -120,19 +144,33 @@ class fit_threads:
             self.blas_threads = 1 if small else n
         self._backend = backend
         self._ctx = None
+        self._locked = False
 
     def __enter__(self):
+        if self.kernel_threads > 1 and _layer_may_be_workqueue():
+            _workqueue_lock.acquire()
+            self._locked = True
+        try:
+            self._limit_blas()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _limit_blas(self):
         controller = _blas_controller()
         if self._backend == "compiled" and _kernel_blas_is_sequential():
             # MKL runs every kernel product on the calling thread already:
             # no pool to limit (saves ~0.1 ms per fit, which counts for
             # partial_fit and 1-ms epochs).
-            return self
+            return
         self._ctx = controller.limit(limits=self.blas_threads, user_api="blas")
-        return self
 
     def __exit__(self, *exc):
         if self._ctx is not None:
             self._ctx.restore_original_limits()
             self._ctx = None
+        if self._locked:
+            self._locked = False
+            _workqueue_lock.release()
         return False
