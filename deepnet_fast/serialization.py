@@ -1,25 +1,55 @@
-"""Model files: a versioned, checksummed, pickle-free ``.npz``.
+"""Model files: a versioned, checksummed, pickle-free ``.npz``, and nothing else.
 
-Layout of a model file (a zip archive as written by ``numpy.savez``):
+This module knows the file format and not the network: :func:`write_model`
+takes a description of the network (a JSON-serialisable dict) and its
+parameter arrays, :func:`read_model` gives them back, validated. Building a
+:class:`~deepnet_fast.DeepNet` from them is the caller's business.
 
-- ``W1.npy, b1.npy, ..., WL.npy, bL.npy``: the parameters, plain arrays;
+Layout of a model file (a zip archive as written by ``numpy.savez``, members
+stored uncompressed):
+
+- ``W1.npy, b1.npy, ..., WL.npy, bL.npy``: the parameters, plain C-order
+  float32 or float64 arrays, all finite;
 - ``meta.npy``: a uint8 array holding UTF-8 JSON with ``format``
-  (``"deepnet_fast.model"``), ``version``, the constructor arguments
-  (``layer_dims``, activations, ``dtype``, ``negative_slope``, ``seed``) and the
-  SHA-256 of every parameter array's bytes.
+  (``"deepnet_fast.model"``), ``version``, the description (``layer_dims``,
+  ``hidden_activation``, ``output_activation``, ``dtype``, ``negative_slope``,
+  ``seed``) and the SHA-256 of every parameter array's bytes.
 
-Loading opens the archive with ``allow_pickle=False`` (nothing in the file is
-ever executed), checks the format, version, shapes, dtypes and checksums, and
-builds the network only after everything has passed: a damaged file is refused
-whole. Saving writes a temporary file in the same folder, flushes it to disk
-and renames it over the target, so a crash mid-save leaves the old file intact.
+Reading is built for files that may be damaged or hostile. It raises only
+:class:`~deepnet_fast.ModelFileError` (for anything wrong with the content) or
+the ``OSError`` of opening the path (``FileNotFoundError``,
+``IsADirectoryError``, ``PermissionError``), and its memory is bounded by the
+size of the file: the member list, each member's compression, flags and
+declared size, the metadata (at most :data:`MAX_META_BYTES`) and every
+``.npy`` header are checked against one another before any array data is
+read, and a member is read only up to the size its header announces. Nothing
+in the file is ever unpickled or executed.
+
+Saving writes a temporary file in the target's folder, flushes it to disk and
+renames it over the target, so a crash mid-save leaves the old file intact.
+The new file gets the permissions ``open`` would give it (``0o666`` less the
+umask, as ``numpy.savez``), or those of the file it replaces. A save killed
+before the rename leaves ``.<name>.deepnet_fast-<pid>-<random>.tmp``; the next
+save into that folder deletes such files whose process is gone or that are
+older than :data:`STALE_TMP_SECONDS`.
+
+Left out: compressed members (a deflated member can expand far beyond the
+file's size), other archive writers, and symbolic links (a save replaces the
+link, not the file it points to).
 """
 
 import hashlib
+import io
 import json
+import math
 import os
-import tempfile
+import re
+import secrets
+import stat
+import struct
+import time
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -28,32 +58,165 @@ from .exceptions import ModelFileError
 FORMAT = "deepnet_fast.model"
 VERSION = 1
 
+#: Largest metadata accepted, in bytes: ~1,500 layers' checksums fit in it.
+MAX_META_BYTES = 1 << 18
+#: Largest ``.npy`` header accepted (numpy's own default limit).
+MAX_NPY_HEADER = 10_000
+#: Age after which a temporary file is deleted even if its pid seems alive
+#: (pids are reused).
+STALE_TMP_SECONDS = 6 * 3600
+
+_DESCRIPTION = ("layer_dims", "hidden_activation", "output_activation", "dtype",
+                "negative_slope", "seed")
+_DTYPES = ("float32", "float64")
+# Zip general-purpose flags: encrypted (bit 0), compressed patched data (bit 5),
+# strong encryption (bit 6). zipfile answers them with RuntimeError or
+# NotImplementedError; refuse them up front.
+_UNSUPPORTED_FLAGS = 0x1 | 0x20 | 0x40
+# Reads of array data are chunked so that the only large allocation is the
+# array itself.
+_CHUNK = 1 << 20
+# What zipfile and numpy's npy parser raise on malformed input; each becomes a
+# ModelFileError. Fuzzing met more than BadZipFile: OSError (seeks before the
+# start), NotImplementedError (zip versions), UnicodeDecodeError (member names),
+# EOFError; RuntimeError and zlib.error belong to the flags and methods refused
+# up front.
+_DAMAGE = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError, ValueError,
+           TypeError, KeyError, IndexError, struct.error, OverflowError, NotImplementedError,
+           RuntimeError)
+_TMP_RE = re.compile(r"^\..+\.deepnet_fast-(\d+)-[0-9a-f]+\.tmp$")
+# Temporary files of deepnet_fast <= 0.1 (tempfile.mkstemp): no pid, age only.
+_OLD_TMP_RE = re.compile(r"^\.deepnet_fast-[A-Za-z0-9_]{8}\.tmp$")
+
 
 def _digest(arr):
     return hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
 
 
-def save_model(net, path):
-    """Atomically write ``net`` to ``path`` (see the module docstring)."""
-    path = os.fspath(path)
-    params = net.parameters
-    meta = {
-        "format": FORMAT,
-        "version": VERSION,
-        "layer_dims": net.layer_dims,
-        "hidden_activation": (net.hidden_activation if isinstance(net.hidden_activation, str)
-                              else list(net.hidden_activation)),
-        "output_activation": net.output_activation,
-        "dtype": net.dtype.name,
-        "negative_slope": net.negative_slope,
-        "seed": None if net.seed is None else int(net.seed),
-        "sha256": {k: _digest(v) for k, v in params.items()},
+def _is_int(x):
+    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+
+
+def _finite(x):
+    try:
+        return math.isfinite(x)
+    except OverflowError:  # an integer beyond float range
+        return False
+
+
+def _expected_shapes(layer_dims):
+    shapes = {}
+    for l in range(1, len(layer_dims)):
+        shapes[f"W{l}"] = (layer_dims[l], layer_dims[l - 1])
+        shapes[f"b{l}"] = (layer_dims[l], 1)
+    return shapes
+
+
+def _check_description(meta):
+    """The description keys of ``meta``, checked and normalised.
+
+    Raises
+    ------
+    ValueError
+        Naming the first key that is missing or out of range.
+    """
+    if not isinstance(meta, dict):
+        raise ValueError(f"the description must be a dict; got {type(meta).__name__}")
+    missing = [key for key in _DESCRIPTION if key not in meta]
+    if missing:
+        raise ValueError(f"the description lacks {', '.join(missing)}")
+    dims = meta["layer_dims"]
+    if (not isinstance(dims, (list, tuple)) or len(dims) < 2
+            or not all(_is_int(n) and n >= 1 for n in dims)):
+        raise ValueError(f"layer_dims must be a list of at least 2 positive integers; "
+                         f"got {_short(dims)}")
+    hidden = meta["hidden_activation"]
+    if not (isinstance(hidden, str)
+            or isinstance(hidden, (list, tuple)) and all(isinstance(a, str) for a in hidden)):
+        raise ValueError(f"hidden_activation must be a name or a list of names; "
+                         f"got {_short(hidden)}")
+    if not isinstance(meta["output_activation"], str):
+        raise ValueError(f"output_activation must be a name; "
+                         f"got {_short(meta['output_activation'])}")
+    if meta["dtype"] not in _DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}; got {_short(meta['dtype'])}")
+    slope = meta["negative_slope"]
+    if (not isinstance(slope, (int, float, np.integer, np.floating)) or isinstance(slope, bool)
+            or not _finite(slope) or slope < 0):
+        raise ValueError(f"negative_slope must be a finite number >= 0; got {_short(slope)}")
+    seed = meta["seed"]
+    # The seed feeds int64 kernels (dropout) and default_rng: [0, 2**63).
+    if seed is not None and not (_is_int(seed) and 0 <= seed < 2**63):
+        raise ValueError(f"seed must be None or an integer in [0, 2**63); got {_short(seed)}")
+    return {
+        "layer_dims": [int(n) for n in dims],
+        "hidden_activation": hidden if isinstance(hidden, str) else list(hidden),
+        "output_activation": meta["output_activation"],
+        "dtype": meta["dtype"],
+        "negative_slope": float(slope),
+        "seed": None if seed is None else int(seed),
     }
-    blob = np.frombuffer(json.dumps(meta, sort_keys=True).encode("utf-8"), dtype=np.uint8)
+
+
+def _short(value, limit=60):
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+# ------------------------------------------------------------------ writing
+
+def write_model(path, meta, arrays):
+    """Atomically write a model file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to create or replace.
+    meta : dict
+        The network's description: ``layer_dims``, ``hidden_activation``,
+        ``output_activation``, ``dtype``, ``negative_slope``, ``seed``. Other
+        keys are ignored.
+    arrays : dict of ndarray
+        ``W1, b1, ..., WL, bL`` with the shapes ``layer_dims`` implies.
+
+    Raises
+    ------
+    ValueError
+        If the description is invalid, an array is missing, extra, of the
+        wrong shape or dtype, or holds NaN or infinite values (the message
+        names it). Nothing is written then.
+    """
+    path = os.fspath(path)
+    description = _check_description(meta)
+    dtype = np.dtype(description["dtype"])
+    expected = _expected_shapes(description["layer_dims"])
+    if set(arrays) != set(expected):
+        raise ValueError(f"arrays {sorted(arrays)} do not match layer_dims "
+                         f"{description['layer_dims']}: expected {sorted(expected)}")
+    params = {}
+    for name, shape in expected.items():
+        arr = np.asarray(arrays[name])
+        if arr.shape != shape or arr.dtype != dtype:
+            raise ValueError(f"{name} has shape {arr.shape} and dtype {arr.dtype}; "
+                             f"expected {shape} and {dtype}")
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{name} holds NaN or infinite values; refusing to save them")
+        params[name] = np.ascontiguousarray(arr)
+    header = {"format": FORMAT, "version": VERSION, **description,
+              "sha256": {name: _digest(arr) for name, arr in params.items()}}
+    blob = np.frombuffer(json.dumps(header, sort_keys=True).encode("utf-8"), dtype=np.uint8)
+
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".deepnet_fast-", suffix=".tmp", dir=folder)
+    _remove_stale_tmp_files(folder)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.deepnet_fast-{os.getpid()}-"
+                               f"{secrets.token_hex(4)}.tmp")
+    mode = _mode_for(path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                 0o666 if mode is None else 0o600)
     try:
         with os.fdopen(fd, "wb") as fh:
+            if mode is not None and hasattr(os, "fchmod"):
+                os.fchmod(fh.fileno(), mode)
             np.savez(fh, meta=blob, **params)
             fh.flush()
             os.fsync(fh.fileno())
@@ -64,22 +227,276 @@ def save_model(net, path):
         except OSError:
             pass
         raise
+    _fsync_folder(folder)
 
 
-def _read(path):
-    """Every array of the archive, read fully, without pickle."""
+def _mode_for(path):
+    """Permission bits to keep: those of the file being replaced, or None for
+    a new file (which then gets 0o666 less the umask from ``os.open``)."""
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {name: archive[name] for name in archive.files}
-    except FileNotFoundError:
-        raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
-        raise ModelFileError(f"{path!s} is not a readable deepnet_fast model file "
-                             f"(damaged or truncated): {exc}") from None
+        st = os.stat(path)
+    except OSError:
+        return None
+    return stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else None
+
+
+def _fsync_folder(folder):
+    # Makes the rename itself durable; not possible on every OS/filesystem.
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _pid_alive(pid):
+    if os.name == "nt":
+        # os.kill(pid, 0) on Windows sends CTRL_C_EVENT: rely on age alone there.
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def _remove_stale_tmp_files(folder):
+    """Delete temporary files of killed saves into ``folder``."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    now = time.time()
+    for name in names:
+        match = _TMP_RE.match(name)
+        if match is None and _OLD_TMP_RE.match(name) is None:
+            continue
+        full = os.path.join(folder, name)
+        try:
+            old = now - os.lstat(full).st_mtime > STALE_TMP_SECONDS
+            if old or (match is not None and not _pid_alive(int(match.group(1)))):
+                os.unlink(full)
+        except (OSError, ValueError, OverflowError):
+            pass  # gone already, or not ours to delete
+
+
+# ------------------------------------------------------------------ reading
+
+def read_model(path):
+    """Read and validate a model file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    meta : dict
+        ``layer_dims`` (list of int), ``hidden_activation`` (str or list of
+        str), ``output_activation`` (str), ``dtype`` (``"float32"`` or
+        ``"float64"``), ``negative_slope`` (float), ``seed`` (int or None).
+        The activation names are not checked against the library's.
+    arrays : dict of ndarray
+        ``W1, b1, ..., WL, bL``, writable, C-contiguous, of ``meta["dtype"]``,
+        finite, with their checksums verified.
+
+    Raises
+    ------
+    ModelFileError
+        For a file that is not a model file, or truncated, corrupted,
+        tampered with, of another version or inconsistent.
+    FileNotFoundError, IsADirectoryError, PermissionError
+        From opening ``path``.
+    """
+    path = os.fspath(path)
+    # Opened outside the try: failing to open is about the path, not the content.
+    with open(path, "rb") as fh:
+        try:
+            return _read_archive(fh)
+        except ModelFileError as exc:
+            raise ModelFileError(f"{path!s}: {exc}") from None
+        except _DAMAGE as exc:
+            raise ModelFileError(f"{path!s} is not a readable deepnet_fast model file (damaged "
+                                 f"or truncated): {type(exc).__name__}: {exc}") from None
+
+
+def _read_archive(fh):
+    st = os.fstat(fh.fileno())
+    if not stat.S_ISREG(st.st_mode):
+        raise ModelFileError("is not a regular file")
+    with zipfile.ZipFile(fh) as zf:
+        infos = _check_members(zf, st.st_size)
+        if "meta.npy" not in infos:
+            raise ModelFileError("has no deepnet_fast metadata")
+        meta, digests = _read_meta(zf, infos["meta.npy"])
+        dtype = np.dtype(meta["dtype"])
+        expected = _expected_shapes(meta["layer_dims"])
+        found = sorted(name[:-4] if name.endswith(".npy") else name
+                       for name in infos if name != "meta.npy")
+        if found != sorted(expected):
+            raise ModelFileError(f"holds arrays {found}; expected {sorted(expected)}")
+        missing = sorted(set(expected) - set(digests))
+        if missing:
+            raise ModelFileError(f"metadata has no checksum for {', '.join(missing)}")
+        # Every declared size against the metadata before any data is read:
+        # a member's size bounds the memory it may cost.
+        for name, shape in expected.items():
+            _check_size(infos[name + ".npy"], name, math.prod(shape) * dtype.itemsize)
+        arrays = {}
+        for name, shape in expected.items():
+            arr = _read_npy(zf, infos[name + ".npy"], name, shape, dtype)
+            if digests[name] != _digest(arr):
+                raise ModelFileError(f"checksum of {name} does not match (file damaged "
+                                     "or modified)")
+            if not np.isfinite(arr).all():
+                raise ModelFileError(f"{name} holds NaN or infinite values")
+            arrays[name] = arr
+    return meta, arrays
+
+
+def _check_members(zf, file_size):
+    """Name -> ZipInfo, after checking what can be checked without reading."""
+    infos = zf.infolist()
+    names = [info.filename for info in infos]
+    if len(set(names)) != len(names):
+        raise ModelFileError("holds duplicate members")
+    for info in infos:
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise ModelFileError(f"member {info.filename!r} is compressed (method "
+                                 f"{info.compress_type}); model files store members uncompressed")
+        if info.flag_bits & _UNSUPPORTED_FLAGS:
+            raise ModelFileError(f"member {info.filename!r} is encrypted or patched "
+                                 f"(flags {info.flag_bits:#x})")
+        if (info.compress_size != info.file_size
+                or info.header_offset + info.compress_size > file_size):
+            raise ModelFileError(f"member {info.filename!r} claims {info.file_size} bytes; "
+                                 f"the file has {file_size}")
+    return dict(zip(names, infos))
+
+
+def _check_size(info, name, nbytes):
+    if not nbytes <= info.file_size <= nbytes + MAX_NPY_HEADER:
+        raise ModelFileError(f"{name} has {info.file_size} bytes; the metadata implies "
+                             f"{nbytes} of data")
+
+
+def _read_meta(zf, info):
+    """The validated description and the checksums from ``meta.npy``."""
+    too_large = f"metadata of {{}} bytes is larger than the limit ({MAX_META_BYTES})"
+    if info.file_size > MAX_META_BYTES + MAX_NPY_HEADER:
+        raise ModelFileError(too_large.format(info.file_size))
+    with zf.open(info) as member:
+        shape, fortran, dtype, header_len = _read_npy_header(member, "metadata")
+        if dtype != np.uint8 or len(shape) != 1 or header_len + shape[0] != info.file_size:
+            raise ModelFileError("has no deepnet_fast metadata (meta is not a byte string)")
+        if shape[0] > MAX_META_BYTES:
+            raise ModelFileError(too_large.format(shape[0]))
+        raw = _read_exact(member, shape[0], "metadata")
+    try:
+        meta = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # ValueError covers JSONDecodeError and integers too long to convert.
+        raise ModelFileError(f"has unreadable metadata: {type(exc).__name__}: "
+                             f"{_short(str(exc), 200)}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelFileError("is not a deepnet_fast model file")
+    version = meta.get("version")
+    if not _is_int(version) or version != VERSION:
+        raise ModelFileError(f"has model format version {_short(version)}; "
+                             f"this deepnet_fast reads version {VERSION}")
+    try:
+        description = _check_description(meta)
+    except ValueError as exc:
+        raise ModelFileError(f"has invalid metadata: {exc}") from None
+    digests = meta.get("sha256")
+    if not isinstance(digests, dict) or not all(
+            isinstance(d, str) and re.fullmatch(r"[0-9a-f]{64}", d) for d in digests.values()):
+        raise ModelFileError("has invalid metadata: sha256 must map names to hex digests")
+    return description, digests
+
+
+def _read_npy_header(member, what):
+    """``(shape, fortran_order, dtype, header length)`` of an ``.npy`` stream,
+    reading at most :data:`MAX_NPY_HEADER` bytes."""
+    version = np.lib.format.read_magic(member)
+    if version not in ((1, 0), (2, 0)):
+        raise ModelFileError(f"{what} has npy format version {version}")
+    length_format = "<H" if version == (1, 0) else "<I"
+    length_bytes = _read_exact(member, struct.calcsize(length_format), f"{what} header")
+    (length,) = struct.unpack(length_format, length_bytes)
+    # numpy would read a v2 header of any claimed length (up to 4 GiB) first.
+    if length > MAX_NPY_HEADER:
+        raise ModelFileError(f"{what} has an npy header of {length} bytes")
+    buf = io.BytesIO(bytes(length_bytes) + bytes(_read_exact(member, length, f"{what} header")))
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(buf)
+    else:
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(buf)
+    return shape, fortran, dtype, np.lib.format.MAGIC_LEN + len(length_bytes) + length
+
+
+def _read_npy(zf, info, name, shape, dtype):
+    with zf.open(info) as member:
+        hshape, fortran, hdtype, header_len = _read_npy_header(member, name)
+        # Same kind and width in either byte order: the file may come from a
+        # machine of the other endianness.
+        if tuple(hshape) != shape or hdtype.kind != "f" or hdtype.itemsize != dtype.itemsize:
+            raise ModelFileError(f"{name} has shape {tuple(hshape)} and dtype {hdtype}; "
+                                 f"expected {shape} and {dtype}")
+        nbytes = math.prod(shape) * dtype.itemsize
+        if header_len + nbytes != info.file_size:
+            raise ModelFileError(f"{name} has {info.file_size - header_len} bytes of data; "
+                                 f"its header implies {nbytes}")
+        buf = _read_exact(member, nbytes, name)
+    arr = np.frombuffer(buf, dtype=hdtype).reshape(shape, order="F" if fortran else "C")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def _read_exact(member, nbytes, what):
+    """``nbytes`` from ``member`` into one bytearray; ``nbytes`` was checked
+    against the member's size, which was checked against the file's."""
+    buf = bytearray(nbytes)
+    view = memoryview(buf)
+    pos = 0
+    while pos < nbytes:
+        chunk = member.read(min(_CHUNK, nbytes - pos))
+        if not chunk:
+            raise ModelFileError(f"{what} is truncated")
+        view[pos:pos + len(chunk)] = chunk
+        pos += len(chunk)
+    return buf
+
+
+# ------------------------------------------------------------------ DeepNet shims
+
+def save_model(net, path):
+    """Write ``net`` to ``path`` with :func:`write_model`.
+
+    Kept until ``DeepNet.save`` calls :func:`write_model` itself.
+    """
+    hidden = net.hidden_activation
+    meta = {
+        "layer_dims": list(net.layer_dims),
+        "hidden_activation": hidden if isinstance(hidden, str) else list(hidden),
+        "output_activation": net.output_activation,
+        "dtype": np.dtype(net.dtype).name,
+        "negative_slope": float(net.negative_slope),
+        "seed": None if net.seed is None else int(net.seed),
+    }
+    write_model(path, meta, net.parameters)
 
 
 def load_model(path):
-    """Read a model written by :meth:`DeepNet.save`.
+    """Read a model written by :meth:`DeepNet.save` with :func:`read_model`.
+
+    Kept until ``deepnet_fast.load`` calls :func:`read_model` itself.
 
     Raises
     ------
@@ -88,43 +505,10 @@ def load_model(path):
     """
     from .network import DeepNet
 
-    arrays = _read(os.fspath(path))
-    if "meta" not in arrays or arrays["meta"].dtype != np.uint8 or arrays["meta"].ndim != 1:
-        raise ModelFileError(f"{path!s} has no deepnet_fast metadata")
+    meta, arrays = read_model(path)
     try:
-        meta = json.loads(arrays.pop("meta").tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{path!s} has unreadable metadata: {exc}") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ModelFileError(f"{path!s} is not a deepnet_fast model file")
-    if meta.get("version") != VERSION:
-        raise ModelFileError(f"{path!s} has model format version {meta.get('version')!r}; "
-                             f"this deepnet_fast reads version {VERSION}")
-    try:
-        dims = [int(n) for n in meta["layer_dims"]]
-        dtype = np.dtype(meta["dtype"])
-        digests = dict(meta["sha256"])
-        L = len(dims) - 1
-        expected = {}
-        for l in range(1, L + 1):
-            expected[f"W{l}"] = (dims[l], dims[l - 1])
-            expected[f"b{l}"] = (dims[l], 1)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFileError(f"{path!s} has incomplete metadata: {exc}") from None
-    if set(arrays) != set(expected):
-        raise ModelFileError(f"{path!s} holds arrays {sorted(arrays)}; expected {sorted(expected)}")
-    for name, shape in expected.items():
-        arr = arrays[name]
-        if arr.shape != shape or arr.dtype != dtype:
-            raise ModelFileError(f"{path!s}: {name} has shape {arr.shape} and dtype {arr.dtype}; "
-                                 f"expected {shape} and {dtype}")
-        if digests.get(name) != _digest(arr):
-            raise ModelFileError(f"{path!s}: checksum of {name} does not match (file damaged "
-                                 "or modified)")
-    try:
-        net = DeepNet(dims, meta["hidden_activation"], meta["output_activation"],
-                      init=arrays, seed=meta.get("seed"), dtype=dtype.name,
-                      negative_slope=meta["negative_slope"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFileError(f"{path!s} describes an invalid network: {exc}") from None
-    return net
+        return DeepNet(meta["layer_dims"], meta["hidden_activation"], meta["output_activation"],
+                       init=arrays, seed=meta["seed"], dtype=meta["dtype"],
+                       negative_slope=meta["negative_slope"])
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"{os.fspath(path)!s} describes an invalid network: {exc}") from None
