@@ -71,3 +71,89 @@ def test_two_threads_fit_and_predict_under_the_workqueue_layer():
     out = _run(CONCURRENT, env={"NUMBA_THREADING_LAYER": "workqueue"})
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.split() == ["workqueue", "ok"]
+
+
+def _read_only_install(tmp_path):
+    """The wheel's layout (kernels inside the package) where nothing can be
+    written beside the package. Tests run as root, whom permissions do not
+    stop, so every ``__pycache__`` is also taken by a regular file."""
+    site = tmp_path / "site"
+    package = site / "deepnet_fast"
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(ROOT / "deepnet_fast", package, ignore=ignore)
+    shutil.copytree(ROOT / "kernels", package / "kernels", ignore=ignore)
+    for folder in [site, *(p for p in site.rglob("*") if p.is_dir())]:
+        if folder != site:
+            (folder / "__pycache__").touch()
+    for folder in [site, *(p for p in site.rglob("*") if p.is_dir())]:
+        folder.chmod(0o555)
+    return site
+
+
+def _homeless(site, tmp):
+    # No home (a path under a regular file cannot be created), no XDG cache.
+    return {"HOME": "/dev/null/home", "XDG_CACHE_HOME": None, "NUMBA_CACHE_DIR": None,
+            "TMPDIR": str(tmp), "PYTHONPATH": str(site)}
+
+
+TINY_FIT = """
+    import numba
+    import numpy as np
+    import deepnet_fast as dn
+    from numba.core.registry import CPUDispatcher
+
+    assert dn.kernels.__file__.startswith({site!r}), dn.kernels.__file__
+    X = np.random.default_rng(0).standard_normal((40, 3))
+    net = dn.DeepNet([3, 4, 1], seed=0).fit(X, X[:, 0] > 0, epochs=3, verbose=0)
+    kernels = [f for m in list(__import__("sys").modules.values())
+               if m.__name__.startswith("deepnet_fast.kernels")
+               for f in vars(m).values() if isinstance(f, CPUDispatcher)]
+    print(sum(sum(k.stats.cache_hits.values()) for k in kernels),
+          sum(sum(k.stats.cache_misses.values()) for k in kernels))
+"""
+
+
+@pytest.mark.timeout(400)
+def test_import_and_fit_without_a_writable_package_or_home_cache_in_temp(tmp_path):
+    site = _read_only_install(tmp_path)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = _homeless(site, tmp)
+    code = TINY_FIT.format(site=str(site))
+    first = _run(code, env=env, cwd=tmp)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "Warning" not in first.stderr, first.stderr
+    hits, misses = map(int, first.stdout.split())
+    assert misses > 0
+    cache = next(tmp.glob("deepnet_fast-numba*"))
+    assert oct(cache.stat().st_mode & 0o777) == "0o700"
+    assert any(cache.rglob("*.nbi"))
+    # The next process loads every kernel from there.
+    second = _run(code, env=env, cwd=tmp)
+    assert second.returncode == 0, second.stderr[-3000:]
+    hits, misses = map(int, second.stdout.split())
+    assert hits > 0 and misses == 0
+
+
+@pytest.mark.timeout(300)
+def test_import_without_any_writable_cache_directory_warns_once(tmp_path):
+    site = _read_only_install(tmp_path)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    # A temp cache directory that is not ours to use.
+    (tmp / (f"deepnet_fast-numba-{os.getuid()}" if hasattr(os, "getuid")
+            else "deepnet_fast-numba")).touch()
+    code = """
+        import numpy as np
+        import deepnet_fast as dn
+        from deepnet_fast import compiled as dnc
+        A = np.ones((3, 2))
+        Z = dnc.linear_forward(A, np.ones((2, 3)), np.zeros((2, 1)))
+        np.testing.assert_array_equal(Z, np.full((2, 2), 3.0))
+        print(dn.kernels._config.JIT["cache"])
+    """
+    out = _run(code, env=_homeless(site, tmp), cwd=tmp)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == ["False"]
+    assert out.stderr.count("Warning") == 1, out.stderr
+    assert "no writable Numba cache directory" in out.stderr
