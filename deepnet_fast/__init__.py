@@ -9,6 +9,40 @@
 and matplotlib are imported when first used.
 """
 
+
+def _checkout_kernels():
+    """Load a checkout's ``kernels/`` as ``deepnet_fast.kernels``.
+
+    Installed, the kernels sit inside the package (pyproject.toml maps the
+    top-level ``kernels/`` there). Python run from the root of a checkout
+    imports the checkout's ``deepnet_fast/`` instead, with the kernels beside
+    it: load that folder under the package's name.
+    """
+    import importlib.util
+    import os
+    import sys
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    name = __name__ + ".kernels"
+    folder = os.path.join(os.path.dirname(here), "kernels")
+    init = os.path.join(folder, "__init__.py")
+    if name in sys.modules or os.path.isdir(os.path.join(here, "kernels")) \
+            or not os.path.isfile(init):
+        return
+    spec = importlib.util.spec_from_file_location(name, init,
+                                                  submodule_search_locations=[folder])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    globals()["kernels"] = module
+
+
+_checkout_kernels()
+
 from . import compiled, reference, schedules
 from .blas import get_blas, set_blas
 from .exceptions import DivergenceError, ModelFileError
