@@ -1,13 +1,41 @@
-"""The ``deepnet-fast`` command: ``train`` a network on a dataset, ``bench`` the backends."""
+"""The ``deepnet-fast`` command: ``train`` a network on a dataset, ``bench`` the backends.
+
+Every failure is one line on stderr and exit status 2. The output files
+(``--save``, ``--plot``) are checked before training starts, and a run that
+diverges still saves the model of its last finite epoch.
+"""
 
 import argparse
+import math
+import os
 import sys
+import tempfile
 import time
+import warnings
 
 import numpy as np
 
-from ._validation import HIDDEN_ACTIVATIONS, OPTIMIZERS
+from . import registry
+from .engines import ENGINES
+from .schedules import SCHEDULES
 
+DTYPES = ("float64", "float32")
+
+
+class CommandLineError(Exception):
+    """A failure reported as one line on stderr, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors as one line (no usage block) that :func:`main`
+    turns into exit status 2 instead of ``sys.exit``."""
+
+    def error(self, message):
+        raise CommandLineError(f"{self.prog}: error: {_one_line(message)} "
+                               f"(see {self.prog} --help)")
+
+
+# ---------------------------------------------------------------- argument types
 
 def _layer_sizes(text):
     try:
@@ -19,8 +47,48 @@ def _layer_sizes(text):
     return sizes
 
 
+def _integer(low=None):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or (low is not None and value < low):
+            bound = "" if low is None else f" >= {low}"
+            raise argparse.ArgumentTypeError(f"must be an integer{bound}; got {text!r}")
+        return value
+    parse.__name__ = "integer"
+    return parse
+
+
+def _real(low=None, high=None, low_open=False, high_open=False):
+    """A finite float in the given interval (argparse type)."""
+    bounds = []
+    if low is not None:
+        bounds.append(f"{'>' if low_open else '>='} {low:g}")
+    if high is not None:
+        bounds.append(f"{'<' if high_open else '<='} {high:g}")
+    wanted = "a finite number" + (" " + " and ".join(bounds) if bounds else "")
+
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        ok = math.isfinite(value)
+        if ok and low is not None:
+            ok = value > low if low_open else value >= low
+        if ok and high is not None:
+            ok = value < high if high_open else value <= high
+        if not ok:
+            raise argparse.ArgumentTypeError(f"must be {wanted}; got {text!r}")
+        return value
+    parse.__name__ = "number"
+    return parse
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="deepnet-fast",
         description="Train fully connected deep networks on the CPU with Numba-compiled kernels.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -28,22 +96,43 @@ def build_parser():
     t = sub.add_parser("train", help="train a network and report cost, accuracy and time",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     t.add_argument("--data", default="digits",
-                   help="bundled dataset (digits, breast_cancer, iris, wine, diabetes) or a .csv/.npz file")
+                   help="bundled dataset (digits, breast_cancer, iris, wine, diabetes) or a .csv/.npz "
+                        "file (.npz: arrays X and y; class labels may be numbers or text)")
     t.add_argument("--target-column", type=int, default=-1, help="target column of a CSV file")
     t.add_argument("--layers", type=_layer_sizes, default=[64, 32], help="hidden layer sizes, e.g. 64,32")
-    t.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, default="relu", help="hidden activation")
-    t.add_argument("--output", choices=("auto", "sigmoid", "softmax", "identity"), default="auto",
+    t.add_argument("--activation", choices=list(registry.HIDDEN_ACTIVATIONS), default="relu",
+                   help="hidden activation")
+    t.add_argument("--negative-slope", type=_real(low=0.0), default=0.01,
+                   help="slope of leaky_relu for negative inputs")
+    t.add_argument("--output", choices=["auto", *registry.OUTPUT_HEADS], default="auto",
                    help="output activation (auto: from the targets)")
-    t.add_argument("--init", choices=("he", "xavier", "small"), default="he")
-    t.add_argument("--optimizer", choices=OPTIMIZERS, default="gd")
-    t.add_argument("--learning-rate", "--lr", type=float, default=0.1)
-    t.add_argument("--epochs", type=int, default=100)
-    t.add_argument("--batch-size", type=int, default=32, help="0 for full batch")
-    t.add_argument("--l2", type=float, default=0.0)
-    t.add_argument("--test-size", type=float, default=0.25)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--dtype", choices=("float64", "float32"), default="float64")
-    t.add_argument("--backend", choices=("compiled", "reference"), default="compiled")
+    t.add_argument("--init", choices=list(registry.INITIALIZERS), default="he",
+                   help="weight initialisation")
+    t.add_argument("--optimizer", choices=list(registry.OPTIMIZERS), default="gd",
+                   help="update rule")
+    t.add_argument("--learning-rate", "--lr", type=_real(low=0.0, low_open=True), default=0.1,
+                   help="initial learning rate")
+    t.add_argument("--lr-schedule", choices=list(SCHEDULES), default="constant",
+                   help="learning-rate schedule (deepnet_fast.schedules, default settings)")
+    t.add_argument("--epochs", type=_integer(low=1), default=100, help="passes over the data")
+    t.add_argument("--batch-size", type=_integer(low=0), default=32, help="0 for full batch")
+    t.add_argument("--l2", type=_real(low=0.0), default=0.0, help="L2 regularisation lambda")
+    t.add_argument("--keep-prob", type=_real(low=0.0, high=1.0, low_open=True), default=1.0,
+                   help="dropout keep probability of hidden units (1: no dropout)")
+    t.add_argument("--test-size", type=_real(low=0.0, high=1.0, low_open=True, high_open=True),
+                   default=0.25, help="fraction of the samples held out for the test score")
+    t.add_argument("--validation-split", type=_real(low=0.0, high=1.0, high_open=True),
+                   default=0.0, help="fraction of the training samples held out for validation")
+    t.add_argument("--early-stopping", action="store_true",
+                   help="stop when the validation cost (the training cost without "
+                        "--validation-split) stops improving, and keep the best epoch")
+    t.add_argument("--patience", type=_integer(low=1), default=10,
+                   help="epochs without improvement before early stopping")
+    t.add_argument("--seed", type=_integer(low=0), default=0,
+                   help="seeds the split, the initial weights and the shuffling")
+    t.add_argument("--dtype", choices=DTYPES, default="float64", help="floating-point type")
+    t.add_argument("--backend", choices=list(ENGINES), default="compiled",
+                   help="compiled kernels, or the NumPy reference")
     t.add_argument("--save", metavar="PATH", help="save the trained model (.npz)")
     t.add_argument("--plot", metavar="PNG", help="save the learning curves (needs matplotlib)")
     t.add_argument("--quiet", action="store_true", help="only the final summary")
@@ -58,20 +147,71 @@ def build_parser():
     return parser
 
 
+# ---------------------------------------------------------------- output files
+
+def _check_output(path, option):
+    """Fail now, before training, if ``path`` cannot be written."""
+    if os.path.isdir(path) or path.endswith(("/", os.sep)):
+        raise CommandLineError(f"{option} {path}: is a directory; give a file name")
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".deepnet_fast-", suffix=".probe", dir=folder)
+    except OSError as exc:
+        reason = exc.strerror or _one_line(exc)
+        raise CommandLineError(f"{option} {path}: cannot write into {folder}: {reason}") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def _check_plot(path):
+    try:
+        import matplotlib  # noqa: F401
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        raise CommandLineError('--plot needs matplotlib: pip install "deepnet-fast[plot]"') from None
+    formats = FigureCanvasBase.get_supported_filetypes()
+    suffix = os.path.splitext(path)[1].lstrip(".").lower()
+    if suffix not in formats:
+        raise CommandLineError(f"--plot {path}: the file name must end in one of "
+                               f"{', '.join('.' + f for f in formats)}")
+    _check_output(path, "--plot")
+
+
+def _plot(history, path):
+    fig = history.plot(path)
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- train
+
 def train(args):
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import StandardScaler
 
     from .datasets import load_dataset
+    from .exceptions import DivergenceError
     from .network import DeepNet
 
+    if args.save:
+        _check_output(args.save, "--save")
+    if args.plot:
+        _check_plot(args.plot)
+        if args.save and os.path.abspath(args.save) == os.path.abspath(args.plot):
+            raise CommandLineError("--save and --plot name the same file")
+
     X, y, task = load_dataset(args.data, args.target_column)
+    if task == "classification" and len(np.unique(y)) < 2:
+        raise CommandLineError(f"--data {args.data}: every sample has the same label "
+                               f"({np.unique(y)[0]}); a classification needs two classes or more")
     stratify = y if task == "classification" else None
     Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=args.test_size, random_state=args.seed,
                                           stratify=stratify)
     scaler = StandardScaler().fit(Xtr)
     Xtr, Xte = scaler.transform(Xtr), scaler.transform(Xte)
+    classes = None
     if task == "classification":
+        # Labels (numbers or text) become class indices 0..k-1.
         classes, ytr = np.unique(ytr, return_inverse=True)
         yte = np.searchsorted(classes, yte)
         n_out = 1 if len(classes) == 2 else len(classes)
@@ -83,46 +223,145 @@ def train(args):
         ytr, yte = (ytr - mu) / sd, (yte - mu) / sd
     dims = [X.shape[1], *args.layers, n_out]
     net = DeepNet(dims, args.activation, output, init=args.init, seed=args.seed, dtype=args.dtype,
-                  backend=args.backend)
+                  backend=args.backend, negative_slope=args.negative_slope)
+
     print(f"data: {args.data}  train {Xtr.shape[0]} / test {Xte.shape[0]} samples, "
           f"{X.shape[1]} features, {task}")
+    if classes is not None and classes.dtype.kind == "U":
+        shown = ", ".join(classes[:10]) + (", ..." if len(classes) > 10 else "")
+        print(f"classes: {shown}")
+    extras = ""
+    if args.activation == "leaky_relu":
+        extras += f"  negative_slope={args.negative_slope:g}"
+    if args.lr_schedule != "constant":
+        extras += f"  lr_schedule={args.lr_schedule}"
+    if args.l2:
+        extras += f"  l2={args.l2:g}"
+    if args.keep_prob < 1:
+        extras += f"  keep_prob={args.keep_prob:g}"
+    if args.validation_split:
+        extras += f"  validation_split={args.validation_split:g}"
+    if args.early_stopping:
+        extras += f"  early_stopping(patience={args.patience})"
     print(f"network: {dims}  {args.activation}/{output}  {args.dtype}  backend={args.backend}  "
-          f"optimizer={args.optimizer}  lr={args.learning_rate}  batch={args.batch_size or 'full'}")
+          f"optimizer={args.optimizer}  lr={args.learning_rate:g}  batch={args.batch_size or 'full'}"
+          f"{extras}")
+
     start = time.perf_counter()
-    history = net.fit(Xtr, ytr, epochs=args.epochs, learning_rate=args.learning_rate,
-                      batch_size=args.batch_size or None, optimizer=args.optimizer, l2=args.l2,
-                      verbose=0 if args.quiet else 1)
+    try:
+        with warnings.catch_warnings():
+            # Ctrl-C: reported below in one line, and the model is kept.
+            warnings.filterwarnings("ignore", message="training interrupted", category=RuntimeWarning)
+            history = net.fit(Xtr, ytr, epochs=args.epochs, learning_rate=args.learning_rate,
+                              batch_size=args.batch_size or None, optimizer=args.optimizer,
+                              l2=args.l2, keep_prob=args.keep_prob, lr_schedule=args.lr_schedule,
+                              validation_split=args.validation_split,
+                              early_stopping=args.early_stopping, patience=args.patience,
+                              verbose=0 if args.quiet else 1)
+    except DivergenceError as exc:
+        raise CommandLineError(_diverged(exc, net, args)) from None
     seconds = time.perf_counter() - start
+
     metric = "R^2" if output == "identity" else "accuracy"
-    print(f"final cost: {history.cost[-1]:.6f}")
+    if history.interrupted:
+        print(f"interrupted: the model holds the {len(history)} complete epoch(s)")
+    if len(history):
+        print(f"final cost: {history.cost[-1]:.6f}")
+    if history.stopped_epoch is not None:
+        print(f"early stopping in epoch {history.stopped_epoch}: the model holds epoch "
+              f"{history.best_epoch}, the best")
+    held = -1 if history.best_epoch is None else history.best_epoch
+    if history.val_cost:
+        print(f"validation cost: {history.val_cost[held]:.6f}")
     print(f"train {metric}: {net.score(Xtr, ytr):.4f}")
+    val_metric = history.metrics.get("val_r2" if output == "identity" else "val_accuracy")
+    if val_metric:
+        print(f"validation {metric}: {val_metric[held]:.4f}")
     print(f"test {metric}: {net.score(Xte, yte):.4f}")
     print(f"wall time: {seconds:.2f} s for {len(history)} epochs "
           f"({len(history) * Xtr.shape[0] / seconds:,.0f} samples/s, compile included)")
     if args.save:
         net.save(args.save)
         print(f"model saved to {args.save}")
-    if args.plot:
-        history.plot(args.plot)
+    if args.plot and len(history):
+        try:
+            _plot(history, args.plot)
+        except (OSError, ValueError, RuntimeError) as exc:
+            saved = f" (the model was saved to {args.save})" if args.save else ""
+            raise CommandLineError(f"--plot {args.plot}: {_one_line(exc)}{saved}") from None
         print(f"learning curves saved to {args.plot}")
     return 0
 
 
+def _diverged(exc, net, args):
+    """The one-line report of a diverged run, after saving what can be saved."""
+    message = _one_line(exc)
+    cut = message.find(" The model holds")
+    if cut > 0:
+        message = message[:cut]
+    message = message.replace("learning_rate=", "--lr ")
+    kept, notes = [], []
+    if args.save:
+        try:
+            net.save(args.save)  # DeepNet keeps the parameters of the last finite epoch
+            kept.append(f"the model of the last finite epoch to {args.save}")
+        except OSError as err:
+            notes.append(f"Could not save the model to {args.save}: "
+                         f"{err.strerror or _one_line(err)}.")
+    history = net.history_
+    if args.plot and history is not None and len(history):
+        try:
+            _plot(history, args.plot)
+            kept.append(f"the learning curves of the finite epochs to {args.plot}")
+        except (OSError, ValueError, RuntimeError) as err:
+            notes.append(f"Could not write {args.plot}: {_one_line(err)}.")
+    if kept:
+        notes.insert(0, f"Saved {' and '.join(kept)}.")
+    return " ".join([message, *notes])
+
+
+# ---------------------------------------------------------------- entry point
+
 def main(argv=None):
-    """Entry point of ``deepnet-fast``; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Entry point of ``deepnet-fast``; returns the exit status.
+
+    ``--help`` exits through ``SystemExit(0)`` as usual; every failure prints
+    one line on stderr and returns 2 (130 on Ctrl-C).
+    """
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
         if args.command == "train":
             return train(args)
         from .bench import run
         return run(args)
-    except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:
-        print(f"deepnet-fast: error: {exc}", file=sys.stderr)
-        return 2
+    except CommandLineError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        if exc.filename is not None and exc.strerror:
+            _fail(f"deepnet-fast: error: {exc.filename}: {exc.strerror}")
+        else:
+            _fail(f"deepnet-fast: error: {_one_line(exc)}")
+    except (ValueError, TypeError, ImportError, ArithmeticError) as exc:
+        _fail(f"deepnet-fast: error: {_one_line(exc)}")
     except KeyboardInterrupt:
         print("deepnet-fast: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if os.environ.get("DEEPNET_FAST_TRACEBACK"):
+            raise
+        _fail(f"deepnet-fast: internal error: {type(exc).__name__}: {_one_line(exc)} "
+              "(set DEEPNET_FAST_TRACEBACK=1 for the traceback, and please report it)")
+    return 2
+
+
+def _fail(message):
+    print(message if message.startswith("deepnet-fast") else f"deepnet-fast: error: {message}",
+          file=sys.stderr)
+
+
+def _one_line(exc):
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,6 +1,14 @@
-"""Datasets for the command line: scikit-learn's bundled ones or the user's own file."""
+"""Datasets for the command line: scikit-learn's bundled ones or the user's own file.
 
+Every problem with a file is a :class:`ValueError` whose message is one line
+naming the file, so that the command line can print it as is.
+"""
+
+import csv
 import os
+import warnings
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -16,8 +24,23 @@ def load_dataset(name_or_path, target_column=-1):
     name_or_path : str
         A bundled scikit-learn dataset (``digits``, ``breast_cancer``, ``iris``,
         ``wine``, ``diabetes``: no network needed), a ``.npz`` file with arrays
-        ``X`` and ``y``, or a ``.csv`` file of numbers with an optional header
-        row, the target in column ``target_column``.
+        ``X`` (2-D, real numbers) and ``y`` (numbers or strings), or a ``.csv``
+        file of numbers with an optional header row, the target in column
+        ``target_column``.
+    target_column : int, default=-1
+        Column of the target in a CSV file (negative counts from the end).
+
+    Returns
+    -------
+    X : ndarray of float64, shape (n_samples, n_features)
+    y : ndarray of shape (n_samples,)
+        Numbers, or strings for class labels given as text (a classification).
+    task : str
+
+    Raises
+    ------
+    ValueError
+        With a one-line message for a missing, unreadable or malformed file.
     """
     if name_or_path in BUNDLED:
         from sklearn import datasets
@@ -25,30 +48,179 @@ def load_dataset(name_or_path, target_column=-1):
         task = "regression" if name_or_path in REGRESSION else "classification"
         return X.astype(np.float64), y, task
     path = os.fspath(name_or_path)
+    if os.path.isdir(path):
+        raise ValueError(f"--data {path!r} is a directory; expected one of {list(BUNDLED)} "
+                         "or a .csv/.npz file")
     if not os.path.exists(path):
         raise ValueError(f"--data must be one of {list(BUNDLED)} or an existing .csv/.npz file; "
                          f"got {path!r}")
-    if path.endswith(".npz"):
-        with np.load(path, allow_pickle=False) as f:
-            if "X" not in f.files or "y" not in f.files:
-                raise ValueError(f"{path} must contain arrays 'X' and 'y'; it has {f.files}")
-            X, y = f["X"], f["y"]
-    elif path.endswith(".csv"):
-        with open(path) as fh:
-            first = fh.readline()
-        try:
-            [float(v) for v in first.strip().split(",")]
-            skip = 0
-        except ValueError:
-            skip = 1
-        try:
-            data = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2)
-        except ValueError as exc:
-            raise ValueError(f"{path} is not a numeric CSV file: {exc}") from None
-        y = data[:, target_column]
-        X = np.delete(data, target_column % data.shape[1], axis=1)
+    if path.lower().endswith(".npz"):
+        X, y = _read_npz(path)
+    elif path.lower().endswith(".csv"):
+        X, y = _read_csv(path, target_column)
     else:
         raise ValueError(f"--data file must end in .csv or .npz; got {path!r}")
-    y = np.asarray(y)
-    is_labels = y.ndim == 1 and (y.dtype.kind in "iub" or np.all(y == np.round(y))) and len(np.unique(y)) <= max(2, len(y) // 5)
-    return np.asarray(X, dtype=np.float64), y, "classification" if is_labels else "regression"
+    X, y = _check_arrays(X, y, path)
+    if y.dtype.kind == "U":
+        return X, y, "classification"
+    return X, y, "classification" if _looks_like_labels(y) else "regression"
+
+
+def _looks_like_labels(y):
+    """Integer-valued targets with few distinct values are class labels."""
+    if y.dtype.kind not in "iub" and not np.all(y == np.round(y)):
+        return False
+    return len(np.unique(y)) <= max(2, len(y) // 5)
+
+
+# ---------------------------------------------------------------- .npz
+
+def _read_npz(path):
+    try:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError("it holds a single array, not arrays 'X' and 'y'")
+        with archive:
+            names = archive.files
+            if "X" not in names or "y" not in names:
+                X = y = None
+            else:
+                X, y = archive["X"], archive["y"]
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as exc:
+        detail = _one_line(exc)
+        if "allow_pickle" in detail:
+            detail = "it holds Python objects (pickled data), which are not loaded for safety"
+        raise ValueError(f"cannot read {path} as a .npz file: {detail}") from None
+    if X is None:
+        raise ValueError(f"{path} must contain arrays 'X' and 'y'; it has {names}")
+    return X, y
+
+
+# ---------------------------------------------------------------- .csv
+
+def _read_csv(path, target_column):
+    """Features as float64 and the target column as numbers, or as stripped
+    strings when it holds text labels."""
+    first, second, header_line = _first_rows(path)
+    if first is None:
+        raise ValueError(f"{path} is empty: no data rows")
+    n_cols = len(first)
+    if n_cols < 2:
+        raise ValueError(f"{path} has {n_cols} column; it needs at least two (features and "
+                         "the target), separated by commas")
+    if not -n_cols <= target_column < n_cols:
+        raise ValueError(f"--target-column {target_column} is out of range for {path}, which "
+                         f"has {n_cols} columns (use 0..{n_cols - 1}, or -1 for the last)")
+    t = target_column % n_cols
+    features = [c for c in range(n_cols) if c != t]
+    header = (not all(_is_number(first[c]) for c in features)
+              or (not _is_number(first[t]) and second is not None and len(second) > t
+                  and _is_number(second[t])))
+    if header and second is None:
+        raise ValueError(f"{path} has a header row but no data rows")
+    skip = header_line + 1 if header else 0
+    options = {"delimiter": ",", "skiprows": skip, "ndmin": 2, "quotechar": '"',
+               "encoding": "utf-8-sig"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "input contained no data"
+        try:
+            data = np.loadtxt(path, dtype=np.float64, **options)
+            numeric_error = None
+        except ValueError as exc:
+            numeric_error = _one_line(exc)
+        if numeric_error is None and data.shape[1] != n_cols:
+            numeric_error = (f"the number of columns changed from {n_cols} to {data.shape[1]} "
+                             "after the first row")
+        if numeric_error is None:
+            return np.delete(data, t, axis=1), data[:, t]
+        if "number of columns changed" in numeric_error:
+            raise ValueError(f"{path} is not a rectangular CSV file: "
+                             f"{numeric_error.split('; use')[0]}") from None
+        # The target column may hold text labels: read it apart.
+        try:
+            X = np.loadtxt(path, dtype=np.float64, usecols=features, **options)
+            y = np.loadtxt(path, dtype=str, usecols=[t], **options)[:, 0]
+        except ValueError as exc:
+            if "invalid column index" in str(exc):
+                raise ValueError(f"{path} is not a rectangular CSV file: {_one_line(exc)}") from None
+            raise ValueError(f"{path} is not a CSV file of numbers (text is allowed only in "
+                             f"the target column): {_one_line(exc)}") from None
+    return X, np.char.strip(y)
+
+
+def _first_rows(path):
+    """The first two rows that are neither blank nor ``#`` comments, and the
+    0-based line number of the first one."""
+    rows, first_line = [], None
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            for number, line in enumerate(fh):
+                if not line.strip() or line.lstrip().startswith("#"):
+                    continue
+                rows.append(next(csv.reader([line])))
+                if first_line is None:
+                    first_line = number
+                if len(rows) == 2:
+                    break
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not a text (UTF-8) CSV file") from None
+    rows += [None] * (2 - len(rows))
+    return rows[0], rows[1], first_line
+
+
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------- checks
+
+def _check_arrays(X, y, path):
+    X, y = np.asarray(X), np.asarray(y)
+    if X.dtype.kind == "c":
+        raise ValueError(f"X in {path} holds complex numbers (dtype {X.dtype}); the network "
+                         "takes real features")
+    if X.dtype.kind not in "biuf":
+        raise ValueError(f"X in {path} must hold numbers; got dtype {X.dtype}")
+    if X.ndim != 2:
+        hint = " (use X.reshape(-1, 1) for a single feature)" if X.ndim == 1 else ""
+        raise ValueError(f"X in {path} must be a 2-D array (n_samples, n_features); got shape "
+                         f"{X.shape}{hint}")
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"X in {path} has no {'samples' if X.shape[0] == 0 else 'features'}; "
+                         f"got shape {X.shape}")
+    X = X.astype(np.float64)
+    bad = ~np.isfinite(X)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise ValueError(f"X in {path} holds {int(bad.sum())} NaN or infinite value(s), the "
+                         f"first in sample {row}, feature {col}")
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(f"y in {path} must be 1-D, one target per sample; got shape {y.shape}")
+    if y.shape[0] != X.shape[0]:
+        raise ValueError(f"{path} has {X.shape[0]} samples in X but {y.shape[0]} targets in y")
+    if y.dtype.kind == "S":
+        try:
+            y = np.char.decode(y, "utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(f"y in {path} holds bytes that are not UTF-8 text") from None
+    if y.dtype.kind == "U":
+        return X, y
+    if y.dtype.kind == "c":
+        raise ValueError(f"y in {path} holds complex numbers (dtype {y.dtype}); expected real "
+                         "targets or class labels")
+    if y.dtype.kind not in "biuf":
+        raise ValueError(f"y in {path} must hold numbers or text labels; got dtype {y.dtype}")
+    if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+        raise ValueError(f"y in {path} holds {int(np.sum(~np.isfinite(y)))} NaN or infinite "
+                         "value(s)")
+    return X, y
+
+
+def _one_line(exc):
+    return " ".join(str(exc).split()) or type(exc).__name__
