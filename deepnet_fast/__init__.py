@@ -43,14 +43,15 @@ def _checkout_kernels():
 
 _checkout_kernels()
 
-from . import compiled, reference, schedules
+from . import callbacks, compiled, reference, registry, schedules
 from .blas import get_blas, set_blas
+from .callbacks import Callback, EarlyStopping
+from .config import FitConfig
 from .exceptions import DivergenceError, ModelFileError
 from .gradcheck import gradient_check
 from .history import History
 from .layer_cache import LayerCache
-from .network import DeepNet
-from .serialization import load_model as load
+from .network import DeepNet, load
 from .threads import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
@@ -59,6 +60,7 @@ __all__ = [
     "DeepNet", "DeepNetClassifier", "DeepNetRegressor", "History", "LayerCache",
     "DivergenceError", "ModelFileError", "load", "gradient_check", "set_num_threads",
     "get_num_threads", "set_blas", "get_blas", "compiled", "reference", "schedules",
+    "registry", "callbacks", "Callback", "EarlyStopping", "FitConfig",
 ]
 
 

@@ -1,51 +1,74 @@
-"""One training epoch on each backend, on identical work.
+"""One training epoch, and one prediction, on each backend, on identical work.
 
-An engine owns the buffers of one ``fit`` and runs an epoch over given sample
-order and learning rate, updating the flat parameter vector (and optimizer
-moments) in place. ``CompiledEngine`` makes one kernel call per epoch;
-``ReferenceEngine`` walks the mini-batches in Python with the step functions of
-:mod:`deepnet_fast.reference`, as the course does.
+An engine owns the buffers of one fit and runs an epoch over a given sample
+order and learning rate, updating a :class:`~deepnet_fast.state.TrainingState`
+(flat parameters, optimizer moments, step counter) in place.
+``CompiledEngine`` makes one kernel call per epoch; ``ReferenceEngine`` walks
+the mini-batches in Python with the step functions of
+:mod:`deepnet_fast.reference`, as the course does. :data:`ENGINES` is the
+registry of backends.
 """
 
 import numpy as np
 
 from . import params as flat
 from . import reference as R
-from .kernels import activations as kact
 from .kernels import training as ktrain
 from .kernels import updates as kupd
+from .threads import fit_threads
 
-
-def kernel_arrays(dims, activations):
-    """The integer arrays the kernels describe a network with: layer sizes,
-    activation codes, and where each W[l] and b[l] starts in the flat vector."""
-    offW, offb, _ = flat.layout(dims)
-    codes = np.asarray([kact.CODES[a] for a in activations], dtype=np.int64)
-    return np.asarray(dims, dtype=np.int64), codes, offW, offb
+# Rows per chunk of a prediction: bounds the activations held at once.
+PREDICT_CHUNK = 4096
 
 
 class _Engine:
-    def __init__(self, dims, activations, negative_slope, dtype, batch_size, n_samples,
-                 optimizer, l2, beta, beta1, beta2, epsilon, keep_prob=1.0, dropout_seed=0,
-                 threads=1):
-        self.dims = list(dims)
-        self.activations = tuple(activations)
-        self.slope = negative_slope
-        self.dtype = np.dtype(dtype)
+    """Shared set-up: the architecture, the fit's settings and the batch plan.
+
+    Parameters
+    ----------
+    arch : Architecture
+    config : FitConfig
+        Optimizer, its coefficients, ``l2`` and ``keep_prob`` are read from it.
+    batch_size, n_samples : int
+    dropout_seed : int
+    threads : int
+        Threads that split each batch (compiled backend only).
+    """
+
+    def __init__(self, arch, config, batch_size, n_samples, dropout_seed=0, threads=1):
+        self.arch = arch
+        self.config = config
         self.batch_size = batch_size
         self.n_samples = n_samples
         self.n_batches = -(-n_samples // batch_size)
-        self.optimizer = optimizer
-        self.l2 = l2
-        self.beta, self.beta1, self.beta2, self.epsilon = beta, beta1, beta2, epsilon
-        self.keep_prob = float(keep_prob)
         self.dropout_seed = int(dropout_seed)
         self.threads = max(1, min(int(threads), batch_size))
 
-    def batch_sizes(self):
+    def batch_weights(self):
+        """Each batch's share of the samples (the weights of the epoch's mean cost)."""
         sizes = np.full(self.n_batches, self.batch_size, dtype=np.float64)
         sizes[-1] = self.n_samples - self.batch_size * (self.n_batches - 1)
-        return sizes
+        return sizes / self.n_samples
+
+    def epoch(self, state, X, Y, order, learning_rate):
+        """Run one epoch on ``(X, Y)`` in ``order`` (empty: as stored).
+
+        Updates ``state`` (parameters, moments, step counter) in place, except
+        when a batch gives a non-finite cost or gradient: that batch's update
+        is not applied, the state holds the updates before it, and its index
+        is returned.
+
+        Returns
+        -------
+        costs : ndarray of float64, shape (n_batches,)
+        failed : int
+            -1, or the index of the batch that failed.
+        """
+        raise NotImplementedError
+
+    def gradient(self, theta, X, Y, step=1):
+        """Cost and flat gradient of the whole ``(X, Y)`` as one batch."""
+        raise NotImplementedError
 
 
 class CompiledEngine(_Engine):
@@ -59,12 +82,9 @@ class CompiledEngine(_Engine):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        dims, B, dt = self.dims, self.batch_size, self.dtype
-        self._dims, self._codes, self._offW, self._offb = kernel_arrays(dims, self.activations)
-        self._loss = kact.LOSS_OF_OUTPUT[self.activations[-1]]
-        size = flat.layout(dims)[2]
-        self._slope = dt.type(self.slope)
-        self._grad = np.empty(size, dtype=dt)
+        arch, dt, B = self.arch, self.arch.dtype, self.batch_size
+        dims = arch.layer_dims
+        self._grad = np.empty(arch.n_parameters, dtype=dt)
         # Allocated once per fit: the activations of all layers and two dZ
         # buffers for a batch (the threads share them); the gathered batch.
         self._acts, self._deltas = self._batch_buffers(B)
@@ -74,98 +94,132 @@ class CompiledEngine(_Engine):
         self._part_loss = np.empty(2 * self.threads, dtype=np.float64)
         self._part_ok = np.empty(self.threads, dtype=np.bool_)
         self._hyper = np.empty(kupd.N_HYPER, dtype=dt)
-        self._opt = kupd.CODES[self.optimizer]
 
     def _batch_buffers(self, mb):
-        return tuple(np.empty(n, dtype=self.dtype) for n in ktrain.activation_sizes(self.dims, mb))
+        return tuple(np.empty(n, dtype=self.arch.dtype)
+                     for n in ktrain.activation_sizes(self.arch.layer_dims, mb))
 
-    def epoch(self, theta, v, s, t, X, Y, order, learning_rate):
-        """Run one epoch; returns (batch costs, index of a failed batch or -1)."""
-        kupd.make_hyper(self._hyper, learning_rate, self.beta, self.beta1, self.beta2,
-                        self.epsilon, 1)
-        args = (X, Y, order, self.batch_size, self._dims, self._codes, self._slope, self._loss,
-                float(self.l2), self.keep_prob, self.dropout_seed, theta, self._grad, v, s,
-                self._opt, self._hyper, float(self.beta1), float(self.beta2), int(t),
-                self._offW, self._offb, self._acts, self._deltas, self._Xb, self._Yb, self._costs)
+    def epoch(self, state, X, Y, order, learning_rate):
+        c, arch = self.config, self.arch
+        dims, codes, offW, offb = arch.kernel_arrays
+        kupd.make_hyper(self._hyper, learning_rate, c.beta, c.beta1, c.beta2, c.epsilon, 1)
+        args = (X, Y, order, self.batch_size, dims, codes, arch.slope, arch.head.loss_code,
+                float(c.l2), float(c.keep_prob), self.dropout_seed, state.theta, self._grad,
+                state.v, state.s, c.rule.code, self._hyper, float(c.beta1), float(c.beta2),
+                int(state.t), offW, offb, self._acts, self._deltas, self._Xb, self._Yb,
+                self._costs)
         if self.threads == 1:
-            failed = ktrain.train_epoch(*args)
+            failed = int(ktrain.train_epoch(*args))
         else:
             from .kernels.training_threaded import train_epoch_threaded
-            failed = train_epoch_threaded(*args, self._part_loss, self._part_ok)
-        return self._costs, int(failed)
+            failed = int(train_epoch_threaded(*args, self._part_loss, self._part_ok))
+        state.t += self.n_batches if failed < 0 else failed
+        return self._costs, failed
 
     def gradient(self, theta, X, Y, step=1):
-        """Cost and flat gradient of the whole ``(X, Y)`` as one batch."""
+        arch = self.arch
+        dims, codes, offW, offb = arch.kernel_arrays
         acts, deltas = self._batch_buffers(X.shape[0])
         cost = ktrain.loss_and_gradient(
-            X, Y, self._dims, self._codes, self._slope, self._loss, float(self.l2), theta,
-            self._grad, self._offW, self._offb, acts, deltas, self.keep_prob, self.dropout_seed,
-            int(step))
+            X, Y, dims, codes, arch.slope, arch.head.loss_code, float(self.config.l2), theta,
+            self._grad, offW, offb, acts, deltas, float(self.config.keep_prob),
+            self.dropout_seed, int(step))
         return cost, self._grad.copy()
 
 
 class ReferenceEngine(_Engine):
     """The same epoch, mini-batch by mini-batch, with the NumPy reference."""
 
-    def epoch(self, theta, v, s, t, X, Y, order, learning_rate):
-        # A diverging run overflows on its way to NaN; the caller reports that
+    def epoch(self, state, X, Y, order, learning_rate):
+        # A diverging run overflows on its way to NaN; the session reports that
         # as DivergenceError, so NumPy's warnings would only repeat it.
         with np.errstate(over="ignore", invalid="ignore"):
-            return self._epoch(theta, v, s, t, X, Y, order, learning_rate)
+            return self._epoch(state, X, Y, order, learning_rate)
 
-    def _epoch(self, theta, v, s, t, X, Y, order, learning_rate):
-        params = flat.unpack(theta, self.dims)
-        moments_v = {f"d{k}": a for k, a in flat.unpack(v, self.dims).items()} if v.size else None
-        moments_s = {f"d{k}": a for k, a in flat.unpack(s, self.dims).items()} if s.size else None
+    def _epoch(self, state, X, Y, order, learning_rate):
+        c, dims = self.config, self.arch.layer_dims
+        params = flat.unpack(state.theta, dims)
+        moments_v = _grad_keyed(state.v, dims)
+        moments_s = _grad_keyed(state.s, dims)
         costs = np.empty(self.n_batches, dtype=np.float64)
-        L = len(self.dims) - 1
         failed = -1
+        t = state.t
         for k in range(self.n_batches):
             start = k * self.batch_size
-            rows = order[start:start + self.batch_size] if order.size else slice(start, start + self.batch_size)
+            rows = (order[start:start + self.batch_size] if order.size
+                    else slice(start, start + self.batch_size))
             cost, grads = self._loss_and_grads(params, X[rows].T, Y[rows].T, t + k + 1)
             costs[k] = cost
-            if not np.isfinite(cost) or not all(np.isfinite(grads[f"d{p}{l}"]).all()
-                                                for l in range(1, L + 1) for p in "Wb"):
+            if not np.isfinite(cost) or not all(np.isfinite(g).all() for g in grads.values()):
                 failed = k
                 break
             params, moments_v, moments_s = R.update_parameters_with_optimizer(
-                params, grads, moments_v, moments_s, t + k + 1, learning_rate, self.optimizer,
-                self.beta, self.beta1, self.beta2, self.epsilon)
-        flat.pack(params, self.dims, self.dtype, out=theta)
-        if moments_v is not None:
-            flat.pack({k[1:]: a for k, a in moments_v.items()}, self.dims, self.dtype, out=v)
-        if moments_s is not None:
-            flat.pack({k[1:]: a for k, a in moments_s.items()}, self.dims, self.dtype, out=s)
+                params, grads, moments_v, moments_s, t + k + 1, learning_rate, c.optimizer,
+                c.beta, c.beta1, c.beta2, c.epsilon)
+        flat.pack(params, dims, self.arch.dtype, out=state.theta)
+        for moments, target in ((moments_v, state.v), (moments_s, state.s)):
+            if moments is not None:
+                flat.pack({k[1:]: a for k, a in moments.items()}, dims, self.arch.dtype,
+                          out=target)
+        state.t += self.n_batches if failed < 0 else failed
         return costs, failed
 
     def _loss_and_grads(self, params, Xk, Yk, step):
-        """Cost (with the L2 term) and the gradient dict of one batch, column convention."""
-        mb = Xk.shape[1]
-        if self.keep_prob < 1.0:
-            AL, caches, masks = R.forward_with_dropout(
-                Xk, params, self.activations, self.keep_prob, self.dropout_seed, step,
-                negative_slope=self.slope)
+        """Cost (with the L2 term) and the gradients dW1, db1, ... of one batch,
+        column convention."""
+        c, arch = self.config, self.arch
+        acts, slope, mb = arch.activations, arch.negative_slope, Xk.shape[1]
+        if c.keep_prob < 1.0:
+            AL, caches, masks = R.forward_with_dropout(Xk, params, acts, c.keep_prob,
+                                                       self.dropout_seed, step,
+                                                       negative_slope=slope)
+            grads = R.backward_with_dropout(AL, Yk, caches, acts, masks, c.keep_prob,
+                                            negative_slope=slope)
         else:
-            AL, caches = R.forward(Xk, params, self.activations, negative_slope=self.slope)
-        cost = R.compute_cost(AL, Yk, self.activations[-1])
-        if self.l2 > 0:
-            cost += R.l2_cost(params, self.l2, mb)
-        if self.keep_prob < 1.0:
-            grads = R.backward_with_dropout(AL, Yk, caches, self.activations, masks,
-                                            self.keep_prob, negative_slope=self.slope)
-        else:
-            grads = R.backward(AL, Yk, caches, self.activations, negative_slope=self.slope)
-        if self.l2 > 0:
-            for l in range(1, len(self.dims)):
-                grads[f"dW{l}"] = grads[f"dW{l}"] + (self.l2 / mb) * params[f"W{l}"]
+            AL, caches = R.forward(Xk, params, acts, negative_slope=slope)
+            grads = R.backward(AL, Yk, caches, acts, negative_slope=slope)
+        cost = R.compute_cost(AL, Yk, acts[-1])
+        grads = {k: g for k, g in grads.items() if k[1] in "Wb"}
+        if c.l2 > 0:
+            cost += R.l2_cost(params, c.l2, mb)
+            for l in range(1, arch.n_layers + 1):
+                grads[f"dW{l}"] = grads[f"dW{l}"] + (c.l2 / mb) * params[f"W{l}"]
         return cost, grads
 
     def gradient(self, theta, X, Y, step=1):
-        """Cost and flat gradient of the whole ``(X, Y)`` as one batch."""
-        cost, grads = self._loss_and_grads(flat.unpack(theta, self.dims), X.T, Y.T, step)
-        return cost, flat.pack({k[1:]: g for k, g in grads.items() if k[1] in "Wb"},
-                               self.dims, self.dtype)
+        cost, grads = self._loss_and_grads(flat.unpack(theta, self.arch.layer_dims), X.T, Y.T,
+                                           step)
+        return cost, flat.pack({k[1:]: g for k, g in grads.items()}, self.arch.layer_dims,
+                               self.arch.dtype)
+
+
+def _grad_keyed(moment, dims):
+    """A flat moment vector as the reference's dict ``dW1, db1, ...`` (None when empty)."""
+    if not moment.size:
+        return None
+    return {f"d{k}": a for k, a in flat.unpack(moment, dims).items()}
 
 
 ENGINES = {"compiled": CompiledEngine, "reference": ReferenceEngine}
+"""The backends: name → engine class."""
+
+
+def predict_output(arch, backend, theta, X):
+    """A[L] of shape (nL, n_samples) for checked rows ``X`` (n_samples, n0).
+
+    The compiled backend splits large predictions between threads by the same
+    rule as ``fit`` (all the samples as one batch); the reference runs
+    :func:`deepnet_fast.reference.forward`.
+    """
+    if backend == "reference":
+        AL, _ = R.forward(X.T, flat.unpack(theta, arch.layer_dims), arch.activations,
+                          negative_slope=arch.negative_slope)
+        return AL
+    dims, codes, offW, offb = arch.kernel_arrays
+    args = (X, dims, codes, arch.slope, theta, offW, offb, PREDICT_CHUNK)
+    threads = fit_threads(arch.layer_dims, X.shape[0], backend)
+    if threads.single:
+        return ktrain.predict_output(*args)
+    from .kernels.training_threaded import predict_output_threaded
+    with threads:
+        return predict_output_threaded(*args, threads.kernel_threads)

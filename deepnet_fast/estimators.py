@@ -6,9 +6,11 @@ hyperparameter names where the meaning is the same, the same fitted attributes
 (``coefs_``, ``intercepts_``, ``loss_curve_``, ``n_iter_``, ...) and the same
 stopping rule, so they drop into pipelines, grid searches and cross-validation.
 
-The estimator owns the epoch loop (shuffling, the validation split, stopping,
-convergence warnings); each epoch is one ``DeepNet.fit(epochs=1,
-warm_start=True)`` call, that is one call of the compiled epoch kernel.
+A ``fit`` is one :meth:`DeepNet.fit` (one training session, one kernel call
+per epoch); the estimator adds scikit-learn's conventions as callbacks: its
+record of every epoch (``loss_curve_``, ``n_iter_``, ...) and its stopping
+rule, which is the library's :class:`~deepnet_fast.callbacks.EarlyStopping`
+with ``tol`` and ``n_iter_no_change``.
 
 Left out: sparse input, ``sample_weight``, the L-BFGS solver and
 scikit-learn's SGD learning-rate schedules.
@@ -29,14 +31,16 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
+from .callbacks import Callback, EarlyStopping
+from .engines import ENGINES
 from .network import DeepNet
+from .registry import HIDDEN_ACTIVATIONS, INITIALIZERS, OPTIMIZERS
 
 __all__ = ["DeepNetClassifier", "DeepNetRegressor"]
 
 # "logistic" is scikit-learn's name for the sigmoid; accepting it lets MLP
 # grids and configurations carry over unchanged.
-_HIDDEN_ACTIVATIONS = {"relu": "relu", "leaky_relu": "leaky_relu", "tanh": "tanh",
-                       "sigmoid": "sigmoid", "logistic": "sigmoid", "identity": "identity"}
+_HIDDEN_ACTIVATIONS = {**{name: name for name in HIDDEN_ACTIVATIONS}, "logistic": "sigmoid"}
 
 _COMMON_PARAMETERS = """\
     hidden_layer_sizes : array-like of int or int, default=(100,)
@@ -129,6 +133,32 @@ _COMMON_ATTRIBUTES = """\
 """
 
 
+class _Record(Callback):
+    """scikit-learn's record of each epoch, kept in the estimator's fitted attributes."""
+
+    def __init__(self, estimator, n_samples):
+        self.estimator, self.n_samples = estimator, n_samples
+
+    def on_epoch_end(self, epoch, logs):
+        est = self.estimator
+        loss = logs["cost"]
+        est.loss_ = loss
+        est.loss_curve_.append(loss)
+        est.n_iter_ += 1
+        est.t_ += self.n_samples
+        if est.verbose:
+            print(f"Iteration {est.n_iter_}, loss = {loss:.8f}")
+        if est.validation_scores_ is None:
+            est.best_loss_ = min(est.best_loss_, loss)
+            return False
+        score = logs[f"val_{est.net_.head.score_name}"]
+        if est.verbose:
+            print(f"Validation score: {score:.6f}")
+        est.validation_scores_.append(score)
+        est.best_validation_score_ = max(est.best_validation_score_, score)
+        return False
+
+
 def _with_common_docs(cls):
     cls.__doc__ = (cls.__doc__.replace("    {common_parameters}\n", _COMMON_PARAMETERS)
                    .replace("    {common_attributes}\n", _COMMON_ATTRIBUTES))
@@ -141,7 +171,7 @@ class _DeepNetEstimator(BaseEstimator):
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(_HIDDEN_ACTIVATIONS))],
-        "optimizer": [StrOptions({"adam", "gd", "momentum", "rmsprop"})],
+        "optimizer": [StrOptions(set(OPTIMIZERS))],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left"), None],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -157,8 +187,8 @@ class _DeepNetEstimator(BaseEstimator):
         "shuffle": ["boolean"],
         "random_state": ["random_state"],
         "dtype": [StrOptions({"float32", "float64"}), Options(type, {np.float32, np.float64})],
-        "backend": [StrOptions({"compiled", "reference"})],
-        "init": [StrOptions({"he", "xavier", "small"})],
+        "backend": [StrOptions(set(ENGINES))],
+        "init": [StrOptions(set(INITIALIZERS))],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
     }
@@ -259,44 +289,31 @@ class _DeepNetEstimator(BaseEstimator):
 
     def _run_epochs(self, X, Y, incremental, rng):
         # Every fit has its own stopping record; partial_fit calls share one.
-        if not incremental or getattr(self, "best_loss_", None) is None:
+        if not incremental or getattr(self, "_stopping", None) is None:
+            self._stopping = EarlyStopping(
+                monitor=f"val_{self.net_.head.score_name}" if self.early_stopping else "cost",
+                patience=self.n_iter_no_change + 1, min_delta=self.tol,
+                restore_best=self.early_stopping)
             self.best_loss_ = None if self.early_stopping else np.inf
             self.validation_scores_ = [] if self.early_stopping else None
             self.best_validation_score_ = -np.inf if self.early_stopping else None
         X, Y, X_val, Y_val = self._hold_out_validation(X, Y, rng)
-        n_samples = X.shape[0]
-        batch_size = self._batch_size(n_samples)
-        epoch_args = dict(epochs=1, learning_rate=self.learning_rate, batch_size=batch_size,
-                          optimizer=self.optimizer, beta=self.momentum, beta1=self.beta1,
-                          beta2=self.beta2, epsilon=self.epsilon, l2=self.alpha,
-                          shuffle=False, verbose=0, warm_start=True)
-        best_parameters, no_improvement, stopped = None, 0, False
         self.n_iter_ = 0
-        for _ in range(1 if incremental else self.max_iter):
-            # Shuffled here: DeepNet.fit re-seeds its own shuffling on every
-            # call, which would repeat one order in every epoch.
-            order = (rng.permutation(n_samples) if self.shuffle and batch_size < n_samples
-                     else slice(None))
-            history = self.net_.fit(X[order], Y[order], **epoch_args)
-            if history.interrupted:  # Ctrl-C: DeepNet kept the last complete epoch
-                stopped = True
-                break
-            improved, is_best = self._record_epoch(history.cost[0], n_samples, X_val, Y_val)
-            if is_best:
-                best_parameters = self.net_.parameters
-            no_improvement = 0 if improved else no_improvement + 1
-            stopped = no_improvement > self.n_iter_no_change
-            if stopped:
-                if self.verbose:
-                    watched = "Training loss" if X_val is None else "Validation score"
-                    print(f"{watched} did not improve more than tol={self.tol:g} for "
-                          f"{self.n_iter_no_change} consecutive epochs. Stopping.")
-                break
-        if not (incremental or stopped):
+        history = self.net_.fit(
+            X, Y, epochs=1 if incremental else self.max_iter, learning_rate=self.learning_rate,
+            batch_size=self._batch_size(X.shape[0]), optimizer=self.optimizer,
+            beta=self.momentum, beta1=self.beta1, beta2=self.beta2, epsilon=self.epsilon,
+            l2=self.alpha, shuffle=self.shuffle, verbose=0, warm_start=True,
+            validation_data=None if X_val is None else (X_val, Y_val),
+            callbacks=[_Record(self, X.shape[0]), self._stopping])
+        stopped = history.stopped_epoch is not None
+        if stopped and self.verbose:
+            watched = "Training loss" if X_val is None else "Validation score"
+            print(f"{watched} did not improve more than tol={self.tol:g} for "
+                  f"{self.n_iter_no_change} consecutive epochs. Stopping.")
+        if not (incremental or stopped or history.interrupted):
             warnings.warn(f"Maximum iterations ({self.max_iter}) reached and the optimization "
                           "hasn't converged yet.", ConvergenceWarning, stacklevel=5)
-        if best_parameters is not None:
-            self.net_.set_parameters(best_parameters)
 
     def _hold_out_validation(self, X, Y, rng):
         if not self.early_stopping:
@@ -307,27 +324,6 @@ class _DeepNetEstimator(BaseEstimator):
             raise ValueError(f"the validation set has {X_val.shape[0]} sample(s); increase "
                              "validation_fraction or the size of the dataset")
         return X, Y, X_val, Y_val
-
-    def _record_epoch(self, loss, n_samples, X_val, Y_val):
-        """Log one epoch; return (improved by tol, best so far) of the watched quantity."""
-        self.loss_ = loss
-        self.loss_curve_.append(loss)
-        self.n_iter_ += 1
-        self.t_ += n_samples
-        if self.verbose:
-            print(f"Iteration {self.n_iter_}, loss = {loss:.8f}")
-        if X_val is None:
-            improved = loss <= self.best_loss_ - self.tol
-            self.best_loss_ = min(self.best_loss_, loss)
-            return improved, False
-        score = self.net_.score(X_val, Y_val)
-        if self.verbose:
-            print(f"Validation score: {score:.6f}")
-        self.validation_scores_.append(score)
-        improved = score >= self.best_validation_score_ + self.tol
-        is_best = score > self.best_validation_score_
-        self.best_validation_score_ = max(self.best_validation_score_, score)
-        return improved, is_best
 
     def _batch_size(self, n_samples):
         if self.batch_size is None:

@@ -4,7 +4,10 @@ import numpy as np
 
 from . import params as flat
 from . import reference as R
+from .architecture import Architecture
+from .config import FitConfig
 from .engines import ENGINES
+from .inputs import check_rows
 
 
 def gradient_check(net, X, y, epsilon=1e-7, l2=0.0):
@@ -34,22 +37,20 @@ def gradient_check(net, X, y, epsilon=1e-7, l2=0.0):
 
     if not isinstance(net, DeepNet):
         raise TypeError(f"net must be a DeepNet; got {type(net).__name__}")
-    probe = DeepNet(net.layer_dims, net.hidden_activation, net.output_activation,
-                    init=net.parameters, dtype="float64", backend=net.backend,
-                    negative_slope=net.negative_slope)
-    X = probe._check_X(X)
-    Y = probe._encode_y(y, X.shape[0])
-    theta = probe._theta
-    engine = ENGINES[probe.backend](probe.layer_dims, probe.activations, probe.negative_slope,
-                                    np.float64, X.shape[0], X.shape[0], "gd", float(l2),
-                                    0.9, 0.9, 0.999, 1e-8)
+    config = FitConfig(l2=l2)
+    arch = Architecture(net.architecture.layer_dims, net.architecture.activations,
+                        net.architecture.negative_slope, np.dtype(np.float64))
+    X = check_rows(X, arch.layer_dims[0], arch.dtype)
+    Y = arch.head.encode(y, X.shape[0], arch.layer_dims[-1], arch.dtype)
+    theta = flat.pack(net.parameters, arch.layer_dims, arch.dtype)
+    engine = ENGINES[net.backend](arch, config, X.shape[0], X.shape[0])
     _, grad = engine.gradient(theta, X, Y)
 
     def cost(th):
-        params = flat.unpack(th, probe.layer_dims)
-        AL, _ = R.forward(X.T, params, probe.activations, negative_slope=probe.negative_slope)
-        return R.compute_cost(AL, Y.T, probe.output_activation) + (
-            R.l2_cost(params, l2, X.shape[0]) if l2 else 0.0)
+        params = flat.unpack(th, arch.layer_dims)
+        AL, _ = R.forward(X.T, params, arch.activations, negative_slope=arch.negative_slope)
+        return R.compute_cost(AL, Y.T, arch.activations[-1]) + (
+            R.l2_cost(params, config.l2, X.shape[0]) if config.l2 else 0.0)
 
     numeric = np.empty_like(grad)
     work = theta.copy()

@@ -1,14 +1,41 @@
 """Parameter initialisation, shared by both backends (it is not a hot path)."""
 
+import numbers
+
 import numpy as np
 
-from ._validation import _shown, check_dtype, check_layer_dims, check_parameters
+from ._validation import _shown, check_dtype, check_layer_dims
+from .registry import INITIALIZERS
 
-INIT_SCALES = {
-    "he": lambda n_prev: np.sqrt(2.0 / n_prev),
-    "xavier": lambda n_prev: np.sqrt(1.0 / n_prev),
-    "small": lambda n_prev: 0.01,
-}
+SEED_LIMIT = 2**63
+"""Seeds are integers in [0, SEED_LIMIT): the kernels' dropout streams take
+them as signed 64-bit integers."""
+
+
+def check_seed(seed, name="seed"):
+    """``seed`` as an int in [0, 2**63), or None."""
+    if seed is None:
+        return None
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"{name} must be an integer in [0, 2**63) or None; got {_shown(seed)}")
+    if not 0 <= seed < SEED_LIMIT:
+        raise ValueError(f"{name} must be an integer in [0, 2**63) or None; got {seed}")
+    return int(seed)
+
+
+def _init_array(value, name, shape, dtype):
+    """One array of an ``init`` dict: real numbers of ``shape``, finite, as ``dtype``."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"init[{name!r}] must hold real numbers; got dtype {arr.dtype}")
+    if arr.shape != shape:
+        raise ValueError(f"init[{name!r}] must have shape {shape}; got {arr.shape}")
+    out = np.array(arr, dtype=dtype, order="C")
+    if not np.isfinite(out).all():
+        raise ValueError(f"init[{name!r}] must hold finite numbers (no NaN or infinity"
+                         + (f" after conversion to {np.dtype(dtype).name}" if np.isfinite(arr).all()
+                            else "") + ")")
+    return out
 
 
 def initialize_parameters(layer_dims, init="he", seed=None, dtype=np.float64):
@@ -38,26 +65,23 @@ def initialize_parameters(layer_dims, init="he", seed=None, dtype=np.float64):
     dt = check_dtype(dtype)
     L = len(dims) - 1
     if isinstance(init, dict):
-        check_parameters(init, L, name="init")
+        missing = [f"{p}{l}" for l in range(1, L + 1) for p in "Wb" if f"{p}{l}" not in init]
+        if missing:
+            raise ValueError(f"init is missing {missing} (expected W1..W{L}, b1..b{L} for "
+                             f"layer_dims {dims})")
         params = {}
         for l in range(1, L + 1):
-            W = np.asarray(init[f"W{l}"])
-            if W.shape != (dims[l], dims[l - 1]):
-                raise ValueError(
-                    f"init['W{l}'] must have shape {(dims[l], dims[l - 1])} for layer_dims "
-                    f"{dims}; got {W.shape}"
-                )
-            params[f"W{l}"] = np.array(W, dtype=dt, order="C")
-            params[f"b{l}"] = np.array(init[f"b{l}"], dtype=dt, order="C")
+            params[f"W{l}"] = _init_array(init[f"W{l}"], f"W{l}", (dims[l], dims[l - 1]), dt)
+            params[f"b{l}"] = _init_array(init[f"b{l}"], f"b{l}", (dims[l], 1), dt)
         return params
     if not isinstance(init, str):
-        raise TypeError(f"init must be one of {list(INIT_SCALES)} or a dict of arrays; got {_shown(init)}")
-    if init not in INIT_SCALES:
-        raise ValueError(f"init must be one of {list(INIT_SCALES)} or a dict of arrays; got {init!r}")
+        raise TypeError(f"init must be one of {list(INITIALIZERS)} or a dict of arrays; got {_shown(init)}")
+    if init not in INITIALIZERS:
+        raise ValueError(f"init must be one of {list(INITIALIZERS)} or a dict of arrays; got {init!r}")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     params = {}
     for l in range(1, L + 1):
-        W = rng.standard_normal((dims[l], dims[l - 1])) * INIT_SCALES[init](dims[l - 1])
+        W = rng.standard_normal((dims[l], dims[l - 1])) * INITIALIZERS[init](dims[l - 1])
         params[f"W{l}"] = W.astype(dt)
         params[f"b{l}"] = np.zeros((dims[l], 1), dtype=dt)
     return params

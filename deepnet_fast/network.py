@@ -2,39 +2,28 @@
 
 Data here follow the ecosystem convention, one row per sample: ``X`` has shape
 ``(n_samples, n_features)``. The network keeps its parameters in one flat vector
-(see :mod:`deepnet_fast.params`); ``parameters`` shows them as the usual dict.
+(see :mod:`deepnet_fast.params`) inside its training state; ``parameters``
+shows them as the usual dict. Training itself is a
+:class:`~deepnet_fast.session.TrainingSession`.
 """
 
-import time
+import threading
 import warnings
 
 import numpy as np
 
 from . import params as flat
 from . import reference as R
-from ._validation import (
-    HIDDEN_ACTIVATIONS,
-    OPTIMIZERS,
-    OUTPUT_ACTIVATIONS,
-    _shown,
-    as_float_array,
-    check_activation,
-    check_choice,
-    check_dtype,
-    check_layer_dims,
-    check_positive_int,
-    check_real,
-)
-from .engines import ENGINES, kernel_arrays
-from .exceptions import DivergenceError
+from ._validation import _shown, check_choice, check_dtype, check_layer_dims, check_real
+from .architecture import Architecture
+from .config import FitConfig
+from .engines import ENGINES, predict_output
 from .history import History
-from .initialization import initialize_parameters
-from .kernels import training as ktrain
-from .schedules import get_schedule, rate_at
-from .threads import fit_threads
-
-BACKENDS = tuple(ENGINES)
-_PREDICT_CHUNK = 4096
+from .initialization import check_seed, initialize_parameters
+from .inputs import check_rows, is_dask
+from .registry import HIDDEN_ACTIVATIONS, OUTPUT_HEADS
+from .session import TrainingSession
+from .state import TrainingState
 
 
 class DeepNet:
@@ -49,11 +38,12 @@ class DeepNet:
         hidden layer, or one name per hidden layer.
     output_activation : {"sigmoid", "softmax", "identity"}, default="sigmoid"
         Also selects the loss: binary cross-entropy, categorical cross-entropy
-        or squared error.
+        or squared error (see :mod:`deepnet_fast.heads`).
     init : {"he", "xavier", "small"} or dict, default="he"
         Weight initialisation, or explicit initial parameters ``W1, b1, ...``.
     seed : int or None
-        Seeds the initial weights and the mini-batch shuffling.
+        Seeds the initial weights, the mini-batch shuffling and the dropout
+        masks; an integer in [0, 2**63).
     dtype : {"float64", "float32"}, default="float64"
     backend : {"compiled", "reference"}, default="compiled"
         ``"reference"`` trains through :mod:`deepnet_fast.reference` on exactly
@@ -65,60 +55,79 @@ class DeepNet:
     ----------
     parameters : dict
         Copies of ``W1, b1, ..., WL, bL``.
+    architecture : Architecture
+        Layer sizes, activations, slope and dtype as one value.
+    training_state : TrainingState
+        Parameters, optimizer moments, step counter and shuffle stream.
     history_ : History or None
         Record of the last ``fit``.
+
+    Notes
+    -----
+    One fit at a time: a second ``fit`` or ``partial_fit`` of the same network
+    from another thread raises ``RuntimeError`` at once. ``predict`` from
+    another thread during a fit is safe and sees the parameters as they are
+    at that moment (possibly between two mini-batch updates).
     """
 
     def __init__(self, layer_dims, hidden_activation="relu", output_activation="sigmoid",
                  init="he", seed=None, dtype="float64", backend="compiled", negative_slope=0.01):
         self.layer_dims = check_layer_dims(layer_dims)
         L = len(self.layer_dims) - 1
-        if isinstance(hidden_activation, str):
-            hidden = (check_activation(hidden_activation, "hidden_activation", HIDDEN_ACTIVATIONS),) * (L - 1)
-        else:
-            hidden = tuple(hidden_activation)
-            if len(hidden) != L - 1:
-                raise ValueError(f"hidden_activation must be one name or {L - 1} names (one per "
-                                 f"hidden layer); got {len(hidden)}")
-            for i, a in enumerate(hidden):
-                check_activation(a, f"hidden_activation[{i}]", HIDDEN_ACTIVATIONS)
+        hidden = _hidden_activations(hidden_activation, L)
         self.hidden_activation = hidden_activation
-        self.output_activation = check_activation(output_activation, "output_activation",
-                                                  OUTPUT_ACTIVATIONS)
-        if output_activation == "softmax" and self.layer_dims[-1] < 2:
-            raise ValueError("output_activation='softmax' needs at least 2 output units; "
-                             f"layer_dims ends with {self.layer_dims[-1]}")
+        self.output_activation = check_choice(output_activation, "output_activation",
+                                              OUTPUT_HEADS)
+        head = OUTPUT_HEADS[output_activation]
+        if self.layer_dims[-1] < head.min_units:
+            raise ValueError(f"output_activation={output_activation!r} needs at least "
+                             f"{head.min_units} output units; layer_dims ends with "
+                             f"{self.layer_dims[-1]}")
         self.activations = hidden + (output_activation,)
         self.init = init
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-            raise TypeError(f"seed must be an integer or None; got {_shown(seed)}")
-        self.seed = seed
+        self.seed = check_seed(seed)
         self.dtype = check_dtype(dtype)
-        self.backend = check_choice(backend, "backend", BACKENDS)
+        self.backend = check_choice(backend, "backend", ENGINES)
         self.negative_slope = check_real(negative_slope, "negative_slope", low=0.0)
+        self.architecture = Architecture(tuple(self.layer_dims), self.activations,
+                                         self.negative_slope, self.dtype)
         self.history_ = None
+        self._fit_lock = threading.Lock()
         self.reset()
 
     # ------------------------------------------------------------ state
 
     def reset(self):
-        """Draw fresh initial parameters and clear the optimizer state."""
+        """Draw fresh initial parameters and start a new training state
+        (optimizer moments, step counter and shuffle stream)."""
+        self._state = self._fresh_state()
+
+    def _fresh_state(self):
         initial = initialize_parameters(self.layer_dims, self.init, self.seed, self.dtype)
-        self._theta = flat.pack(initial, self.layer_dims, self.dtype)
-        self._v = np.zeros(0, self.dtype)
-        self._s = np.zeros(0, self.dtype)
-        self._t = 0
-        self._optimizer = None
+        return TrainingState(flat.pack(initial, self.layer_dims, self.dtype), self.seed)
 
     @property
     def parameters(self):
         """dict of copies of ``W1, b1, ..., WL, bL`` (column convention shapes)."""
-        return {k: v.copy() for k, v in flat.unpack(self._theta, self.layer_dims).items()}
+        return {k: v.copy() for k, v in flat.unpack(self._state.theta, self.layer_dims).items()}
 
     def set_parameters(self, parameters):
-        """Replace the parameters with a dict ``W1, b1, ...`` of matching shapes."""
+        """Replace the parameters with a dict ``W1, b1, ...`` of matching shapes
+        and finite values."""
         checked = initialize_parameters(self.layer_dims, parameters, dtype=self.dtype)
-        flat.pack(checked, self.layer_dims, self.dtype, out=self._theta)
+        flat.pack(checked, self.layer_dims, self.dtype, out=self._state.theta)
+
+    @property
+    def training_state(self):
+        """The :class:`~deepnet_fast.state.TrainingState` that ``warm_start``
+        and ``partial_fit`` continue: flat parameters, optimizer moments,
+        step counter and shuffle stream (read it; change it only between fits)."""
+        return self._state
+
+    @property
+    def head(self):
+        """The :class:`~deepnet_fast.heads.OutputHead` of the output activation."""
+        return self.architecture.head
 
     @property
     def n_layers(self):
@@ -129,70 +138,26 @@ class DeepNet:
                 f"output_activation={self.output_activation!r}, dtype='{self.dtype.name}', "
                 f"backend={self.backend!r})")
 
-    # ------------------------------------------------------------ data
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        del state["_fit_lock"]     # locks do not pickle; joblib and dask copy networks
+        return state
 
-    def _check_X(self, X, name="X"):
-        X = as_float_array(X, name, ndim=2, dtype=self.dtype, finite=True)
-        if X.shape[0] == 0:
-            raise ValueError(f"{name} must contain at least one sample; got shape {X.shape}")
-        if X.shape[1] != self.layer_dims[0]:
-            raise ValueError(f"{name} must have {self.layer_dims[0]} features (columns) to match "
-                             f"layer_dims[0]; got shape {X.shape}")
-        return np.ascontiguousarray(X)
-
-    def _encode_y(self, y, n_samples, name="y"):
-        """Targets as a C-contiguous (n_samples, nL) array of the network's dtype."""
-        nL = self.layer_dims[-1]
-        out = self.output_activation
-        y_arr = np.asarray(y)
-        if y_arr.dtype.kind not in "fiub":
-            raise TypeError(f"{name} must be numeric; got dtype {y_arr.dtype}"
-                            + (" (use DeepNetClassifier for string labels)" if y_arr.dtype.kind in "UO" else ""))
-        if y_arr.shape[:1] != (n_samples,):
-            raise ValueError(f"{name} must have {n_samples} rows, one per sample of X; "
-                             f"got shape {y_arr.shape}")
-        if y_arr.ndim == 1 and out == "softmax":
-            if y_arr.dtype.kind == "f" and not np.all(np.isfinite(y_arr)):
-                raise ValueError(f"{name} must not contain NaN or infinity")
-            if y_arr.dtype.kind == "f" and np.any(y_arr != np.round(y_arr)):
-                raise ValueError(f"{name} must hold integer class labels 0..{nL - 1} for a softmax output")
-            labels = y_arr.astype(np.int64)
-            if labels.min() < 0 or labels.max() >= nL:
-                raise ValueError(f"{name} must hold class labels in 0..{nL - 1} (the softmax output has "
-                                 f"{nL} units); got labels from {labels.min()} to {labels.max()}")
-            Y = np.zeros((n_samples, nL), dtype=self.dtype)
-            Y[np.arange(n_samples), labels] = 1
-            return Y
-        if y_arr.ndim == 1:
-            y_arr = y_arr.reshape(-1, 1)
-        if y_arr.ndim != 2 or y_arr.shape[1] != nL:
-            raise ValueError(f"{name} must have shape ({n_samples},) or ({n_samples}, {nL}) for "
-                             f"{nL} output unit(s); got {np.shape(y)}")
-        Y = as_float_array(y_arr, name, ndim=2, dtype=self.dtype, finite=True)
-        if out in ("sigmoid", "softmax") and (Y.min() < 0 or Y.max() > 1):
-            raise ValueError(f"{name} must lie in [0, 1] for a {out} output; got values from "
-                             f"{Y.min():g} to {Y.max():g}")
-        return np.ascontiguousarray(Y)
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._fit_lock = threading.Lock()
 
     # ------------------------------------------------------------ inference
 
+    def _rows(self, X, name="X"):
+        return check_rows(X, self.layer_dims[0], self.dtype, name)
+
+    def _targets(self, y, n_samples, name="y"):
+        return self.head.encode(y, n_samples, self.layer_dims[-1], self.dtype, name)
+
     def _output(self, X):
-        """A[L] of shape (nL, n_samples)."""
-        if self.backend == "compiled":
-            dims, codes, offW, offb = kernel_arrays(self.layer_dims, self.activations)
-            args = (X, dims, codes, self.dtype.type(self.negative_slope), self._theta, offW,
-                    offb, _PREDICT_CHUNK)
-            # The same rule as fit, with all the samples as one batch: large
-            # predictions split their samples between the threads.
-            threads = fit_threads(self.layer_dims, X.shape[0], self.backend)
-            if threads.single:
-                return ktrain.predict_output(*args)
-            from .kernels.training_threaded import predict_output_threaded
-            with threads:
-                return predict_output_threaded(*args, threads.kernel_threads)
-        AL, _ = R.forward(X.T, flat.unpack(self._theta, self.layer_dims), self.activations,
-                          negative_slope=self.negative_slope)
-        return AL
+        """A[L] of shape (nL, n_samples) for checked rows."""
+        return predict_output(self.architecture, self.backend, self._state.theta, X)
 
     def predict_proba(self, X):
         """Output activations, one row per sample (a dask array for dask input).
@@ -203,10 +168,11 @@ class DeepNet:
             Sigmoid probabilities, softmax class probabilities, or the
             regression outputs.
         """
-        if _is_dask(X):
+        if is_dask(X):
             from .distributed import predict_dask
-            return predict_dask(self, X, "predict_proba")
-        return np.ascontiguousarray(self._output(self._check_X(X)).T)
+            return predict_dask(self.architecture, self.backend, self._state.theta, X,
+                                "predict_proba")
+        return np.ascontiguousarray(self._output(self._rows(X)).T)
 
     def predict(self, X):
         """Predictions for ``X`` of shape (n_samples, n_features).
@@ -218,15 +184,11 @@ class DeepNet:
             (n_samples,) for one output unit, else (n_samples, nL); identity: the
             outputs, shape (n_samples,) for one unit, else (n_samples, nL).
         """
-        if _is_dask(X):
+        if is_dask(X):
             from .distributed import predict_dask
-            return predict_dask(self, X, "predict")
-        P = self.predict_proba(X)
-        if self.output_activation == "softmax":
-            return np.argmax(P, axis=1)
-        if self.output_activation == "sigmoid":
-            P = (P > 0.5).astype(np.int64)
-        return P[:, 0] if P.shape[1] == 1 else P
+            return predict_dask(self.architecture, self.backend, self._state.theta, X,
+                                "predict")
+        return self.head.decide(self.predict_proba(X))
 
     def cost(self, X, y):
         """The loss of the current parameters on ``(X, y)`` (no L2 term).
@@ -234,11 +196,11 @@ class DeepNet:
         Dask input is scored block by block on the cluster (see
         :func:`deepnet_fast.distributed.score_dask`).
         """
-        if _is_dask(X) or _is_dask(y):
+        if is_dask(X) or is_dask(y):
             from .distributed import score_dask
-            return score_dask(self, X, y, "cost")
-        X = self._check_X(X)
-        Y = self._encode_y(y, X.shape[0])
+            return score_dask(self.architecture, self.backend, self._state.theta, X, y, "cost")
+        X = self._rows(X)
+        Y = self._targets(y, X.shape[0])
         return R.compute_cost(self._output(X), np.ascontiguousarray(Y.T), self.output_activation)
 
     def score(self, X, y):
@@ -248,13 +210,12 @@ class DeepNet:
         Dask input is scored block by block on the cluster (see
         :func:`deepnet_fast.distributed.score_dask`).
         """
-        if _is_dask(X) or _is_dask(y):
+        if is_dask(X) or is_dask(y):
             from .distributed import score_dask
-            return score_dask(self, X, y, "score")
-        X = self._check_X(X)
-        Y = self._encode_y(y, X.shape[0])
-        P = self._output(X).T
-        return _score(P, Y, self.output_activation)
+            return score_dask(self.architecture, self.backend, self._state.theta, X, y, "score")
+        X = self._rows(X)
+        Y = self._targets(y, X.shape[0])
+        return self.head.score(self._output(X).T, Y)
 
     # ------------------------------------------------------------ training
 
@@ -262,7 +223,7 @@ class DeepNet:
             beta=0.9, beta1=0.9, beta2=0.999, epsilon=1e-8, l2=0.0, keep_prob=1.0,
             lr_schedule=None, validation_data=None, validation_split=0.0, early_stopping=False,
             patience=10, min_delta=0.0, shuffle=True, verbose=1, warm_start=False,
-            client=None, workers=None, sync_every=1, scale_learning_rate=False):
+            callbacks=None, client=None, workers=None, sync_every=1, scale_learning_rate=False):
         """Train the network.
 
         Parameters
@@ -297,7 +258,8 @@ class DeepNet:
         early_stopping : bool, default=False
             Stop when the validation cost (the training cost without validation
             data) has not improved by ``min_delta`` for ``patience`` epochs, and
-            restore the best parameters.
+            restore the best parameters (see
+            :class:`~deepnet_fast.callbacks.EarlyStopping`).
         patience : int, default=10
         min_delta : float, default=0.0
         shuffle : bool, default=True
@@ -305,8 +267,10 @@ class DeepNet:
         verbose : int, default=1
             0 silent, 1 progress bar and about ten cost lines, 2 a line per epoch.
         warm_start : bool, default=False
-            Continue from the current parameters and optimizer state instead
-            of re-initialising.
+            Continue from the current parameters, optimizer state and shuffle
+            stream instead of re-initialising.
+        callbacks : sequence of Callback, optional
+            See :mod:`deepnet_fast.callbacks`.
         client : dask.distributed.Client, optional
             With dask ``X``/``y``: the cluster to train on (default:
             ``distributed.get_client()``). See :mod:`deepnet_fast.distributed`.
@@ -325,130 +289,66 @@ class DeepNet:
         Raises
         ------
         DivergenceError
-            When the cost or a gradient becomes NaN or infinite; the network
-            keeps the parameters of the last finite epoch.
+            When the cost, a gradient or the parameters become NaN or infinite;
+            the network keeps the parameters of the last finite epoch.
+        RuntimeError
+            When another thread is fitting this network.
         """
-        if _is_dask(X) or _is_dask(y):
-            from .distributed import fit_dask
-            return fit_dask(self, X, y, client=client, workers=workers, sync_every=sync_every,
-                            scale_learning_rate=scale_learning_rate, epochs=epochs,
-                            learning_rate=learning_rate, batch_size=batch_size,
-                            optimizer=optimizer, beta=beta, beta1=beta1, beta2=beta2,
-                            epsilon=epsilon, l2=l2, keep_prob=keep_prob, lr_schedule=lr_schedule,
-                            validation_data=validation_data, validation_split=validation_split,
-                            early_stopping=early_stopping, patience=patience, min_delta=min_delta,
-                            shuffle=shuffle, verbose=verbose, warm_start=warm_start)
-        args = check_fit_args(epochs, learning_rate, optimizer, beta, beta1, beta2, epsilon, l2,
-                              keep_prob, lr_schedule, validation_split, patience, min_delta, verbose)
-        epochs, lr0, schedule = args["epochs"], args["lr0"], args["schedule"]
-        beta, beta1, beta2, epsilon = args["beta"], args["beta1"], args["beta2"], args["epsilon"]
-        l2, keep_prob, validation_split = args["l2"], args["keep_prob"], args["validation_split"]
-        patience, min_delta, verbose = args["patience"], args["min_delta"], args["verbose"]
-
-        X = self._check_X(X)
-        Y = self._encode_y(y, X.shape[0])
-        rng = np.random.default_rng(None if self.seed is None else [int(self.seed), 1])
-        Xv = Yv = None
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise TypeError("validation_data must be a tuple (X_val, y_val)")
-            Xv = self._check_X(validation_data[0], "validation_data[0]")
-            Yv = self._encode_y(validation_data[1], Xv.shape[0], "validation_data[1]")
-        elif validation_split > 0:
-            n_val = int(round(validation_split * X.shape[0]))
-            if n_val < 1 or n_val >= X.shape[0]:
-                raise ValueError(f"validation_split={validation_split} leaves {n_val} validation "
-                                 f"samples out of {X.shape[0]}; need at least one on each side")
-            perm = rng.permutation(X.shape[0])
-            Xv, Yv = X[perm[:n_val]], Y[perm[:n_val]]
-            X, Y = np.ascontiguousarray(X[perm[n_val:]]), np.ascontiguousarray(Y[perm[n_val:]])
-
-        m = X.shape[0]
-        if batch_size is None:
-            batch = m
-        else:
-            batch = check_positive_int(batch_size, "batch_size")
-            if batch > m:
-                raise ValueError(f"batch_size must be between 1 and the number of training samples "
-                                 f"({m}); got {batch}")
-        if not warm_start:
-            self.reset()
-        if self._optimizer != optimizer:
-            size = self._theta.size
-            self._v = np.zeros(size if optimizer in ("momentum", "adam") else 0, self.dtype)
-            self._s = np.zeros(size if optimizer in ("rmsprop", "adam") else 0, self.dtype)
-            self._t = 0
-            self._optimizer = optimizer
-
-        dropout_seed = int(self.seed) if self.seed is not None else int(rng.integers(2**62))
-        threads = fit_threads(self.layer_dims, batch, self.backend)
-        engine = ENGINES[self.backend](
-            self.layer_dims, self.activations, self.negative_slope, self.dtype, batch, m,
-            optimizer, l2, beta, beta1, beta2, epsilon, keep_prob, dropout_seed,
-            threads=threads.kernel_threads)
-        weights = engine.batch_sizes() / m
-        history = History()
-        self.history_ = history
-        progress = _Progress(epochs, verbose)
-        snapshot = self._snapshot()
-        best = (np.inf, None, None)
-        waited = 0
-        no_order = np.empty(0, np.int64)
-        threads.__enter__()
+        config = FitConfig(epochs, learning_rate, batch_size, optimizer, beta, beta1, beta2,
+                           epsilon, l2, keep_prob, lr_schedule, validation_split, early_stopping,
+                           patience, min_delta, shuffle, verbose)
+        callbacks = list(callbacks or ())
+        if not self._fit_lock.acquire(blocking=False):
+            raise RuntimeError("this DeepNet is being fitted in another thread; one fit at a "
+                               "time per network (predict is safe meanwhile)")
         try:
-            for epoch in range(epochs):
-                start = time.perf_counter()
-                lr = rate_at(schedule, epoch, lr0)
-                order = rng.permutation(m) if (shuffle and batch < m) else no_order
-                costs, failed = engine.epoch(self._theta, self._v, self._s, self._t, X, Y,
-                                             order, lr)
-                if failed >= 0:
-                    self._restore(snapshot)
-                    raise DivergenceError(epoch, learning_rate=lr)
-                self._t += engine.n_batches
-                cost = float(costs @ weights)
-                val_cost, val_metric = self._validation(Xv, Yv)
-                history._append(cost, lr, time.perf_counter() - start, val_cost, **val_metric)
-                snapshot = self._snapshot(snapshot)
-                progress.update(epoch, cost, val_cost)
-                if early_stopping:
-                    monitored = cost if val_cost is None else val_cost
-                    if monitored < best[0] - min_delta:
-                        best, waited = (monitored, epoch, self._snapshot()), 0
-                    else:
-                        waited += 1
-                        if waited >= patience:
-                            history.stopped_epoch = epoch
-                            break
-        except KeyboardInterrupt:
-            # The epoch in flight may have updated part of the parameters: go
-            # back to the end of the last completed epoch.
-            self._restore(snapshot)
-            history._truncate(len(history.cost))
-            history.interrupted = True
-            warnings.warn(f"training interrupted after {len(history.cost)} complete epochs; "
-                          "the model holds the parameters of the last complete epoch",
-                          RuntimeWarning, stacklevel=2)
+            try:
+                session = self._session(X, y, config, callbacks, warm_start, validation_data,
+                                        client, workers, sync_every, scale_learning_rate)
+            except KeyboardInterrupt:
+                # Before the session exists nothing has changed: say so, as run() would.
+                history = History()
+                history.interrupted = True
+                warnings.warn("training interrupted during set-up; the model is unchanged",
+                              RuntimeWarning, stacklevel=2)
+                self.history_ = history
+                return history
+            self.history_ = session.history
+            return session.run()
         finally:
-            threads.__exit__(None, None, None)
-            progress.close()
-        if early_stopping and best[2] is not None:
-            self._restore(best[2])
-            history.best_epoch = best[1]
-        return history
+            self._fit_lock.release()
 
-    def _validation(self, Xv, Yv):
-        """Validation cost and ``{"val_accuracy" or "val_r2": value}`` (None without data)."""
-        name = "val_r2" if self.output_activation == "identity" else "val_accuracy"
-        if Xv is None:
-            return None, {name: None}
-        Pv = self._output(Xv)
-        cost = R.compute_cost(Pv, np.ascontiguousarray(Yv.T), self.output_activation)
-        return cost, {name: _score(Pv.T, Yv, self.output_activation)}
+    def _session(self, X, y, config, callbacks, warm_start, validation_data, client, workers,
+                 sync_every, scale_learning_rate):
+        """The training session of one ``fit``; the network takes its state."""
+        state = self._state if warm_start else self._fresh_state()
+        if is_dask(X) or is_dask(y):
+            from .distributed import fit_dask
+            session = fit_dask(self.architecture, self.backend, state, config, X, y,
+                               seed=self.seed, callbacks=callbacks,
+                               validation_data=validation_data, client=client, workers=workers,
+                               sync_every=sync_every, scale_learning_rate=scale_learning_rate)
+        else:
+            X = self._rows(X)
+            Y = self._targets(y, X.shape[0])
+            validation = self._validation_rows(validation_data)
+            session = TrainingSession.local(self.architecture, self.backend, state, config, X, Y,
+                                            validation, seed=self.seed, callbacks=callbacks)
+        self._state = state
+        return session
+
+    def _validation_rows(self, validation_data):
+        """``(X_val, y_val)`` as checked rows and encoded targets, or None."""
+        if validation_data is None:
+            return None
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise TypeError("validation_data must be a tuple (X_val, y_val)")
+        Xv = self._rows(validation_data[0], "validation_data[0]")
+        return Xv, self._targets(validation_data[1], Xv.shape[0], "validation_data[1]")
 
     def partial_fit(self, X, y, *, learning_rate=0.0075, optimizer="gd", **kwargs):
         """One pass over ``(X, y)`` as a single batch, continuing from the
-        current parameters and optimizer state (for streaming data).
+        current parameters, optimizer state and shuffle stream (for streaming data).
 
         Returns
         -------
@@ -457,103 +357,62 @@ class DeepNet:
         """
         history = self.fit(X, y, epochs=1, learning_rate=learning_rate, optimizer=optimizer,
                            verbose=0, warm_start=True, **kwargs)
+        if history.interrupted:
+            return float("nan")
         return history.cost[0]
-
-    def _snapshot(self, into=None):
-        if into is None:
-            return (self._theta.copy(), self._v.copy(), self._s.copy(), self._t)
-        np.copyto(into[0], self._theta)
-        np.copyto(into[1], self._v)
-        np.copyto(into[2], self._s)
-        return into[:3] + (self._t,)
-
-    def _restore(self, snapshot):
-        np.copyto(self._theta, snapshot[0])
-        np.copyto(self._v, snapshot[1])
-        np.copyto(self._s, snapshot[2])
-        self._t = snapshot[3]
 
     # ------------------------------------------------------------ files
 
     def save(self, path):
         """Write the model to ``path`` (a pickle-free ``.npz``; see
         :mod:`deepnet_fast.serialization`). The write is atomic."""
-        from .serialization import save_model
-        save_model(self, path)
+        from .serialization import write_model
+        write_model(path, self._description(), self.parameters)
+
+    def _description(self):
+        return {
+            "layer_dims": self.layer_dims,
+            "hidden_activation": (self.hidden_activation if isinstance(self.hidden_activation, str)
+                                  else list(self.hidden_activation)),
+            "output_activation": self.output_activation,
+            "dtype": self.dtype.name,
+            "negative_slope": self.negative_slope,
+            "seed": self.seed,
+        }
 
 
-def check_fit_args(epochs, learning_rate, optimizer, beta, beta1, beta2, epsilon, l2, keep_prob,
-                   lr_schedule, validation_split, patience, min_delta, verbose):
-    """Validate the hyperparameters of ``fit`` (shared with the dask trainer)."""
-    return dict(
-        epochs=check_positive_int(epochs, "epochs"),
-        lr0=check_real(learning_rate, "learning_rate", low=0.0, low_open=True),
-        optimizer=check_choice(optimizer, "optimizer", OPTIMIZERS),
-        beta=check_real(beta, "beta", low=0.0, high=1.0, high_open=True),
-        beta1=check_real(beta1, "beta1", low=0.0, high=1.0, high_open=True),
-        beta2=check_real(beta2, "beta2", low=0.0, high=1.0, high_open=True),
-        epsilon=check_real(epsilon, "epsilon", low=0.0, low_open=True),
-        l2=check_real(l2, "l2", low=0.0),
-        keep_prob=check_real(keep_prob, "keep_prob", low=0.0, low_open=True, high=1.0),
-        schedule=get_schedule(lr_schedule),
-        validation_split=check_real(validation_split, "validation_split", low=0.0, high=1.0,
-                                    high_open=True),
-        patience=check_positive_int(patience, "patience"),
-        min_delta=check_real(min_delta, "min_delta", low=0.0),
-        verbose=check_positive_int(verbose, "verbose", minimum=0),
-    )
+def load(path):
+    """Read a model written by :meth:`DeepNet.save`.
+
+    Raises
+    ------
+    ModelFileError
+        For a truncated, corrupted, tampered, wrong-version or inconsistent file.
+    FileNotFoundError, IsADirectoryError
+    """
+    from .exceptions import ModelFileError
+    from .serialization import read_model
+
+    meta, arrays = read_model(path)
+    try:
+        return DeepNet(meta["layer_dims"], meta["hidden_activation"], meta["output_activation"],
+                       init=arrays, seed=meta.get("seed"), dtype=meta["dtype"],
+                       negative_slope=meta["negative_slope"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path!s} describes an invalid network: {exc}") from None
 
 
-def _is_dask(obj):
-    # Checked by module name so that dask is never imported for in-memory data.
-    return type(obj).__module__.split(".")[0] in ("dask", "dask_expr")
-
-
-def _score(P, Y, output_activation):
-    """P, Y of shape (n_samples, nL)."""
-    if output_activation == "softmax":
-        return float(np.mean(np.argmax(P, axis=1) == np.argmax(Y, axis=1)))
-    if output_activation == "sigmoid":
-        return float(np.mean(np.all((P > 0.5) == (Y > 0.5), axis=1)))
-    ss_res = np.sum((Y - P) ** 2, axis=0, dtype=np.float64)
-    ss_tot = np.sum((Y - Y.mean(axis=0)) ** 2, axis=0, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r2 = np.where(ss_tot > 0, 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1), 0.0)
-    return float(np.mean(r2))
-
-
-class _Progress:
-    """A tqdm bar (when tqdm is installed) plus about ten cost lines."""
-
-    def __init__(self, epochs, verbose):
-        self.epochs, self.verbose = epochs, verbose
-        self.every = 1 if verbose >= 2 else max(1, epochs // 10)
-        self.bar = None
-        if verbose == 1 and epochs > 1:
-            try:
-                from tqdm.auto import tqdm
-            except ImportError:
-                tqdm = None
-            if tqdm is not None:
-                # disable=None: no bar when stderr is not a terminal (CI logs, pipes).
-                self.bar = tqdm(total=epochs, unit="epoch", leave=False, mininterval=0.25,
-                                disable=None)
-
-    def update(self, epoch, cost, val_cost, label=None):
-        """``epoch`` counts the bar's steps; ``label`` names it in the line."""
-        if self.verbose == 0:
-            return
-        if self.bar is not None:
-            self.bar.update(1)
-        if epoch % self.every == 0 or epoch == self.epochs - 1:
-            line = f"Cost after {label or f'epoch {epoch}'}: {cost:.6f}"
-            if val_cost is not None:
-                line += f"  validation cost: {val_cost:.6f}"
-            if self.bar is not None:
-                self.bar.write(line)
-            else:
-                print(line, flush=True)
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
+def _hidden_activations(hidden_activation, n_layers):
+    """One checked name per hidden layer."""
+    if isinstance(hidden_activation, str):
+        return (check_choice(hidden_activation, "hidden_activation", HIDDEN_ACTIVATIONS),) * (n_layers - 1)
+    if not isinstance(hidden_activation, (list, tuple)):
+        raise TypeError(f"hidden_activation must be a name from {list(HIDDEN_ACTIVATIONS)} or a "
+                        f"list of {n_layers - 1} such names; got {_shown(hidden_activation)}")
+    hidden = tuple(hidden_activation)
+    if len(hidden) != n_layers - 1:
+        raise ValueError(f"hidden_activation must be one name or {n_layers - 1} names (one per "
+                         f"hidden layer); got {len(hidden)}")
+    for i, a in enumerate(hidden):
+        check_choice(a, f"hidden_activation[{i}]", HIDDEN_ACTIVATIONS)
+    return hidden

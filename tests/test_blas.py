@@ -10,6 +10,9 @@ import pytest
 
 import deepnet_fast as dn
 from deepnet_fast import engines
+from deepnet_fast.architecture import Architecture
+from deepnet_fast.config import FitConfig
+from deepnet_fast.state import TrainingState
 from deepnet_fast import params as flat
 from deepnet_fast.initialization import initialize_parameters
 from deepnet_fast.kernels import blas as kblas
@@ -59,12 +62,13 @@ def _epoch_theta(dtype):
     X = rng.standard_normal((m, dims[0])).astype(dtype)
     Y = np.eye(3, dtype=dtype)[rng.integers(0, 3, m)]
     theta = flat.pack(initialize_parameters(dims, "he", seed=4), dims, dtype)
-    eng = engines.CompiledEngine(dims, acts, 0.0, dtype, batch, m, "adam", 0.0, 0.9, 0.9,
-                                 0.999, 1e-8)
-    v, s = np.zeros_like(theta), np.zeros_like(theta)
-    costs, failed = eng.epoch(theta, v, s, 0, X, Y, rng.permutation(m), 0.01)
+    arch = Architecture(tuple(dims), acts, 0.0, np.dtype(dtype))
+    eng = engines.CompiledEngine(arch, FitConfig(optimizer="adam"), batch, m)
+    state = TrainingState(theta)
+    state.use_optimizer("adam")
+    costs, failed = eng.epoch(state, X, Y, rng.permutation(m), 0.01)
     assert failed == -1
-    return theta, costs.copy()
+    return state.theta, costs.copy()
 
 
 @pytest.mark.skipif(not HAVE_MKL, reason="the mkl package is not installed")

@@ -108,7 +108,7 @@ def test_one_chunk_fit_equals_in_memory_fit_full_batch(cluster_of_two, digits):
     net = _net()
     h = net.fit(da.from_array(X, chunks=-1), da.from_array(y, chunks=-1), **kw)
     assert len(h.shards) == 1
-    np.testing.assert_array_equal(net._theta, ref._theta)
+    np.testing.assert_array_equal(net.training_state.theta, ref.training_state.theta)
     assert h.cost == h_ref.cost
 
 
@@ -121,13 +121,13 @@ def test_one_worker_fit_equals_in_memory_fit_minibatch_adam_dropout_validation(c
     h_ref = ref.fit(X, y, **kw)
     worker = sorted(cluster_of_two.nthreads())[0]
     net = _net()
-    h = ddist.fit_dask(net, da.from_array(X, chunks=400), da.from_array(y, chunks=400),
+    h = net.fit(da.from_array(X, chunks=400), da.from_array(y, chunks=400),
                        workers=[worker], **kw)
     assert [s["worker"] for s in h.shards] == [worker]
-    np.testing.assert_array_equal(net._theta, ref._theta)
-    np.testing.assert_array_equal(net._v, ref._v)
-    np.testing.assert_array_equal(net._s, ref._s)
-    assert net._t == ref._t
+    np.testing.assert_array_equal(net.training_state.theta, ref.training_state.theta)
+    np.testing.assert_array_equal(net.training_state.v, ref.training_state.v)
+    np.testing.assert_array_equal(net.training_state.s, ref.training_state.s)
+    assert net.training_state.t == ref.training_state.t
     assert h.cost == h_ref.cost
     assert h.val_cost == h_ref.val_cost
 
@@ -143,8 +143,8 @@ def test_one_worker_dataframe_fit_equals_in_memory_fit(cluster_of_two, digits):
     ref.fit(X, y, **kw)
     worker = sorted(cluster_of_two.nthreads())[0]
     net = _net()
-    ddist.fit_dask(net, ddf.drop(columns="label"), ddf["label"], workers=[worker], **kw)
-    np.testing.assert_array_equal(net._theta, ref._theta)
+    net.fit(ddf.drop(columns="label"), ddf["label"], workers=[worker], **kw)
+    np.testing.assert_array_equal(net.training_state.theta, ref.training_state.theta)
     labels = net.predict(ddf.drop(columns="label"))
     assert isinstance(labels, da.Array)
     np.testing.assert_array_equal(labels.compute(), ref.predict(X))
@@ -257,7 +257,7 @@ def test_bad_arguments_raise_like_fit(cluster_of_two, digits):
     X, y = digits
     Xd, yd = da.from_array(X, chunks=600), da.from_array(y, chunks=600)
     net = _net()
-    before = net._theta.copy()
+    before = net.training_state.theta.copy()
     with pytest.raises(ValueError, match="sync_every"):
         net.fit(Xd, yd, sync_every=0)
     with pytest.raises(ValueError, match="batch_size"):
@@ -266,7 +266,7 @@ def test_bad_arguments_raise_like_fit(cluster_of_two, digits):
         net.fit(Xd[:, :10], yd)
     with pytest.raises(ValueError, match="class labels"):
         net.fit(Xd, yd + 1, epochs=1, verbose=0)   # label 10 has no output unit
-    np.testing.assert_array_equal(net._theta, before)
+    np.testing.assert_array_equal(net.training_state.theta, before)
 
 
 def test_divergence_keeps_the_last_averaged_parameters(cluster_of_two, digits):
@@ -275,7 +275,7 @@ def test_divergence_keeps_the_last_averaged_parameters(cluster_of_two, digits):
     with pytest.raises(DivergenceError):
         net.fit(da.from_array(X * 1e150, chunks=600), da.from_array(y, chunks=600), epochs=3,
                 learning_rate=1.0, verbose=0)
-    assert np.all(np.isfinite(net._theta))
+    assert np.all(np.isfinite(net.training_state.theta))
 
 
 # ---------------------------------------------------------------- faults
@@ -300,7 +300,7 @@ def test_worker_killed_mid_fit_recovers_with_identical_parameters(cluster_of_two
     kw = dict(epochs=8, sync_every=2, learning_rate=0.01, batch_size=32, optimizer="adam",
               verbose=0)
     ref = _net()
-    h_ref = ddist.fit_dask(ref, Xd, yd, **kw)
+    h_ref = ref.fit(Xd, yd, **kw)
 
     pids = _worker_pids(client)
     net = _net()
@@ -319,17 +319,17 @@ def test_worker_killed_mid_fit_recovers_with_identical_parameters(cluster_of_two
         return rate
 
     try:
-        history = ddist.fit_dask(net, Xd, yd, lr_schedule=schedule, **kw)
+        history = net.fit(Xd, yd, lr_schedule=schedule, **kw)
     except ddist.DistributedTrainingError:
         # Allowed by the contract; the model must then hold a complete round.
-        assert np.all(np.isfinite(net._theta))
+        assert np.all(np.isfinite(net.training_state.theta))
         assert len(net.history_.cost) < 4
         return
     assert killed
     assert max(r["attempts"] for r in history.rounds) >= 2
     assert len(history.cost) == 4
     assert [s["chunks"] for s in history.shards] == [s["chunks"] for s in h_ref.shards]
-    np.testing.assert_array_equal(net._theta, ref._theta)
+    np.testing.assert_array_equal(net.training_state.theta, ref.training_state.theta)
 
 
 def test_round_that_cannot_complete_raises_and_keeps_last_average(cluster_of_two, digits,
@@ -348,7 +348,7 @@ def test_round_that_cannot_complete_raises_and_keeps_last_average(cluster_of_two
     yd = da.concatenate([da.from_delayed(f, (len(r),), y.dtype) for f, r in zip(fy, rows)])
     kw = dict(learning_rate=0.01, batch_size=32, optimizer="adam", verbose=0)
     ref = _net()
-    ddist.fit_dask(ref, Xd, yd, epochs=3, **kw)
+    ref.fit(Xd, yd, epochs=3, **kw)
 
     pids = _worker_pids(client)
     net = _net()
@@ -359,13 +359,13 @@ def test_round_that_cannot_complete_raises_and_keeps_last_average(cluster_of_two
         return rate
 
     with pytest.raises(ddist.DistributedTrainingError, match="round 3") as info:
-        ddist.fit_dask(net, Xd, yd, epochs=6, lr_schedule=schedule, **kw)
+        net.fit(Xd, yd, epochs=6, lr_schedule=schedule, **kw)
     assert isinstance(info.value, RuntimeError)
     assert info.value.round == 3 and info.value.epochs_done == 3
     assert len(net.history_.cost) == 3
-    np.testing.assert_array_equal(net._theta, ref._theta)
-    np.testing.assert_array_equal(net._v, ref._v)
-    assert net._t == ref._t
+    np.testing.assert_array_equal(net.training_state.theta, ref.training_state.theta)
+    np.testing.assert_array_equal(net.training_state.v, ref.training_state.v)
+    assert net.training_state.t == ref.training_state.t
 
 
 # ---------------------------------------------------------------- sequential (dask-ml)

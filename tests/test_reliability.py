@@ -110,12 +110,12 @@ def test_ctrl_c_keeps_the_last_completed_epoch(data, backend, monkeypatch):
     original = engines.ENGINES[backend].epoch
     calls = {"n": 0}
 
-    def epoch(self, theta, *args, **kwargs):
+    def epoch(self, state, *args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 3:
-            theta[:5] = 123.0  # half-done work that must be rolled back
+            state.theta[:5] = 123.0  # half-done work that must be rolled back
             raise KeyboardInterrupt
-        return original(self, theta, *args, **kwargs)
+        return original(self, state, *args, **kwargs)
 
     monkeypatch.setattr(engines.ENGINES[backend], "epoch", epoch)
     net = dn.DeepNet([20, 8, 3], "relu", "softmax", seed=3, backend=backend)

@@ -7,7 +7,10 @@ import pytest
 import deepnet_fast as dn
 from deepnet_fast import engines, threads
 from deepnet_fast import params as flat
+from deepnet_fast.architecture import Architecture
+from deepnet_fast.config import FitConfig
 from deepnet_fast.initialization import initialize_parameters
+from deepnet_fast.state import TrainingState
 from deepnet_fast.kernels.blas import gemm
 
 CONFIGS = {
@@ -38,26 +41,24 @@ def _problem(name, dtype, seed=0):
 
 
 def _run_epochs(engine, theta, X, Y, epochs, lr, shuffle_seed):
-    theta = theta.copy()
-    size = theta.size
-    v = np.zeros(size if engine.optimizer in ("momentum", "adam") else 0, theta.dtype)
-    s = np.zeros(size if engine.optimizer in ("rmsprop", "adam") else 0, theta.dtype)
+    state = TrainingState(theta.copy())
+    state.use_optimizer(engine.config.optimizer)
     rng = np.random.default_rng(shuffle_seed)
     costs = []
-    t = 0
-    for _ in range(epochs):
+    for k in range(epochs):
         order = rng.permutation(X.shape[0]) if engine.batch_size < X.shape[0] else \
             np.empty(0, np.int64)
-        c, failed = engine.epoch(theta, v, s, t, X, Y, order, lr)
+        c, failed = engine.epoch(state, X, Y, order, lr)
         assert failed == -1
+        assert state.t == (k + 1) * engine.n_batches
         costs.append(c.copy())
-        t += engine.n_batches
-    return theta, np.concatenate(costs)
+    return state.theta, np.concatenate(costs)
 
 
 def _engine(kind, dims, acts, dtype, batch, m, optimizer, l2, keep_prob, threads=1):
-    return engines.ENGINES[kind](dims, acts, 0.1, dtype, batch, m, optimizer, l2, 0.9, 0.9,
-                                 0.999, 1e-8, keep_prob, 5, threads=threads)
+    arch = Architecture(tuple(dims), tuple(acts), 0.1, np.dtype(dtype))
+    config = FitConfig(optimizer=optimizer, l2=l2, keep_prob=keep_prob)
+    return engines.ENGINES[kind](arch, config, batch, m, 5, threads=threads)
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
@@ -102,18 +103,19 @@ def test_threaded_epoch_reports_the_diverging_batch_and_skips_its_update():
     dims, acts, X, Y, batch, theta0 = _problem("relu-softmax", np.float64)
     m = X.shape[0]
     eng = _engine("compiled", dims, acts, np.float64, batch, m, "gd", 0.0, 1.0, 2)
-    theta = theta0.copy()
+    state = TrainingState(theta0.copy())
+    state.use_optimizer("gd")
     X = X.copy()
     X[25] = np.inf                         # sample 25 lies in batch 2
-    empty = np.empty(0)
-    costs, failed = eng.epoch(theta, empty, empty, 0, X, Y, np.empty(0, np.int64), 0.05)
-    assert failed == 2
-    assert np.isfinite(theta).all()
+    costs, failed = eng.epoch(state, X, Y, np.empty(0, np.int64), 0.05)
+    assert failed == 2 and state.t == 2
+    assert np.isfinite(state.theta).all()
     # Batches 0 and 1 were applied, exactly as on one thread.
     ser = _engine("compiled", dims, acts, np.float64, batch, m, "gd", 0.0, 1.0, 1)
-    theta1 = theta0.copy()
-    assert ser.epoch(theta1, empty, empty, 0, X, Y, np.empty(0, np.int64), 0.05)[1] == 2
-    np.testing.assert_allclose(theta, theta1, rtol=1e-12, atol=1e-15)
+    one = TrainingState(theta0.copy())
+    one.use_optimizer("gd")
+    assert ser.epoch(one, X, Y, np.empty(0, np.int64), 0.05)[1] == 2
+    np.testing.assert_allclose(state.theta, one.theta, rtol=1e-12, atol=1e-15)
 
 
 def test_fit_splits_large_batches_between_threads_and_matches_reference(monkeypatch):
@@ -141,7 +143,7 @@ def test_threaded_prediction_matches_one_thread(dtype, rtol, m, parts, blas_libr
     from deepnet_fast.kernels.training_threaded import predict_output_threaded
     dims, acts, X, _, _, theta = _problem("sigmoid-deep", dtype, seed=2)
     X = np.vstack([X, X])[:m]
-    d, codes, offW, offb = engines.kernel_arrays(dims, acts)
+    d, codes, offW, offb = Architecture(tuple(dims), acts, 0.1, np.dtype(dtype)).kernel_arrays
     args = (X, d, codes, dtype(0.1), theta, offW, offb, 7)    # chunks of 7 rows
     split = predict_output_threaded(*args, parts)
     assert split.shape == (dims[-1], m) and split.dtype == np.dtype(dtype)

@@ -24,10 +24,12 @@ Per-epoch model averaging
    shuffling with its own random stream, and returns them; the client averages
    parameters and moments weighted by the shards' rows.
 
-Everything else stays on the client and follows ``DeepNet.fit``: argument
-checks, the learning-rate schedule, validation, early stopping, progress and
-the :class:`~deepnet_fast.History`, which gets one entry per round (per epoch
-with the default ``sync_every=1``). A round's cost is the row-weighted mean of
+Everything else stays on the client, in the same
+:class:`~deepnet_fast.session.TrainingSession` that ``DeepNet.fit`` runs (this
+module only gives it a runner whose step is a round): argument checks, the
+learning-rate schedule, the divergence guard, validation, early stopping and
+other callbacks, progress and the :class:`~deepnet_fast.History`, which gets
+one entry per round (per epoch with the default ``sync_every=1``). A round's cost is the row-weighted mean of
 the costs of the epochs the workers ran in it. ``batch_size=None`` means each
 worker's whole shard; a batch larger than a shard is cut to the shard.
 ``scale_learning_rate=True`` multiplies the learning rate by the number of
@@ -115,7 +117,6 @@ cost 15× the compute here), sample weights.
 """
 
 import time
-import warnings
 
 import dask
 import numpy as np
@@ -123,11 +124,10 @@ from distributed import get_client
 from distributed.comm import CommClosedError
 
 from .._validation import check_positive_int
-from ..exceptions import DivergenceError
 from ..history import History
-from ..network import _Progress
-from ..schedules import rate_at
-from ._inference import _inference_copy, predict_dask, score_dask
+from ..inputs import check_rows
+from ..session import TrainingSession
+from ._inference import predict_dask, score_dask
 from ._placement import _assign_chunks, _Data, _Shards
 
 __all__ = ["fit_dask", "predict_dask", "score_dask", "DistributedTrainingError",
@@ -163,21 +163,6 @@ class DistributedTrainingError(RuntimeError):
             "fit again with warm_start=True to continue.")
 
 
-def _check_fit_args(epochs, learning_rate, batch_size, optimizer, beta, beta1, beta2, epsilon,
-                    l2, keep_prob, lr_schedule, validation_split, patience, min_delta, verbose,
-                    sync_every, scale_learning_rate):
-    """The checks of ``DeepNet.fit``, plus the dask options."""
-    from ..network import check_fit_args
-
-    out = check_fit_args(epochs, learning_rate, optimizer, beta, beta1, beta2, epsilon, l2,
-                         keep_prob, lr_schedule, validation_split, patience, min_delta, verbose)
-    out["sync_every"] = check_positive_int(sync_every, "sync_every")
-    out["batch"] = None if batch_size is None else check_positive_int(batch_size, "batch_size")
-    if not isinstance(scale_learning_rate, (bool, np.bool_)):
-        raise TypeError(f"scale_learning_rate must be True or False; got {scale_learning_rate!r}")
-    return out
-
-
 def _resolve_client(client):
     if client is not None:
         return client
@@ -188,22 +173,44 @@ def _resolve_client(client):
                          "(e.g. Client(LocalCluster(...))) or pass client=...") from None
 
 
-def fit_dask(net, X, y, *, client=None, workers=None, sync_every=1, scale_learning_rate=False,
-             epochs=1000, learning_rate=0.0075, batch_size=None, optimizer="gd", beta=0.9,
-             beta1=0.9, beta2=0.999, epsilon=1e-8, l2=0.0, keep_prob=1.0, lr_schedule=None,
-             validation_data=None, validation_split=0.0, early_stopping=False, patience=10,
-             min_delta=0.0, shuffle=True, verbose=1, warm_start=False):
-    """Train ``net`` on dask data by per-epoch model averaging (see the module docstring).
+def _resolve_workers(client, workers):
+    alive = sorted(client.nthreads())
+    if workers is None:
+        workers = alive
+    else:
+        workers = [workers] if isinstance(workers, str) else list(workers)
+        unknown = [w for w in workers if w not in alive]
+        if unknown or not workers:
+            raise ValueError(f"workers must name workers of the cluster {alive}; got {workers}")
+    if not workers:
+        raise ValueError("the dask cluster has no workers")
+    return workers
 
-    ``DeepNet.fit`` calls this for dask input; the arguments not listed are
-    those of :meth:`DeepNet.fit`, with the same meaning.
+
+def fit_dask(arch, backend, state, config, X, y, *, seed=None, callbacks=(),
+             validation_data=None, client=None, workers=None, sync_every=1,
+             scale_learning_rate=False):
+    """The training session of ``DeepNet.fit`` on dask data: per-epoch model
+    averaging (see the module docstring).
+
+    ``DeepNet.fit`` calls this for dask input and runs the session it returns.
 
     Parameters
     ----------
-    net : DeepNet
+    arch : Architecture
+    backend : str
+    state : TrainingState
+        The network's training state (continued or fresh); averaged rounds
+        are written into it.
+    config : FitConfig
     X : dask array or DataFrame of shape (n_samples, n_features)
     y : dask array, Series or DataFrame (or an ndarray) of shape (n_samples,)
         or (n_samples, n_outputs)
+    seed : int or None
+        The network's seed (shards' streams and dropout masks derive from it).
+    callbacks : sequence of Callback
+    validation_data : tuple (X_val, y_val), optional
+        In memory or dask; brought to the client.
     client : distributed.Client, optional
         Default: ``distributed.get_client()``.
     workers : list of str, optional
@@ -215,203 +222,161 @@ def fit_dask(net, X, y, *, client=None, workers=None, sync_every=1, scale_learni
 
     Returns
     -------
-    History
-        One entry per round; ``history.shards`` and ``history.rounds`` hold
+    TrainingSession
+        Its ``run()`` trains; ``history.shards`` and ``history.rounds`` hold
         set-up and per-round facts.
-
-    Raises
-    ------
-    DivergenceError
-        When a worker's cost or gradient becomes NaN or infinite.
-    DistributedTrainingError
-        When a round cannot be completed (workers lost for good).
     """
-    a = _check_fit_args(epochs, learning_rate, batch_size, optimizer, beta, beta1, beta2,
-                        epsilon, l2, keep_prob, lr_schedule, validation_split, patience,
-                        min_delta, verbose, sync_every, scale_learning_rate)
+    sync_every = check_positive_int(sync_every, "sync_every")
+    if not isinstance(scale_learning_rate, (bool, np.bool_)):
+        raise TypeError(f"scale_learning_rate must be True or False; got {scale_learning_rate!r}")
     client = _resolve_client(client)
-    alive = sorted(client.nthreads())
-    if workers is None:
-        workers = alive
-    else:
-        workers = [workers] if isinstance(workers, str) else list(workers)
-        unknown = [w for w in workers if w not in alive]
-        if unknown or not workers:
-            raise ValueError(f"workers must name workers of the cluster {alive}; got {workers}")
-    if not workers:
-        raise ValueError("the dask cluster has no workers")
+    workers = _resolve_workers(client, workers)
+    dims = arch.layer_dims
 
-    Xv = Yv = None
+    validation = None
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise TypeError("validation_data must be a tuple (X_val, y_val)")
         Xv, yv = dask.compute(*validation_data, scheduler=client)
-        Xv = net._check_X(Xv, "validation_data[0]")
-        Yv = net._encode_y(yv, Xv.shape[0], "validation_data[1]")
+        Xv = check_rows(Xv, dims[0], arch.dtype, "validation_data[0]")
+        validation = (Xv, arch.head.encode(yv, Xv.shape[0], dims[-1], arch.dtype,
+                                           "validation_data[1]"))
 
-    data = _Data(client, X, y, net.layer_dims[0])
+    data = _Data(client, X, y, dims[0])
     who = client.who_has(data.X)
     groups = _assign_chunks(data.rows, [who.get(f.key, []) for f in data.X], workers)
     shard_rows = [sum(data.rows[i] for i in chunks) for _, chunks in groups]
     if not groups:
         raise ValueError(f"X must contain at least one sample; got shape ({data.n_samples}, "
-                         f"{net.layer_dims[0]})")
+                         f"{dims[0]})")
     n_val = [0] * len(groups)
-    if Xv is None and a["validation_split"] > 0:
-        total = int(round(a["validation_split"] * data.n_samples))
-        n_val = [int(round(a["validation_split"] * m)) for m in shard_rows]
+    if validation is None and config.validation_split > 0:
+        split = config.validation_split
+        total = int(round(split * data.n_samples))
+        n_val = [int(round(split * m)) for m in shard_rows]
         if total < 1 or total >= data.n_samples or sum(n_val) < 1 or any(
                 v >= m for v, m in zip(n_val, shard_rows)):
-            raise ValueError(f"validation_split={a['validation_split']} leaves {total} validation "
-                             f"samples out of {data.n_samples} (shards of {shard_rows} rows); "
-                             "need at least one on each side in every shard")
+            raise ValueError(f"validation_split={split} leaves {total} validation samples out "
+                             f"of {data.n_samples} (shards of {shard_rows} rows); need at "
+                             "least one on each side in every shard")
     m = data.n_samples - sum(n_val)
-    if a["batch"] is not None and a["batch"] > m:
+    if config.batch_size is not None and config.batch_size > m:
         raise ValueError(f"batch_size must be between 1 and the number of training samples "
-                         f"({m}); got {a['batch']}")
+                         f"({m}); got {config.batch_size}")
 
-    if net.seed is None:
+    if seed is None:
         base = int(np.random.SeedSequence().entropy)
         dropout_seed = int(np.random.default_rng(base).integers(2**62))
     else:
-        base = int(net.seed)
+        base = int(seed)
         dropout_seed = base
-    config = dict(batch=a["batch"], optimizer=a["optimizer"], l2=a["l2"], beta=a["beta"],
-                  beta1=a["beta1"], beta2=a["beta2"], epsilon=a["epsilon"],
-                  keep_prob=a["keep_prob"], dropout_seed=dropout_seed, shuffle=bool(shuffle),
-                  seed_keys=[[base, 1] if r == 0 else [base, 1, r] for r in range(len(groups))])
-    shards = _Shards(client, data, groups, _inference_copy(net), config, n_val)
+    shard_config = dict(batch=config.batch_size, shuffle=config.shuffle,
+                        dropout_seed=dropout_seed,
+                        seed_keys=[[base, 1] if r == 0 else [base, 1, r]
+                                   for r in range(len(groups))])
+    # The schedule stays on the client (a lambda would not pickle): workers get rates.
+    spec = (arch, backend, config.replace(lr_schedule=None))
+    shards = _Shards(client, data, groups, spec, shard_config, n_val)
     del data  # the shards hold the data now: release the chunks we persisted
     try:
-        if not warm_start:
-            net.reset()
-        if net._optimizer != a["optimizer"]:
-            size = net._theta.size
-            net._v = np.zeros(size if a["optimizer"] in ("momentum", "adam") else 0, net.dtype)
-            net._s = np.zeros(size if a["optimizer"] in ("rmsprop", "adam") else 0, net.dtype)
-            net._t = 0
-            net._optimizer = a["optimizer"]
-        if Xv is None and sum(n_val) > 0:
+        if validation is None and sum(n_val) > 0:
             parts = [p for p in shards.validation if p[0] is not None and p[0].shape[0]]
-            Xv = np.concatenate([p[0] for p in parts])
-            Yv = np.concatenate([p[1] for p in parts])
+            validation = (np.concatenate([p[0] for p in parts]),
+                          np.concatenate([p[1] for p in parts]))
         shards.validation = None
-        return _train(net, shards, a, Xv, Yv, early_stopping, scale_learning_rate)
-    finally:
+        history = History()
+        history.shards = [dict(info, worker=w, chunks=c)
+                          for info, w, c in zip(shards.info, shards.workers, shards.chunks)]
+        history.rounds = []
+        history.sync_every = sync_every
+        runner = _DaskRunner(shards, sync_every, len(shards) if scale_learning_rate else 1,
+                             history)
+        return TrainingSession(arch, backend, state, config, runner, validation, callbacks,
+                               history)
+    except BaseException:
         shards.close()
+        raise
 
 
-def _train(net, shards, a, Xv, Yv, early_stopping, scale_learning_rate):
-    n = len(shards)
-    weights = np.asarray(shards.rows, np.float64) / sum(shards.rows)
-    scale = n if scale_learning_rate else 1
-    rounds = -(-a["epochs"] // a["sync_every"])
-    history = History()
-    history.shards = [dict(info, worker=w, chunks=c)
-                      for info, w, c in zip(shards.info, shards.workers, shards.chunks)]
-    history.rounds = []
-    history.sync_every = a["sync_every"]
-    net.history_ = history
-    progress = _RoundProgress(rounds, a["sync_every"], a["verbose"])
-    best = (np.inf, None, None)
-    waited = 0
-    acc = np.empty(net._theta.size, np.float64)
-    epoch = 0
-    try:
-        for rnd in range(rounds):
-            start = time.perf_counter()
-            k = min(a["sync_every"], a["epochs"] - epoch)
-            rates = [rate_at(a["schedule"], e, a["lr0"]) * scale for e in range(epoch, epoch + k)]
-            results = {}
-            attempts = 0
-            deadline = None
-            while len(results) < n:
-                attempts += 1
-                if attempts > MAX_ATTEMPTS:
-                    raise DistributedTrainingError(
-                        rnd, epoch, f"workers were lost in {MAX_ATTEMPTS} attempts")
-                calls = {r: shards.submit(r, net._theta, net._v, net._s, net._t, rates)
-                         for r in range(n) if r not in results}
-                try:
-                    done, lost = shards.collect(calls)
-                except (OSError, CommClosedError) as exc:
-                    raise DistributedTrainingError(rnd, epoch, f"the cluster failed ({exc!r})") \
-                        from exc
-                results.update(done)
-                if lost:
-                    deadline = deadline or time.monotonic() + RECOVERY_TIMEOUT
-                    problem = shards.recover(lost, deadline, RECOVERY_TIMEOUT)
-                    if problem:
-                        raise DistributedTrainingError(rnd, epoch, problem)
-            ordered = [results[r] for r in range(n)]
-            failed = [(res[8], r) for r, res in enumerate(ordered) if res[8] >= 0]
-            if failed:
-                e = epoch + min(failed)[0]
-                raise DivergenceError(e, learning_rate=rates[e - epoch])
-            # An update can overflow after the last finite gradient of an epoch;
-            # averages of finite values stay finite.
-            if not all(np.isfinite(res[0]).all() for res in ordered):
-                raise DivergenceError(epoch + k - 1, what="parameters", learning_rate=rates[-1])
-            _average(net, ordered, weights, acc)
-            shards.rng_states = [res[5] for res in ordered]
-            cost = float(sum(w * float(np.mean(res[4])) for w, res in zip(weights, ordered)))
-            epoch += k
-            val_cost, val_metric = net._validation(Xv, Yv)
-            wall = time.perf_counter() - start
-            history._append(cost, rates[0], wall, val_cost, **val_metric)
-            history.rounds.append({"wall": wall, "compute": [res[6] for res in ordered],
-                                   "workers": [res[7] for res in ordered],
-                                   "shard_workers": list(shards.workers),
-                                   "epochs": k, "attempts": attempts})
-            progress.update(rnd, cost, val_cost, last_epoch=epoch - 1)
-            if early_stopping:
-                monitored = cost if val_cost is None else val_cost
-                if monitored < best[0] - a["min_delta"]:
-                    best, waited = (monitored, rnd, net._snapshot()), 0
-                else:
-                    waited += 1
-                    if waited >= a["patience"]:
-                        history.stopped_epoch = rnd
-                        break
-    except KeyboardInterrupt:
-        # Nothing is applied until a round's average: the model already holds
-        # the parameters of the last complete round. (A runner call in flight
-        # cannot be cancelled; it finishes on its worker and is dropped.)
-        history.interrupted = True
-        warnings.warn(f"training interrupted after {len(history.cost)} complete rounds; "
-                      "the model holds the parameters averaged after the last complete round",
-                      RuntimeWarning, stacklevel=3)
-    finally:
-        progress.close()
-    if early_stopping and best[2] is not None:
-        net._restore(best[2])
-        history.best_epoch = best[1]
-    return history
+class _DaskRunner:
+    """A session's runner whose step is one round on every shard (see the
+    module docstring): ``sync_every`` epochs per worker, then the average."""
 
+    def __init__(self, shards, sync_every, rate_scale, history):
+        self.shards = shards
+        self.epochs_per_step = sync_every
+        self.rate_scale = rate_scale
+        self.history = history
+        self.weights = np.asarray(shards.rows, np.float64) / sum(shards.rows)
+        self.round = self.epochs_done = 0
+        self._acc = None
 
-def _average(net, results, weights, acc):
-    """Row-weighted mean of the workers' parameters and moments, into the network."""
-    steps = sum(w * res[3] for w, res in zip(weights, results))
-    for slot, target in ((0, net._theta), (1, net._v), (2, net._s)):
-        if target.size == 0:
-            continue
-        if len(results) == 1:
-            np.copyto(target, results[0][slot])
-            continue
-        acc.fill(0.0)
-        for w, res in zip(weights, results):
-            acc += w * res[slot]
-        np.copyto(target, acc, casting="same_kind")
-    net._t += int(round(steps))
+    def open(self):
+        pass
 
+    def close(self):
+        self.shards.close()
 
-class _RoundProgress(_Progress):
-    """``DeepNet.fit``'s progress, counting rounds of ``sync_every`` epochs."""
+    def label(self, step, epoch):
+        return None if self.epochs_per_step == 1 else f"round {step} (epoch {epoch})"
 
-    def __init__(self, rounds, sync_every, verbose):
-        super().__init__(rounds, verbose)
-        self.sync_every = sync_every
+    def run(self, state, rates):
+        """One round at ``rates`` (one per epoch); averages into ``state``.
 
-    def update(self, rnd, cost, val_cost, last_epoch=None):
-        label = None if self.sync_every == 1 else f"round {rnd} (epoch {last_epoch})"
-        super().update(rnd, cost, val_cost, label)
+        Returns (row-weighted mean cost of the round's epochs, the offset of
+        the first diverged epoch or -1).
+        """
+        shards, n = self.shards, len(self.shards)
+        start = time.perf_counter()
+        results, attempts, deadline = {}, 0, None
+        while len(results) < n:
+            attempts += 1
+            if attempts > MAX_ATTEMPTS:
+                raise DistributedTrainingError(
+                    self.round, self.epochs_done, f"workers were lost in {MAX_ATTEMPTS} attempts")
+            calls = {r: shards.submit(r, state.theta, state.v, state.s, state.t, rates)
+                     for r in range(n) if r not in results}
+            try:
+                done, lost = shards.collect(calls)
+            except (OSError, CommClosedError) as exc:
+                raise DistributedTrainingError(self.round, self.epochs_done,
+                                               f"the cluster failed ({exc!r})") from exc
+            results.update(done)
+            if lost:
+                deadline = deadline or time.monotonic() + RECOVERY_TIMEOUT
+                problem = shards.recover(lost, deadline, RECOVERY_TIMEOUT)
+                if problem:
+                    raise DistributedTrainingError(self.round, self.epochs_done, problem)
+        ordered = [results[r] for r in range(n)]
+        failed = [res[8] for res in ordered if res[8] >= 0]
+        if failed:
+            return np.nan, min(failed)
+        self._average(state, ordered)
+        shards.rng_states = [res[5] for res in ordered]
+        cost = float(sum(w * float(np.mean(res[4])) for w, res in zip(self.weights, ordered)))
+        self.history.rounds.append({"wall": time.perf_counter() - start,
+                                    "compute": [res[6] for res in ordered],
+                                    "workers": [res[7] for res in ordered],
+                                    "shard_workers": list(shards.workers),
+                                    "epochs": len(rates), "attempts": attempts})
+        self.round += 1
+        self.epochs_done += len(rates)
+        return cost, -1
+
+    def _average(self, state, results):
+        """Row-weighted mean of the workers' parameters and moments, into ``state``."""
+        steps = sum(w * res[3] for w, res in zip(self.weights, results))
+        for slot, target in ((0, state.theta), (1, state.v), (2, state.s)):
+            if target.size == 0:
+                continue
+            if len(results) == 1:
+                np.copyto(target, results[0][slot])
+                continue
+            if self._acc is None:
+                self._acc = np.empty(state.theta.size, np.float64)
+            acc = self._acc
+            acc.fill(0.0)
+            for w, res in zip(self.weights, results):
+                acc += w * res[slot]
+            np.copyto(target, acc, casting="same_kind")
+        state.t += int(round(steps))

@@ -11,7 +11,7 @@ import numpy as np
 from distributed import KilledWorker, futures_of, wait
 from distributed.comm import CommClosedError
 
-from ..network import _is_dask
+from ..inputs import is_dask
 from ._inference import _frame_to_array
 from ._worker import _build_shard, _describe, _RoundRunner
 
@@ -28,8 +28,8 @@ class _Data:
 
     def __init__(self, client, X, y, n_features):
         self.client = client
-        Xa = _frame_to_array(X) if _is_dask(X) else None
-        ya = _frame_to_array(y) if _is_dask(y) else None
+        Xa = _frame_to_array(X) if is_dask(X) else None
+        ya = _frame_to_array(y) if is_dask(y) else None
         if Xa is not None:
             Xa = self._columns_whole(Xa, "X", 2)
             if not np.isnan(Xa.shape[1]) and Xa.shape[1] != n_features:
@@ -131,7 +131,7 @@ def _assign_chunks(rows, holders, workers):
 class _Shards:
     """The client's handle on the shards: futures, locations and random streams."""
 
-    def __init__(self, client, data, groups, net, config, n_val):
+    def __init__(self, client, data, groups, spec, config, n_val):
         self.client = client
         self.token = uuid.uuid4().hex[:12]
         self.futures, self.workers, self.rows = [], [], []
@@ -141,7 +141,7 @@ class _Shards:
                        dropout_seed=(config["dropout_seed"] + rank * _GOLDEN) % 2**62)
             del cfg["seed_keys"]
             self.futures.append(client.submit(
-                _build_shard, net, [data.X[i] for i in chunks], [data.y[i] for i in chunks],
+                _build_shard, spec, [data.X[i] for i in chunks], [data.y[i] for i in chunks],
                 rank, cfg, key=f"deepnet-shard-{self.token}-{rank}", workers=[worker],
                 allow_other_workers=True, pure=False))
             self.workers.append(worker)

@@ -8,6 +8,8 @@ import numpy as np
 from distributed import get_worker
 
 from ..engines import ENGINES
+from ..inputs import check_rows
+from ..state import TrainingState
 from ..threads import fit_threads
 
 
@@ -18,8 +20,8 @@ class _Shard:
     engine and the lock are rebuilt if dask ever pickles the shard (spilling).
     """
 
-    def __init__(self, net, X, Y, rank, config):
-        self.net, self.X, self.Y, self.rank, self.config = net, X, Y, rank, config
+    def __init__(self, spec, X, Y, rank, config):
+        self.spec, self.X, self.Y, self.rank, self.config = spec, X, Y, rank, config
         self.Xv = self.Yv = None
         self.info = {}
         self._setstate_extras()
@@ -44,17 +46,16 @@ class _Shard:
     @property
     def engine(self):
         if self._engine is None:
-            net, c, m = self.net, self.config, self.X.shape[0]
+            (arch, backend, fit_config), c = self.spec, self.config
+            m = self.X.shape[0]
             batch = m if c["batch"] is None else min(c["batch"], m)
             # As many threads as the worker has (one for small networks);
             # entering self.threads sets BLAS's pool to match.
-            self.threads = fit_threads(net.layer_dims, batch, net.backend,
+            self.threads = fit_threads(arch.layer_dims, batch, backend,
                                        available=c.get("numba_threads", 1))
-            self._engine = ENGINES[net.backend](
-                net.layer_dims, net.activations, net.negative_slope, net.dtype, batch, m,
-                c["optimizer"], c["l2"], c["beta"], c["beta1"], c["beta2"], c["epsilon"],
-                c["keep_prob"], c["dropout_seed"], threads=self.threads.kernel_threads)
-            self.weights = self._engine.batch_sizes() / m
+            self._engine = ENGINES[backend](arch, fit_config, batch, m, c["dropout_seed"],
+                                            threads=self.threads.kernel_threads)
+            self.weights = self._engine.batch_weights()
             if c["shuffle"] and batch < m:
                 self.arange = np.arange(m, dtype=np.int64)
                 self.order = np.empty(m, np.int64)
@@ -70,7 +71,7 @@ def _worker_threads():
     return int(getattr(state, "nthreads", 1))
 
 
-def _build_shard(net, X_blocks, y_blocks, rank, config):
+def _build_shard(spec, X_blocks, y_blocks, rank, config):
     """Set-up task: concatenate this worker's chunks once into an aligned shard."""
     start = time.perf_counter()
     threads = _worker_threads()
@@ -82,8 +83,9 @@ def _build_shard(net, X_blocks, y_blocks, rank, config):
     y = y_blocks[0] if len(y_blocks) == 1 else np.concatenate(y_blocks)
     if hasattr(y, "to_numpy"):
         y = y.to_numpy()
-    X = net._check_X(X)
-    Y = net._encode_y(y, X.shape[0])
+    arch = spec[0]
+    X = check_rows(X, arch.layer_dims[0], arch.dtype)
+    Y = arch.head.encode(y, X.shape[0], arch.layer_dims[-1], arch.dtype)
     Xv = Yv = None
     if config["n_val"] > 0:
         # As DeepNet.fit: the first draw of the shard's stream picks the held-out rows.
@@ -96,9 +98,9 @@ def _build_shard(net, X_blocks, y_blocks, rank, config):
     else:
         rng_state = np.random.default_rng(config["seed_key"]).bit_generator.state
     # Writable too: Numba types read-only arrays apart and would compile again.
-    X = np.require(X, net.dtype, requirements="CAW")
-    Y = np.require(Y, net.dtype, requirements="CAW")
-    shard = _Shard(net, X, Y, rank, config)
+    X = np.require(X, arch.dtype, requirements="CAW")
+    Y = np.require(Y, arch.dtype, requirements="CAW")
+    shard = _Shard(spec, X, Y, rank, config)
     shard.Xv, shard.Yv = Xv, Yv
     warm = time.perf_counter()
     _warm_up(shard)
@@ -111,19 +113,17 @@ def _build_shard(net, X_blocks, y_blocks, rank, config):
 def _warm_up(shard):
     """Compile (or load from the cache) the epoch kernel on one batch."""
     engine = shard.engine
-    if shard.net.backend != "compiled":
+    arch, backend, fit_config = shard.spec
+    if backend != "compiled":
         return
     b = engine.batch_size
-    theta = np.zeros_like(shard.net._theta)
-    size = theta.size
-    opt = shard.config["optimizer"]
-    v = np.zeros(size if opt in ("momentum", "adam") else 0, theta.dtype)
-    s = np.zeros(size if opt in ("rmsprop", "adam") else 0, theta.dtype)
+    state = TrainingState(np.zeros(arch.n_parameters, arch.dtype))
+    state.use_optimizer(fit_config.optimizer)
     order = shard.order[:b] if shard.order.size else shard.order
     if order.size:
         order[:] = np.arange(b)
     with shard.threads:
-        engine.epoch(theta, v, s, 0, shard.X[:b], shard.Y[:b], order, 1e-3)
+        engine.epoch(state, shard.X[:b], shard.Y[:b], order, 1e-3)
 
 
 def _describe(shard):
@@ -156,20 +156,20 @@ def _run_round(shard, theta, v, s, t, rates, rng_state):
             rng = np.random.Generator(np.random.PCG64())
             rng.bit_generator.state = rng_state
         costs = np.empty(len(rates))
-        steps, failed = 0, -1
+        state = TrainingState.of(theta, v, s, t)
+        failed = -1
         with shard.threads:
             for k, lr in enumerate(rates):
                 if rng is not None:
-                    # Same draws as rng.permutation(m) in DeepNet.fit, without allocating.
+                    # Same draws as rng.permutation(m) in a local fit, without allocating.
                     np.copyto(shard.order, shard.arange)
                     rng.shuffle(shard.order)
-                batch_costs, bad = engine.epoch(theta, v, s, t + steps, shard.X, shard.Y,
-                                                shard.order, lr)
+                batch_costs, bad = engine.epoch(state, shard.X, shard.Y, shard.order, lr)
                 if bad >= 0:
                     failed = k
                     break
-                steps += engine.n_batches
                 costs[k] = batch_costs @ shard.weights
+        steps = state.t - t
         new_state = rng.bit_generator.state if rng is not None else rng_state
         return (theta, v, s, steps, costs, new_state, time.perf_counter() - start,
                 get_worker().address, failed)

@@ -1,0 +1,72 @@
+"""``Architecture``: what a network computes, as one immutable value.
+
+Layer sizes, the activation of every layer, leaky ReLU's slope and the dtype
+are all that the engines, the training session, prediction and the model
+files need to know of a network; :class:`~deepnet_fast.DeepNet` builds its
+``architecture`` once and hands that around instead of itself.
+"""
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from . import params as flat
+from .registry import ACTIVATIONS, OUTPUT_HEADS
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A checked network description (see :class:`~deepnet_fast.DeepNet`).
+
+    Attributes
+    ----------
+    layer_dims : tuple of int
+        ``(n0, n1, ..., nL)``.
+    activations : tuple of str
+        One name per layer, the output activation last.
+    negative_slope : float
+    dtype : numpy.dtype
+    """
+
+    layer_dims: tuple
+    activations: tuple
+    negative_slope: float
+    dtype: np.dtype
+
+    @property
+    def n_layers(self):
+        return len(self.layer_dims) - 1
+
+    @property
+    def head(self):
+        """The :class:`~deepnet_fast.heads.OutputHead` of the output activation."""
+        return OUTPUT_HEADS[self.activations[-1]]
+
+    @property
+    def n_parameters(self):
+        return int(self.layout[2])
+
+    @cached_property
+    def layout(self):
+        """``(offW, offb, size)`` of the flat parameter vector (:func:`params.layout`)."""
+        return flat.layout(self.layer_dims)
+
+    @cached_property
+    def kernel_arrays(self):
+        """The integer arrays the kernels describe the network with: layer
+        sizes, activation codes, and where each W[l] and b[l] starts in the
+        flat vector."""
+        offW, offb, _ = self.layout
+        codes = np.asarray([ACTIVATIONS[a] for a in self.activations], dtype=np.int64)
+        return np.asarray(self.layer_dims, dtype=np.int64), codes, offW, offb
+
+    @cached_property
+    def slope(self):
+        """``negative_slope`` as a scalar of the network's dtype (for the kernels)."""
+        return self.dtype.type(self.negative_slope)
+
+    def multiply_adds(self, n_samples):
+        """Multiply-adds of one forward pass over ``n_samples`` samples."""
+        dims = self.layer_dims
+        return n_samples * sum(a * b for a, b in zip(dims[:-1], dims[1:]))

@@ -1,0 +1,219 @@
+"""Output heads: what an output activation means, in one object per output type.
+
+An output activation fixes four things that the training API, the estimators,
+the dask code and the command line all need: how targets are encoded for it,
+which loss it is trained on (its canonical loss, by the kernels' code), how a
+prediction is decided from its output, and which score rates it. Each head
+holds all four, so that none of them is re-derived elsewhere (as
+scikit-learn's ``_multilayer_perceptron`` decides its output type once).
+
+Scores are computed from *parts* (sums over a block of samples) that
+:meth:`OutputHead.merge` combines, so that the in-memory score and the
+block-by-block score of dask data follow one rule.
+"""
+
+import numpy as np
+
+from ._validation import as_float_array
+from .kernels import activations as kact
+
+
+class OutputHead:
+    """Base class; see the module docstring.
+
+    Attributes
+    ----------
+    name : str
+        The output activation's public name.
+    code : int
+        Its activation code in :mod:`deepnet_fast.kernels.activations`.
+    loss_code : int
+        The code of its canonical loss in :mod:`deepnet_fast.kernels.losses`.
+    loss : str
+        The loss's name, for messages and docs.
+    score_name : str
+        ``"accuracy"`` or ``"r2"``: the name of :meth:`score` in histories.
+    min_units : int
+        Fewest output units the head can work with.
+    target_range : tuple of float or None
+        Closed interval the encoded targets must lie in.
+    """
+
+    name = code = loss_code = loss = score_name = None
+    min_units = 1
+    target_range = None
+
+    def __repr__(self):
+        return f"<output head {self.name!r}: {self.loss}, scored by {self.score_name}>"
+
+    # ------------------------------------------------------------ targets
+
+    def encode(self, y, n_samples, n_units, dtype, name="y"):
+        """Targets as a C-contiguous ``(n_samples, n_units)`` array of ``dtype``.
+
+        Parameters
+        ----------
+        y : array-like of shape (n_samples,) or (n_samples, n_units)
+        n_samples, n_units : int
+        dtype : numpy dtype
+        name : str
+            The argument's name in error messages.
+        """
+        y_arr = _numeric(y, name)
+        if y_arr.shape[:1] != (n_samples,):
+            raise ValueError(f"{name} must have {n_samples} rows, one per sample of X; "
+                             f"got shape {y_arr.shape}")
+        if y_arr.ndim == 1:
+            y_arr = y_arr.reshape(-1, 1)
+        if y_arr.ndim != 2 or y_arr.shape[1] != n_units:
+            raise ValueError(f"{name} must have shape ({n_samples},) or ({n_samples}, {n_units}) "
+                             f"for {n_units} output unit(s); got {np.shape(y)}")
+        Y = as_float_array(y_arr, name, ndim=2, dtype=dtype, finite=True)
+        if self.target_range is not None and Y.size:
+            low, high = self.target_range
+            if Y.min() < low or Y.max() > high:
+                raise ValueError(f"{name} must lie in [{low:g}, {high:g}] for a {self.name} "
+                                 f"output; got values from {Y.min():g} to {Y.max():g}")
+        return np.ascontiguousarray(Y)
+
+    # ------------------------------------------------------------ predictions
+
+    def decide(self, P):
+        """Predictions from the outputs ``P`` of shape (n_samples, n_units)."""
+        raise NotImplementedError
+
+    def prediction_kind(self, n_units, dtype):
+        """dtype and number of dimensions of :meth:`decide`'s result."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ scores
+
+    def parts(self, P, Y):
+        """Sums over a block of samples from which :meth:`merge` gives the score."""
+        raise NotImplementedError
+
+    def merge(self, parts):
+        """The score of all the blocks whose :meth:`parts` are given."""
+        raise NotImplementedError
+
+    def score(self, P, Y):
+        """The head's score of outputs ``P`` against encoded targets ``Y``
+        (both of shape (n_samples, n_units))."""
+        return self.merge([self.parts(P, Y)])
+
+
+class _Classification(OutputHead):
+    score_name = "accuracy"
+
+    def correct(self, P, Y):
+        raise NotImplementedError
+
+    def parts(self, P, Y):
+        return P.shape[0], int(np.sum(self.correct(P, Y)))
+
+    def merge(self, parts):
+        return float(sum(p[1] for p in parts) / sum(p[0] for p in parts))
+
+
+class SigmoidHead(_Classification):
+    """Independent 0/1 outputs (binary or multi-label), binary cross-entropy;
+    a unit predicts 1 where its output exceeds 0.5; accuracy is exact match."""
+
+    name, code, loss_code = "sigmoid", kact.SIGMOID, kact.SIGMOID
+    loss = "binary cross-entropy"
+    target_range = (0.0, 1.0)
+
+    def decide(self, P):
+        labels = (P > 0.5).astype(np.int64)
+        return labels[:, 0] if labels.shape[1] == 1 else labels
+
+    def prediction_kind(self, n_units, dtype):
+        return np.dtype(np.int64), 1 if n_units == 1 else 2
+
+    def correct(self, P, Y):
+        return np.all((P > 0.5) == (Y > 0.5), axis=1)
+
+
+class SoftmaxHead(_Classification):
+    """One class per sample, categorical cross-entropy; the prediction is the
+    index of the largest output. Targets are class indices or one-hot rows."""
+
+    name, code, loss_code = "softmax", kact.SOFTMAX, kact.SOFTMAX
+    loss = "categorical cross-entropy"
+    min_units = 2
+    target_range = (0.0, 1.0)
+
+    def encode(self, y, n_samples, n_units, dtype, name="y"):
+        y_arr = _numeric(y, name)
+        if y_arr.ndim != 1:
+            return super().encode(y_arr, n_samples, n_units, dtype, name)
+        if y_arr.shape[0] != n_samples:
+            raise ValueError(f"{name} must have {n_samples} rows, one per sample of X; "
+                             f"got shape {y_arr.shape}")
+        if y_arr.dtype.kind == "f":
+            if not np.all(np.isfinite(y_arr)):
+                raise ValueError(f"{name} must not contain NaN or infinity")
+            if np.any(y_arr != np.round(y_arr)):
+                raise ValueError(f"{name} must hold integer class labels 0..{n_units - 1} "
+                                 "for a softmax output")
+        labels = y_arr.astype(np.int64)
+        if n_samples and (labels.min() < 0 or labels.max() >= n_units):
+            raise ValueError(f"{name} must hold class labels in 0..{n_units - 1} (the softmax "
+                             f"output has {n_units} units); got labels from {labels.min()} to "
+                             f"{labels.max()}")
+        Y = np.zeros((n_samples, n_units), dtype=dtype)
+        Y[np.arange(n_samples), labels] = 1
+        return Y
+
+    def decide(self, P):
+        return np.argmax(P, axis=1)
+
+    def prediction_kind(self, n_units, dtype):
+        return np.dtype(np.int64), 1
+
+    def correct(self, P, Y):
+        return np.argmax(P, axis=1) == np.argmax(Y, axis=1)
+
+
+class IdentityHead(OutputHead):
+    """Real-valued outputs, ½·squared error; the prediction is the output
+    itself; the score is R² averaged over the outputs."""
+
+    name, code, loss_code = "identity", kact.IDENTITY, kact.IDENTITY
+    loss = "squared error"
+    score_name = "r2"
+
+    def decide(self, P):
+        return P[:, 0] if P.shape[1] == 1 else P
+
+    def prediction_kind(self, n_units, dtype):
+        return np.dtype(dtype), 1 if n_units == 1 else 2
+
+    def parts(self, P, Y):
+        mean = Y.mean(axis=0, dtype=np.float64)
+        return (Y.shape[0], mean, np.sum((Y - mean) ** 2, axis=0, dtype=np.float64),
+                np.sum((Y - P) ** 2, axis=0, dtype=np.float64))
+
+    def merge(self, parts):
+        """R² from per-block (n, mean, Σ(y - mean)², Σ(y - p)²), merging the
+        blocks' spreads with Chan's update (no cancellation in Σy² - (Σy)²/n)."""
+        n, mean, m2, ss_res = parts[0]
+        for nb, mean_b, m2_b, res_b in parts[1:]:
+            delta = mean_b - mean
+            total = n + nb
+            mean = mean + delta * (nb / total)
+            m2 = m2 + m2_b + delta ** 2 * (n * nb / total)
+            ss_res = ss_res + res_b
+            n = total
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r2 = np.where(m2 > 0, 1 - ss_res / np.where(m2 > 0, m2, 1), 0.0)
+        return float(np.mean(r2))
+
+
+def _numeric(y, name):
+    y_arr = np.asarray(y)
+    if y_arr.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must be numeric; got dtype {y_arr.dtype}"
+                        + (" (use DeepNetClassifier for string labels)"
+                           if y_arr.dtype.kind in "UO" else ""))
+    return y_arr

@@ -1,0 +1,255 @@
+"""``TrainingSession``: one fit's orchestration, in one place.
+
+Every way of training drives a session: ``DeepNet.fit`` and ``partial_fit``,
+the scikit-learn estimators (through ``fit`` with callbacks), and the dask
+trainer (with a runner that sends each step to the cluster). The session
+owns what a fit needs besides the arithmetic, and the guarantees that go with
+it:
+
+- the *runner* that does the arithmetic of a step: :class:`LocalRunner` (an
+  engine of :mod:`deepnet_fast.engines`, one kernel call per epoch, over the
+  data in memory, shuffled by the state's stream), or the dask runner
+  (a round of ``sync_every`` epochs on every worker, then an average);
+- the learning-rate schedule, the validation cost and score, the
+  :class:`~deepnet_fast.History`, the progress display and the callbacks
+  (early stopping is one: :class:`~deepnet_fast.callbacks.EarlyStopping`);
+- the divergence guard: a step whose cost or gradient is not finite, or
+  after which the parameters are not, raises
+  :class:`~deepnet_fast.DivergenceError` with the state back at the end of
+  the last finite step, so that no model ever holds NaN or infinity;
+- interrupts: Ctrl-C at any moment of ``run`` (set-up included) ends the fit
+  with the state of the last complete step and ``history.interrupted``.
+
+This is umap's ``layouts.py`` arrangement: the Python loop owns the
+configuration and the reporting, the compiled function the arithmetic.
+"""
+
+import time
+import warnings
+
+import numpy as np
+
+from . import reference as R
+from .callbacks import EarlyStopping
+from .engines import ENGINES, predict_output
+from .exceptions import DivergenceError
+from .history import History
+from .progress import Progress
+from .schedules import rate_at
+from .threads import fit_threads
+
+
+class LocalRunner:
+    """Epochs over data in memory, one engine call each.
+
+    Parameters
+    ----------
+    arch : Architecture
+    backend : str
+        A key of :data:`~deepnet_fast.engines.ENGINES`.
+    config : FitConfig
+    X, Y : ndarray
+        Checked rows and encoded targets of the network's dtype, C-contiguous.
+    rng : numpy.random.Generator
+        The stream that shuffles each epoch (the state's).
+    dropout_seed : int
+    """
+
+    epochs_per_step = 1
+    rate_scale = 1
+
+    def __init__(self, arch, backend, config, X, Y, rng, dropout_seed):
+        m = X.shape[0]
+        batch = m if config.batch_size is None else config.batch_size
+        if batch > m:
+            raise ValueError(f"batch_size must be between 1 and the number of training "
+                             f"samples ({m}); got {batch}")
+        self.arch, self.backend, self.config = arch, backend, config
+        self.X, self.Y, self.rng = X, Y, rng
+        self.batch, self.dropout_seed = batch, dropout_seed
+        self.shuffled = config.shuffle and batch < m
+        self.engine = self.threads = None
+        self._no_order = np.empty(0, np.int64)
+
+    def open(self):
+        """Allocate the engine's buffers and set the thread pools (in ``run``'s
+        ``try``, so that an interrupt here is handled like any other)."""
+        self.threads = fit_threads(self.arch.layer_dims, self.batch, self.backend)
+        self.engine = ENGINES[self.backend](self.arch, self.config, self.batch, self.X.shape[0],
+                                            self.dropout_seed, threads=self.threads.kernel_threads)
+        self._weights = self.engine.batch_weights()
+        self.threads.__enter__()
+
+    def close(self):
+        if self.threads is not None:
+            self.threads.__exit__(None, None, None)
+            self.threads = None
+
+    def run(self, state, rates):
+        """One epoch at ``rates[0]``; returns (cost, index of a failed epoch or -1)."""
+        order = self.rng.permutation(self.X.shape[0]) if self.shuffled else self._no_order
+        costs, failed = self.engine.epoch(state, self.X, self.Y, order, rates[0])
+        return (float(costs @ self._weights) if failed < 0 else np.nan), (0 if failed >= 0 else -1)
+
+    def label(self, step, epoch):
+        return None
+
+
+class TrainingSession:
+    """One fit (see the module docstring).
+
+    Parameters
+    ----------
+    arch : Architecture
+    backend : str
+        Backend of the validation predictions (and of a local runner).
+    state : TrainingState
+        Updated in place; its optimizer is set to ``config.optimizer``.
+    config : FitConfig
+    runner : LocalRunner or a runner with the same methods
+    validation : tuple (Xv, Yv) or None
+        Checked rows and encoded targets.
+    callbacks : sequence of Callback
+        ``config.early_stopping`` adds an :class:`EarlyStopping` with its
+        ``patience`` and ``min_delta``.
+    history : History, optional
+        To fill (the dask trainer gives one with its own fields).
+    """
+
+    def __init__(self, arch, backend, state, config, runner, validation=None, callbacks=(),
+                 history=None):
+        self.arch, self.backend, self.state, self.config = arch, backend, state, config
+        self.runner = runner
+        self.validation = validation
+        self.callbacks = list(callbacks)
+        if config.early_stopping:
+            self.callbacks.append(EarlyStopping(patience=config.patience,
+                                                min_delta=config.min_delta))
+        self.history = History() if history is None else history
+        self.epoch = 0
+        limit = np.finfo(arch.dtype).max
+        if config.learning_rate >= limit:
+            raise ValueError(f"learning_rate must be a finite number of the model's dtype "
+                             f"({arch.dtype.name}, below {limit:.3g}); got {config.learning_rate:g}")
+
+    @classmethod
+    def local(cls, arch, backend, state, config, X, Y, validation=None, *, seed=None,
+              callbacks=()):
+        """A session over data in memory; holds out ``config.validation_split``
+        of ``(X, Y)`` (drawn from the state's stream) when no ``validation`` is
+        given."""
+        if validation is None and config.validation_split > 0:
+            n = X.shape[0]
+            n_val = int(round(config.validation_split * n))
+            if n_val < 1 or n_val >= n:
+                raise ValueError(f"validation_split={config.validation_split} leaves {n_val} "
+                                 f"validation samples out of {n}; need at least one on each side")
+            perm = state.rng.permutation(n)
+            validation = (X[perm[:n_val]], Y[perm[:n_val]])
+            X, Y = np.ascontiguousarray(X[perm[n_val:]]), np.ascontiguousarray(Y[perm[n_val:]])
+        dropout_seed = int(seed) if seed is not None else int(state.rng.integers(2**62))
+        runner = LocalRunner(arch, backend, config, X, Y, state.rng, dropout_seed)
+        return cls(arch, backend, state, config, runner, validation, callbacks)
+
+    # ------------------------------------------------------------ state
+
+    def snapshot(self, into=None):
+        """A copy of the training state (see :meth:`TrainingState.snapshot`)."""
+        return self.state.snapshot(into)
+
+    def restore(self, snap, stream=True):
+        """Go back to ``snap``; ``stream=False`` keeps the shuffle stream where it is."""
+        self.state.restore(snap, stream)
+
+    # ------------------------------------------------------------ the loop
+
+    def run(self):
+        """Train for ``config.epochs`` epochs (or until a callback stops it).
+
+        Returns
+        -------
+        History
+
+        Raises
+        ------
+        DivergenceError
+            The state then holds the last finite step.
+        """
+        config, runner, history = self.config, self.runner, self.history
+        steps = -(-config.epochs // runner.epochs_per_step)
+        progress = None
+        self._last = None
+        try:
+            self._last = self.state.snapshot()
+            self.state.use_optimizer(config.optimizer)
+            runner.open()
+            progress = Progress(steps, config.verbose)
+            for cb in self.callbacks:
+                cb.on_train_begin(self)
+            for step in range(steps):
+                if self._step(step, progress):
+                    break
+        except KeyboardInterrupt:
+            # A step in flight may have updated part of the parameters: go back
+            # to the end of the last complete one.
+            if self._last is not None:
+                self.state.restore(self._last)
+            history.interrupted = True
+            warnings.warn(f"training interrupted after {len(history.cost)} complete epochs; "
+                          "the model holds the parameters of the last complete epoch",
+                          RuntimeWarning, stacklevel=3)
+        finally:
+            runner.close()
+            if progress is not None:
+                progress.close()
+        for cb in self.callbacks:
+            cb.on_train_end(self)
+        return history
+
+    def _step(self, step, progress):
+        """One step (an epoch, or a round of distributed training); returns
+        whether a callback asked to stop."""
+        config, state = self.config, self.state
+        k = min(self.runner.epochs_per_step, config.epochs - self.epoch)
+        rates = [self._rate(e) for e in range(self.epoch, self.epoch + k)]
+        start = time.perf_counter()
+        cost, failed = self.runner.run(state, rates)
+        if failed >= 0:
+            state.restore(self._last)
+            raise DivergenceError(self.epoch + failed, learning_rate=rates[failed])
+        if not state.is_finite():
+            # An update can overflow after the last finite gradient of a step.
+            state.restore(self._last)
+            raise DivergenceError(self.epoch + k - 1, what="parameters",
+                                  learning_rate=rates[-1])
+        self.epoch += k
+        val_cost, val_score = self._validate()
+        logs = {"cost": cost, "learning_rate": rates[0], "time": time.perf_counter() - start,
+                "val_cost": val_cost, f"val_{self.arch.head.score_name}": val_score}
+        self.history._append(cost, rates[0], logs["time"], val_cost,
+                             **{f"val_{self.arch.head.score_name}": val_score})
+        self._last = state.snapshot(self._last)
+        progress.update(step, cost, val_cost, self.runner.label(step, self.epoch - 1))
+        stop = False
+        for cb in self.callbacks:
+            stop = bool(cb.on_epoch_end(step, logs)) or stop
+        return stop
+
+    def _rate(self, epoch):
+        rate = rate_at(self.config.lr_schedule, epoch, self.config.learning_rate)
+        rate *= self.runner.rate_scale
+        if rate >= np.finfo(self.arch.dtype).max:
+            raise ValueError(f"the learning rate of epoch {epoch} ({rate:g}) does not fit in "
+                             f"the model's dtype {self.arch.dtype.name}")
+        return rate
+
+    def _validate(self):
+        """Validation cost and score of the current parameters (None, None without data)."""
+        if self.validation is None:
+            return None, None
+        Xv, Yv = self.validation
+        A = predict_output(self.arch, self.backend, self.state.theta, Xv)
+        head = self.arch.head
+        cost = R.compute_cost(A, np.ascontiguousarray(Yv.T), head.name)
+        return cost, head.score(A.T, Yv)
+

@@ -1,0 +1,103 @@
+"""``TrainingState``: what one network carries from one fit to the next.
+
+The flat parameter vector, the optimizer's moments and step counter, and the
+random stream that shuffles the mini-batches (and draws the validation split).
+``fit(warm_start=True)`` and ``partial_fit`` continue all four; a cold fit
+starts them afresh. The training session updates a state in place, and takes
+snapshots of it to go back to (after a diverging epoch, an interrupt, or to
+the best epoch of early stopping).
+"""
+
+import numpy as np
+
+from .registry import OPTIMIZERS
+
+
+class TrainingState:
+    """Parameters, optimizer moments, step counter and shuffle stream.
+
+    Parameters
+    ----------
+    theta : ndarray of shape (n_parameters,)
+        The flat parameter vector (see :mod:`deepnet_fast.params`); used in place.
+    seed : int or None
+        Seeds the shuffle stream (``numpy.random.default_rng([seed, 1])``).
+
+    Attributes
+    ----------
+    theta : ndarray
+    optimizer : str or None
+        The optimizer whose moments ``v`` and ``s`` hold (None: none yet).
+    v, s : ndarray
+        First and second moments, as long as ``theta`` where the optimizer
+        keeps them, else empty.
+    t : int
+        Optimizer steps taken (Adam's bias correction counts from it).
+    rng : numpy.random.Generator
+    """
+
+    def __init__(self, theta, seed=None):
+        self.theta = theta
+        self.rng = np.random.default_rng(None if seed is None else [int(seed), 1])
+        self.optimizer = None
+        self.v = self.s = np.zeros(0, theta.dtype)
+        self.t = 0
+
+    @classmethod
+    def of(cls, theta, v, s, t):
+        """A state over given arrays (no shuffle stream): a dask worker's view
+        of the parameters and moments it received."""
+        state = cls.__new__(cls)
+        state.theta, state.v, state.s, state.t = theta, v, s, int(t)
+        state.optimizer, state.rng = None, None
+        return state
+
+    def use_optimizer(self, name):
+        """Zero the moments and the step counter when ``name`` is not the
+        optimizer they belong to (the one rule for the moments' sizes)."""
+        if name == self.optimizer:
+            return
+        size_v, size_s = OPTIMIZERS[name].moment_sizes(self.theta.size)
+        self.v = np.zeros(size_v, self.theta.dtype)
+        self.s = np.zeros(size_s, self.theta.dtype)
+        self.t = 0
+        self.optimizer = name
+
+    def is_finite(self):
+        """Whether the parameters and moments hold no NaN or infinity."""
+        return bool(np.isfinite(self.theta).all() and np.isfinite(self.v).all()
+                    and np.isfinite(self.s).all())
+
+    def snapshot(self, into=None):
+        """A copy of parameters, moments, step and stream position (written into
+        an earlier snapshot ``into`` when given, to reuse its arrays)."""
+        if into is None:
+            return _Snapshot(self.theta.copy(), self.v.copy(), self.s.copy(), self.t,
+                             self.rng.bit_generator.state)
+        if into.v.shape != self.v.shape or into.s.shape != self.s.shape:
+            return self.snapshot()
+        np.copyto(into.theta, self.theta)
+        np.copyto(into.v, self.v)
+        np.copyto(into.s, self.s)
+        into.t, into.rng = self.t, self.rng.bit_generator.state
+        return into
+
+    def restore(self, snap, stream=True):
+        """Go back to ``snap`` (in place: the arrays stay the same objects);
+        ``stream=False`` leaves the shuffle stream where it is."""
+        np.copyto(self.theta, snap.theta)
+        if self.v.shape != snap.v.shape or self.s.shape != snap.s.shape:
+            self.v, self.s = snap.v.copy(), snap.s.copy()
+        else:
+            np.copyto(self.v, snap.v)
+            np.copyto(self.s, snap.s)
+        self.t = snap.t
+        if stream:
+            self.rng.bit_generator.state = snap.rng
+
+
+class _Snapshot:
+    __slots__ = ("theta", "v", "s", "t", "rng")
+
+    def __init__(self, theta, v, s, t, rng):
+        self.theta, self.v, self.s, self.t, self.rng = theta, v, s, t, rng
