@@ -127,7 +127,7 @@ class TrainingSession:
                                                 min_delta=config.min_delta))
         self.history = History() if history is None else history
         self.epoch = 0
-        limit = np.finfo(arch.dtype).max
+        limit = float(np.finfo(arch.dtype).max)
         if config.learning_rate >= limit:
             raise ValueError(f"learning_rate must be a finite number of the model's dtype "
                              f"({arch.dtype.name}, below {limit:.3g}); got {config.learning_rate:g}")
@@ -238,7 +238,7 @@ class TrainingSession:
     def _rate(self, epoch):
         rate = rate_at(self.config.lr_schedule, epoch, self.config.learning_rate)
         rate *= self.runner.rate_scale
-        if rate >= np.finfo(self.arch.dtype).max:
+        if rate >= float(np.finfo(self.arch.dtype).max):
             raise ValueError(f"the learning rate of epoch {epoch} ({rate:g}) does not fit in "
                              f"the model's dtype {self.arch.dtype.name}")
         return rate

@@ -1,0 +1,308 @@
+"""The training session's guarantees, on every path that trains: finite
+parameters always, one fit per network at a time, Ctrl-C at any moment, and
+a shuffle stream that continues across warm starts."""
+
+import threading
+import warnings
+
+import numpy as np
+import pytest
+
+import deepnet_fast as dn
+from deepnet_fast import session as session_module
+from deepnet_fast.callbacks import Callback
+
+BACKENDS = ["compiled", "reference"]
+
+
+def _data(n=64, n_features=5, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, n_features))
+    return X, (X[:, 0] + 0.3 * X[:, 1] > 0).astype(int)
+
+
+def _finite(net):
+    return all(np.isfinite(p).all() for p in net.parameters.values())
+
+
+# ---------------------------------------------------------------- finite parameters
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype,rate", [("float32", 3e38), ("float64", 1e307)])
+def test_an_update_that_overflows_raises_and_keeps_the_last_finite_parameters(backend, dtype,
+                                                                              rate):
+    # Full batch, one epoch: the gradient is finite (~1e6), the update is not.
+    X, _ = _data()
+    X, y = X * 1e3, X[:, 0] * 1e3
+    net = dn.DeepNet([5, 8, 1], "relu", "identity", seed=0, dtype=dtype, backend=backend)
+    before = net.parameters
+    with pytest.raises(dn.DivergenceError, match="parameters became NaN or infinite"):
+        net.fit(X, y, epochs=1, learning_rate=rate, verbose=0)
+    for k, v in before.items():
+        np.testing.assert_array_equal(net.parameters[k], v)
+    assert np.isfinite(net.predict_proba(X)).all()
+    assert len(net.history_.cost) == 0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_divergence_after_some_epochs_keeps_the_last_finite_epoch(backend):
+    X, _ = _data()
+    y = X[:, 0]
+    net = dn.DeepNet([5, 8, 1], "relu", "identity", seed=0, dtype="float32", backend=backend)
+    ref = dn.DeepNet([5, 8, 1], "relu", "identity", seed=0, dtype="float32", backend=backend)
+    ref.fit(X, y, epochs=3, learning_rate=0.1, verbose=0)
+    net.fit(X, y, epochs=3, learning_rate=0.1, verbose=0)
+    with pytest.raises(dn.DivergenceError):
+        net.fit(X * 1e3, y * 1e3, epochs=5, learning_rate=3e38, verbose=0, warm_start=True)
+    for k, v in ref.parameters.items():
+        np.testing.assert_array_equal(net.parameters[k], v)
+
+
+@pytest.mark.parametrize("dtype,rate", [("float32", 1e39), ("float64", 1e309)])
+def test_a_learning_rate_beyond_the_dtype_is_refused(dtype, rate):
+    X, y = _data()
+    net = dn.DeepNet([5, 3, 1], seed=0, dtype=dtype)
+    # 1e309 is inf in float64: refused as not finite; 1e39 overflows float32.
+    with pytest.raises(ValueError, match="learning_rate"):
+        net.fit(X, y, epochs=1, learning_rate=rate, verbose=0)
+
+
+def test_a_schedule_beyond_the_dtype_is_refused():
+    X, y = _data()
+    net = dn.DeepNet([5, 3, 1], seed=0, dtype="float32")
+    with pytest.raises(ValueError, match="does not fit in the model's dtype float32"):
+        net.fit(X, y, epochs=3, learning_rate=0.1, lr_schedule=lambda e, a: a * 1e40 ** e,
+                verbose=0)
+
+
+def test_estimator_divergence_leaves_a_finite_network():
+    X, _ = _data()
+    reg = dn.DeepNetRegressor((8,), learning_rate=3e38, dtype="float32", optimizer="gd",
+                              batch_size=None, max_iter=3, random_state=0)
+    with pytest.raises(dn.DivergenceError):
+        reg.fit(X * 1e3, X[:, 0] * 1e3)
+    assert _finite(reg.net_)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_parameters_are_refused_everywhere(bad, tmp_path):
+    net = dn.DeepNet([3, 2, 1], seed=0)
+    params = net.parameters
+    params["W1"][0, 0] = bad
+    with pytest.raises(ValueError, match=r"init\['W1'\] must hold finite"):
+        net.set_parameters(params)
+    with pytest.raises(ValueError, match=r"init\['W1'\] must hold finite"):
+        dn.DeepNet([3, 2, 1], init=params)
+    assert _finite(net)
+    # A model that somehow holds one cannot be written either.
+    net.training_state.theta[0] = bad
+    with pytest.raises(ValueError, match="W1"):
+        net.save(tmp_path / "m.npz")
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_init_dict_of_text_or_complex_is_refused():
+    net = dn.DeepNet([2, 1], seed=0)
+    for value in (np.array([["0.5", "1"]]), np.array([[1 + 2j, 0]])):
+        with pytest.raises(TypeError, match=r"init\['W1'\] must hold real numbers"):
+            dn.DeepNet([2, 1], init={"W1": value, "b1": np.zeros((1, 1))})
+    with pytest.raises(ValueError, match=r"init\['b1'\] must have shape \(1, 1\)"):
+        dn.DeepNet([2, 1], init={"W1": np.ones((1, 2)), "b1": [0.0, 1.0]})
+    assert net.parameters["W1"].shape == (1, 2)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**63, 2**70])
+def test_seeds_out_of_range_are_refused_naming_seed(seed):
+    with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*63\)"):
+        dn.DeepNet([2, 1], seed=seed)
+
+
+@pytest.mark.parametrize("value", [None, 5, 1.5])
+def test_hidden_activation_of_the_wrong_kind_names_the_argument(value):
+    with pytest.raises(TypeError, match="hidden_activation must be"):
+        dn.DeepNet([2, 3, 1], hidden_activation=value)
+
+
+# ---------------------------------------------------------------- one fit at a time
+
+
+class _Gate(Callback):
+    """Holds the fit after its first epoch until released."""
+
+    def __init__(self):
+        self.inside, self.release = threading.Event(), threading.Event()
+
+    def on_epoch_end(self, epoch, logs):
+        self.inside.set()
+        assert self.release.wait(30)
+        return False
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_second_fit_of_the_same_network_raises_at_once(backend):
+    X, y = _data()
+    net = dn.DeepNet([5, 8, 1], seed=0, backend=backend)
+    gate = _Gate()
+    errors = []
+
+    def first():
+        try:
+            net.fit(X, y, epochs=3, learning_rate=0.1, verbose=0, callbacks=[gate])
+        except Exception as exc:   # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    try:
+        assert gate.inside.wait(60)
+        with pytest.raises(RuntimeError, match="being fitted in another thread"):
+            net.fit(X, y, epochs=1, verbose=0)
+        with pytest.raises(RuntimeError, match="being fitted in another thread"):
+            net.partial_fit(X, y)
+        # Predicting meanwhile is allowed and sees finite parameters.
+        assert np.isfinite(net.predict_proba(X)).all()
+    finally:
+        gate.release.set()
+        thread.join(60)
+    assert not errors and len(net.history_.cost) == 3
+    # Once the first fit is over, fitting works again.
+    assert len(net.fit(X, y, epochs=2, verbose=0)) == 2
+
+
+def test_networks_stay_picklable_with_their_lock():
+    import pickle
+    X, y = _data()
+    net = dn.DeepNet([5, 4, 1], seed=0)
+    net.fit(X, y, epochs=2, verbose=0, batch_size=16, optimizer="adam")
+    copy = pickle.loads(pickle.dumps(net))
+    np.testing.assert_array_equal(copy.predict_proba(X), net.predict_proba(X))
+    assert len(copy.fit(X, y, epochs=1, verbose=0, warm_start=True)) == 1
+
+
+# ---------------------------------------------------------------- Ctrl-C
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ctrl_c_during_set_up_returns_an_interrupted_history(backend, monkeypatch):
+    X, y = _data()
+    net = dn.DeepNet([5, 4, 1], seed=0, backend=backend)
+    before = net.parameters
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    # The thread-pool set-up of the first fit (it escaped as a bare
+    # KeyboardInterrupt before), and the engine's allocation.
+    for target in ("fit_threads", "ENGINES"):
+        if target == "ENGINES":
+            monkeypatch.setitem(session_module.ENGINES, backend, interrupted)
+        else:
+            monkeypatch.setattr(session_module, "fit_threads", interrupted)
+        with pytest.warns(RuntimeWarning, match="interrupted"):
+            history = net.fit(X, y, epochs=5, verbose=0)
+        assert history.interrupted and len(history) == 0
+        for k, v in before.items():
+            np.testing.assert_array_equal(net.parameters[k], v)
+        monkeypatch.undo()
+
+
+def test_ctrl_c_before_the_session_exists_returns_an_interrupted_history(monkeypatch):
+    X, y = _data()
+    net = dn.DeepNet([5, 4, 1], seed=0)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(session_module.TrainingSession, "local", interrupted)
+    with pytest.warns(RuntimeWarning, match="during set-up"):
+        history = net.fit(X, y, epochs=5, verbose=0)
+    assert history.interrupted and len(history) == 0
+
+
+class _Interrupt(Callback):
+    def __init__(self, at):
+        self.at = at
+
+    def on_epoch_end(self, epoch, logs):
+        if epoch == self.at:
+            raise KeyboardInterrupt
+        return False
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ctrl_c_in_a_callback_keeps_the_completed_epochs(backend):
+    X, y = _data()
+    kw = dict(learning_rate=0.1, batch_size=16, optimizer="adam", verbose=0)
+    ref = dn.DeepNet([5, 4, 1], seed=0, backend=backend)
+    ref.fit(X, y, epochs=3, **kw)
+    net = dn.DeepNet([5, 4, 1], seed=0, backend=backend)
+    with pytest.warns(RuntimeWarning, match="interrupted after 3 complete epochs"):
+        history = net.fit(X, y, epochs=10, callbacks=[_Interrupt(2)], **kw)
+    assert history.interrupted and len(history) == 3
+    for k, v in ref.parameters.items():
+        np.testing.assert_array_equal(net.parameters[k], v)
+    # Continuing gives exactly the uninterrupted run.
+    net.fit(X, y, epochs=2, warm_start=True, **kw)
+    ref.fit(X, y, epochs=2, warm_start=True, **kw)
+    for k, v in ref.parameters.items():
+        np.testing.assert_array_equal(net.parameters[k], v)
+
+
+def test_estimator_ctrl_c_keeps_the_completed_epochs(monkeypatch):
+    X, y = _data()
+    clf = dn.DeepNetClassifier((4,), max_iter=10, random_state=0)
+    original = session_module.TrainingSession._step
+    calls = {"n": 0}
+
+    def step(self, *args):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(self, *args)
+
+    monkeypatch.setattr(session_module.TrainingSession, "_step", step)
+    with pytest.warns(RuntimeWarning, match="interrupted after 2 complete epochs"):
+        clf.fit(X, y)
+    assert clf.n_iter_ == 2 and len(clf.loss_curve_) == 2
+    assert _finite(clf.net_)
+
+
+# ---------------------------------------------------------------- the shuffle stream
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("optimizer", ["gd", "adam"])
+def test_warm_started_epochs_continue_the_shuffle_stream(backend, optimizer):
+    X, y = _data(n=50)
+    kw = dict(learning_rate=0.05, batch_size=8, optimizer=optimizer, keep_prob=0.9,
+              verbose=0)
+    straight = dn.DeepNet([5, 6, 1], seed=3, backend=backend)
+    h = straight.fit(X, y, epochs=10, **kw)
+    stepwise = dn.DeepNet([5, 6, 1], seed=3, backend=backend)
+    costs = [stepwise.fit(X, y, epochs=1, warm_start=True, **kw).cost[0] for _ in range(10)]
+    assert costs == h.cost
+    for k, v in straight.parameters.items():
+        np.testing.assert_array_equal(stepwise.parameters[k], v)
+    assert stepwise.training_state.t == straight.training_state.t == 10 * 7
+
+
+def test_a_cold_fit_starts_the_stream_afresh():
+    X, y = _data(n=50)
+    net = dn.DeepNet([5, 6, 1], seed=3)
+    first = net.fit(X, y, epochs=2, batch_size=8, verbose=0).cost
+    assert net.fit(X, y, epochs=2, batch_size=8, verbose=0).cost == first
+
+
+def test_fit_config_is_validated_once_and_frozen():
+    config = dn.FitConfig(epochs=3, optimizer="adam", lr_schedule="step")
+    assert callable(config.lr_schedule) and config.rule.moments == ("v", "s")
+    with pytest.raises(AttributeError):
+        config.epochs = 4
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        config.replace(optimizer="sgd")
+    with pytest.raises(TypeError, match="early_stopping must be True or False"):
+        dn.FitConfig(early_stopping="yes")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert dn.FitConfig(batch_size=np.int64(4)).batch_size == 4
