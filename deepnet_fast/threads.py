@@ -90,6 +90,9 @@ def _available():
 # Held around parallel kernel calls while the threading layer may be workqueue.
 # Reentrant: fit's validation predict enters again on the same thread.
 _workqueue_lock = threading.RLock()
+# Per thread, one flag per open context: did its __enter__ take the lock? (A
+# context object may be shared, e.g. by a dask worker's threads.)
+_held = threading.local()
 
 
 def _layer_may_be_workqueue():
@@ -144,12 +147,12 @@ class fit_threads:
             self.blas_threads = 1 if small else n
         self._backend = backend
         self._ctx = None
-        self._locked = False
 
     def __enter__(self):
-        if self.kernel_threads > 1 and _layer_may_be_workqueue():
+        take = self.kernel_threads > 1 and _layer_may_be_workqueue()
+        if take:
             _workqueue_lock.acquire()
-            self._locked = True
+        _held.__dict__.setdefault("stack", []).append(take)
         try:
             self._limit_blas()
         except BaseException:
@@ -170,7 +173,7 @@ class fit_threads:
         if self._ctx is not None:
             self._ctx.restore_original_limits()
             self._ctx = None
-        if self._locked:
-            self._locked = False
+        stack = getattr(_held, "stack", None)
+        if stack and stack.pop():
             _workqueue_lock.release()
         return False

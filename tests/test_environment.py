@@ -73,6 +73,57 @@ def test_two_threads_fit_and_predict_under_the_workqueue_layer():
     assert out.stdout.split() == ["workqueue", "ok"]
 
 
+def _free_elsewhere():
+    """Whether another thread could take the workqueue lock now."""
+    import threading
+
+    from deepnet_fast import threads
+    result = []
+
+    def probe():
+        got = threads._workqueue_lock.acquire(blocking=False)
+        if got:
+            threads._workqueue_lock.release()
+        result.append(got)
+
+    worker = threading.Thread(target=probe)
+    worker.start()
+    worker.join()
+    return result[0]
+
+
+def test_workqueue_lock_is_held_by_nested_and_shared_contexts(monkeypatch):
+    from deepnet_fast import threads
+    monkeypatch.setattr(threads, "_layer_may_be_workqueue", lambda: True)
+    big = [1000, 1000, 1]
+    fit = threads.fit_threads(big, 1000, available=2)
+    predict = threads.fit_threads(big, 1000, available=2)
+    single = threads.fit_threads(big, 1000, available=1)
+    assert fit.kernel_threads == 2 and single.kernel_threads == 1
+    with fit:
+        with predict, single:        # fit's validation predictions, same thread
+            assert not _free_elsewhere()
+        assert not _free_elsewhere()
+    assert _free_elsewhere()
+    with single:                     # one kernel thread: nothing to serialise
+        assert _free_elsewhere()
+    # One context entered by two threads in turn (a dask worker's shard).
+    import threading
+    done = []
+
+    def fit_and_validate():
+        with fit:
+            with threads.fit_threads(big, 1000, available=2):
+                done.append(not _free_elsewhere())
+
+    workers = [threading.Thread(target=fit_and_validate) for _ in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert done == [True, True] and _free_elsewhere()
+
+
 def _read_only_install(tmp_path):
     """The wheel's layout (kernels inside the package) where nothing can be
     written beside the package. Tests run as root, whom permissions do not
