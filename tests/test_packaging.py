@@ -62,7 +62,7 @@ def _git(*args, cwd=ROOT):
 def test_quick_start_runs_from_the_checkout_root_after_pip_install(tmp_path):
     # README command 1 installs from the root of a checkout; Python started
     # there imports the checkout's deepnet_fast/ (kernels/ beside it), not the
-    # installed package.
+    # installed package. The clone holds the committed HEAD, as a user's would.
     if shutil.which("git") is None or _git("rev-parse", "HEAD").returncode != 0:
         pytest.skip("needs git and a git checkout")
     clone, venv = tmp_path / "clone", tmp_path / "venv"
