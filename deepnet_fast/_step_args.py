@@ -2,22 +2,40 @@
 
 Each ``prepare_*`` validates the arguments of one step function and returns
 them as ndarrays of one float dtype, so that ``reference`` and ``compiled``
-accept and refuse exactly the same inputs.
+accept and refuse exactly the same inputs. Everything a compiled kernel indexes
+is checked here first (shapes, sizes, dtypes), so no kernel ever reads or writes
+out of bounds, whatever the caller passes.
+
+Finiteness: ``X`` (forward, predict) and ``Y`` (costs, backward) must be finite,
+as for ``DeepNet.fit``. Intermediate values (``A_prev``, ``Z``, ``AL``, ``dA``,
+gradients, parameters) may be NaN or inf: that is how a diverging run shows,
+and ``fit`` reports it as ``DivergenceError``.
 """
+
+from typing import NamedTuple
 
 import numpy as np
 
 from ._validation import (
+    FLOAT_DTYPES,
+    OPTIMIZERS,
     OUTPUT_ACTIVATIONS,
+    _shown,
     as_float_array,
     check_activation,
     check_activations,
+    check_choice,
     check_parameters,
+    check_positive_int,
     check_real,
     check_shape,
     same_dtype,
 )
 from .layer_cache import LayerCache
+
+# The moments each optimizer reads and writes.
+USES_V = ("momentum", "adam")
+USES_S = ("rmsprop", "adam")
 
 
 def prepare_slope(negative_slope):
@@ -26,11 +44,48 @@ def prepare_slope(negative_slope):
     return check_real(negative_slope, "negative_slope", low=0.0)
 
 
-def _weights(W, b, n_prev_name="A_prev"):
-    W = as_float_array(W, "W", ndim=2)
-    b = as_float_array(b, "b", ndim=2, dtype=W.dtype)
-    check_shape(b, "b", (W.shape[0], 1))
+def _nonempty(W, name):
+    if W.size == 0:
+        raise ValueError(f"{name} must have at least one row and one column; got shape {W.shape}")
+    return W
+
+
+def _weights(W, b, W_name="W", b_name="b"):
+    W = _nonempty(as_float_array(W, W_name, ndim=2), W_name)
+    b = as_float_array(b, b_name, ndim=2, dtype=W.dtype)
+    check_shape(b, b_name, (W.shape[0], 1))
     return W, b
+
+
+def _units(Z, name):
+    # A layer has at least one unit; softmax over zero of them is undefined.
+    if Z.shape[0] == 0:
+        raise ValueError(f"{name} must have at least one row (one per unit); got shape {Z.shape}")
+    return Z
+
+
+def _parameter_dict(parameters, name="parameters", floats_only=False):
+    """``check_parameters``, after checking that every ``W{l}``/``b{l}`` is an ndarray
+    (of float32/float64 when ``floats_only``) and before it reads their shapes;
+    every weight matrix must be non-empty. Returns L."""
+    if isinstance(parameters, dict):
+        for key, a in parameters.items():
+            if not (isinstance(key, str) and key[:1] in ("W", "b") and key[1:].isdigit()):
+                continue
+            shown = f"{name}[{key!r}]"
+            if not isinstance(a, np.ndarray) or isinstance(a, np.ma.MaskedArray):
+                raise TypeError(f"{shown} must be a numpy array; got {_shown(a)}")
+            if floats_only and a.dtype not in FLOAT_DTYPES:
+                raise TypeError(
+                    f"{shown} must be a float32 or float64 array (the update keeps its dtype); "
+                    f"got dtype {a.dtype}"
+                )
+            if a.dtype.kind not in "fiub":
+                raise TypeError(f"{shown} must be a numeric array; got dtype {a.dtype}")
+    L = check_parameters(parameters, name=name)
+    for l in range(1, L + 1):
+        _nonempty(parameters[f"W{l}"], f"{name}['W{l}']")
+    return L
 
 
 def prepare_linear_forward(A_prev, W, b):
@@ -46,23 +101,23 @@ def prepare_linear_forward(A_prev, W, b):
 
 def prepare_activation(Z, activation, negative_slope, name="Z"):
     check_activation(activation)
-    Z = as_float_array(Z, name, ndim=2)
+    Z = _units(as_float_array(Z, name, ndim=2), name)
     return Z, prepare_slope(negative_slope)
 
 
 def prepare_activation_backward(dA, Z, activation, negative_slope):
     check_activation(activation)
-    Z = as_float_array(Z, "Z", ndim=2)
+    Z = _units(as_float_array(Z, "Z", ndim=2), "Z")
     dA = as_float_array(dA, "dA", ndim=2, dtype=Z.dtype)
     check_shape(dA, "dA", Z.shape)
     return dA, Z, prepare_slope(negative_slope)
 
 
 def prepare_forward(X, parameters, activations, negative_slope):
-    L = check_parameters(parameters)
+    L = _parameter_dict(parameters)
     activations = check_activations(activations, L)
     W1 = as_float_array(parameters["W1"], "parameters['W1']")
-    X = as_float_array(X, "X", ndim=2, dtype=W1.dtype)
+    X = as_float_array(X, "X", ndim=2, dtype=W1.dtype, finite=True)
     if X.shape[0] != W1.shape[1]:
         raise ValueError(
             f"X must have shape ({W1.shape[1]}, m) (one column per example) for W1 of shape "
@@ -75,8 +130,8 @@ def prepare_forward(X, parameters, activations, negative_slope):
 
 def prepare_cost(AL, Y, activation):
     check_activation(activation, "activation", OUTPUT_ACTIVATIONS)
-    AL = as_float_array(AL, "AL", ndim=2)
-    Y = as_float_array(Y, "Y", ndim=2, dtype=AL.dtype)
+    AL = _units(as_float_array(AL, "AL", ndim=2), "AL")
+    Y = as_float_array(Y, "Y", ndim=2, dtype=AL.dtype, finite=True)
     check_shape(Y, "Y", AL.shape)
     if AL.shape[1] == 0:
         raise ValueError("AL must hold at least one example (column); got shape " f"{AL.shape}")
@@ -84,7 +139,7 @@ def prepare_cost(AL, Y, activation):
 
 
 def prepare_linear_backward(dZ, A_prev, W):
-    W = as_float_array(W, "W", ndim=2)
+    W = _nonempty(as_float_array(W, "W", ndim=2), "W")
     dZ = as_float_array(dZ, "dZ", ndim=2, dtype=W.dtype)
     A_prev = as_float_array(A_prev, "A_prev", ndim=2, dtype=W.dtype)
     m = A_prev.shape[1]
@@ -95,10 +150,17 @@ def prepare_linear_backward(dZ, A_prev, W):
     return dZ, A_prev, W
 
 
-def prepare_cache(cache):
+def prepare_cache(cache, name="cache"):
+    """A ``LayerCache`` of consistent shapes, its arrays in the dtype of its W."""
     if not isinstance(cache, tuple) or len(cache) != 4:
-        raise TypeError(f"cache must be a LayerCache(A_prev, W, b, Z); got {type(cache).__name__}")
-    return LayerCache(*cache)
+        raise TypeError(f"{name} must be a LayerCache(A_prev, W, b, Z); got {type(cache).__name__}")
+    A_prev, W, b, Z = cache
+    W, b = _weights(W, b, f"{name}.W", f"{name}.b")
+    Z = as_float_array(Z, f"{name}.Z", ndim=2, dtype=W.dtype)
+    check_shape(Z, f"{name}.Z", (W.shape[0], None))
+    A_prev = as_float_array(A_prev, f"{name}.A_prev", ndim=2, dtype=W.dtype)
+    check_shape(A_prev, f"{name}.A_prev", (W.shape[1], Z.shape[1]))
+    return LayerCache(A_prev, W, b, Z)
 
 
 def prepare_backward(AL, Y, caches, activations):
@@ -107,22 +169,89 @@ def prepare_backward(AL, Y, caches, activations):
     activations = check_activations(activations, len(caches))
     check_activation(activations[-1], f"activations[{len(caches) - 1}] (the output layer)",
                      OUTPUT_ACTIVATIONS)
+    caches = [prepare_cache(c, f"caches[{i}]") for i, c in enumerate(caches)]
+    for i in range(1, len(caches)):
+        if caches[i].A_prev.shape != caches[i - 1].Z.shape:
+            raise ValueError(
+                f"caches[{i}].A_prev must have the shape of caches[{i - 1}].Z "
+                f"{caches[i - 1].Z.shape} (one layer's output is the next one's input); "
+                f"got {caches[i].A_prev.shape}"
+            )
+    AL = as_float_array(AL, "AL", ndim=2, dtype=caches[-1].W.dtype)
+    if AL.shape != caches[-1].Z.shape:
+        raise ValueError(
+            f"AL must have the shape of the output layer's caches[{len(caches) - 1}].Z "
+            f"{caches[-1].Z.shape}; got {AL.shape}"
+        )
     AL, Y = prepare_cost(AL, Y, activations[-1])
-    return AL, Y, [prepare_cache(c) for c in caches], activations
+    return AL, Y, caches, activations
+
+
+def _per_parameter(arrays, name, parameters, L, what):
+    """A copy of the dict ``arrays`` whose ``dW{l}``/``db{l}`` are arrays of the
+    shape and dtype of the matching parameter."""
+    if not isinstance(arrays, dict):
+        raise TypeError(
+            f"{name} must be a dict of {what} with keys 'dW1', 'db1', ...; got {_shown(arrays)}"
+        )
+    out = dict(arrays)
+    for l in range(1, L + 1):
+        for key in ("W", "b"):
+            P, g = parameters[f"{key}{l}"], f"d{key}{l}"
+            if arrays.get(g) is None:
+                raise ValueError(f"{name} is missing {g!r}")
+            a = as_float_array(arrays[g], f"{name}[{g!r}]", ndim=2, dtype=P.dtype)
+            out[g] = check_shape(a, f"{name}[{g!r}]", P.shape)
+    return out
 
 
 def prepare_update(parameters, grads, learning_rate):
-    L = check_parameters(parameters)
-    if not isinstance(grads, dict):
-        raise TypeError(f"grads must be a dict with keys 'dW1', 'db1', ...; got {type(grads).__name__}")
+    """Returns ``(L, lr, grads)``, each gradient in its parameter's dtype."""
+    L = _parameter_dict(parameters, floats_only=True)
     lr = check_real(learning_rate, "learning_rate", low=0.0, low_open=True)
-    for l in range(1, L + 1):
-        for key in ("W", "b"):
-            g = grads.get(f"d{key}{l}")
-            if g is None:
-                raise ValueError(f"grads is missing 'd{key}{l}'")
-            check_shape(np.asarray(g), f"grads['d{key}{l}']", parameters[f"{key}{l}"].shape)
-    return L, lr
+    grads = _per_parameter(grads, "grads", parameters, L, "gradients")
+    return L, lr, grads
+
+
+class OptimizerStep(NamedTuple):
+    """Validated arguments of ``update_parameters_with_optimizer``."""
+
+    L: int
+    lr: float
+    t: int
+    beta: float
+    beta1: float
+    beta2: float
+    epsilon: float
+    grads: dict
+    v: object  # dict of moments, or what was given when the optimizer does not use them
+    s: object
+
+
+def prepare_optimizer_step(parameters, grads, v, s, t, learning_rate, optimizer,
+                           beta, beta1, beta2, epsilon):
+    """Validate one optimizer step; the moments the optimizer uses must be dicts
+    (``initialize_optimizer_state``) of arrays shaped like the parameters, and
+    are returned in the parameters' dtypes."""
+    check_choice(optimizer, "optimizer", OPTIMIZERS)
+    L, lr, grads = prepare_update(parameters, grads, learning_rate)
+    t = check_positive_int(t, "t")
+    hyper = [check_real(value, name, low=0.0, high=1.0, high_open=True)
+             for value, name in ((beta, "beta"), (beta1, "beta1"), (beta2, "beta2"))]
+    epsilon = check_real(epsilon, "epsilon", low=0.0, low_open=True)
+    if optimizer in USES_V:
+        v = _per_parameter(v, "v", parameters, L, f"{optimizer} first moments")
+    if optimizer in USES_S:
+        s = _per_parameter(s, "s", parameters, L, f"{optimizer} second moments")
+    return OptimizerStep(L, lr, t, *hyper, epsilon, grads, v, s)
+
+
+def prepare_l2(parameters, l2, m):
+    """Validate the arguments of ``l2_cost``; returns L."""
+    L = _parameter_dict(parameters)
+    check_real(l2, "l2", low=0.0)
+    check_positive_int(m, "m")
+    return L
 
 
 def decide(AL, output_activation):

@@ -109,10 +109,17 @@ def as_float_array(x, name, *, ndim=2, dtype=None, finite=False):
 
     Integer and boolean input is converted to ``dtype`` (float64 when not
     given); float input keeps its dtype unless ``dtype`` is given. Nothing is
-    copied that need not be.
+    copied that need not be. Masked arrays are refused (a mask cannot be
+    honoured, and the values it hides would be used); other ndarray subclasses
+    (memmap, matrix) are viewed as plain ndarrays.
     """
+    if isinstance(x, np.ma.MaskedArray):
+        raise TypeError(
+            f"{name} must be a plain array, not a masked array: the network cannot skip "
+            f"masked entries; pass {name}.filled(value) or leave out those samples"
+        )
     if isinstance(x, np.ndarray):
-        arr = x
+        arr = x if type(x) is np.ndarray else np.asarray(x)
     else:
         try:
             arr = np.asarray(x)
@@ -129,7 +136,18 @@ def as_float_array(x, name, *, ndim=2, dtype=None, finite=False):
         target = arr.dtype
     else:
         target = np.dtype(np.float64)
-    if arr.dtype != target:
+    if arr.dtype != target and kind == "f" and arr.dtype.itemsize > target.itemsize:
+        # A narrowing cast turns values beyond the target's range into inf.
+        with np.errstate(over="ignore"):
+            narrowed = arr.astype(target)
+        overflow = np.isinf(narrowed) & ~np.isinf(arr)
+        if overflow.any():
+            raise ValueError(
+                f"{name} holds values that do not fit in {target} (largest magnitude "
+                f"{np.abs(arr[overflow]).max():g}; {target} holds up to {np.finfo(target).max:g})"
+            )
+        arr = narrowed
+    elif arr.dtype != target:
         arr = arr.astype(target)
     if arr.ndim != ndim:
         raise ValueError(f"{name} must be a {ndim}-D array; got shape {arr.shape}")

@@ -9,6 +9,8 @@ kernel of :mod:`deepnet_fast.kernels` and allocates its outputs.
 import numpy as np
 
 from ._step_args import (
+    USES_S,
+    USES_V,
     decide,
     prepare_activation,
     prepare_activation_backward,
@@ -16,12 +18,13 @@ from ._step_args import (
     prepare_cache,
     prepare_cost,
     prepare_forward,
+    prepare_l2,
     prepare_linear_backward,
     prepare_linear_forward,
+    prepare_optimizer_step,
     prepare_slope,
-    prepare_update,
 )
-from ._validation import OPTIMIZERS, check_activation, check_choice
+from ._validation import check_activation
 from .initialization import initialize_optimizer_state, initialize_parameters
 from .kernels import activations as _act
 from .kernels import linear as _lin
@@ -172,7 +175,7 @@ def update_parameters(parameters, grads, learning_rate):
 
 def l2_cost(parameters, l2, m):
     """The L2 penalty ``λ/(2m) Σ_l ‖W[l]‖²``."""
-    L = sum(1 for k in parameters if k.startswith("W"))
+    L = prepare_l2(parameters, l2, m)
     return float(l2 / (2 * m) * sum(float(np.vdot(parameters[f"W{l}"], parameters[f"W{l}"]))
                                     for l in range(1, L + 1)))
 
@@ -183,27 +186,30 @@ def update_parameters_with_optimizer(parameters, grads, v, s, t, learning_rate, 
 
     See :func:`deepnet_fast.reference.update_parameters_with_optimizer`.
     """
-    check_choice(optimizer, "optimizer", OPTIMIZERS)
-    L, lr = prepare_update(parameters, grads, learning_rate)
+    # Validation guarantees that every array the kernel indexes (gradient and,
+    # when the optimizer uses them, moments) has its parameter's size and dtype.
+    step = prepare_optimizer_step(parameters, grads, v, s, t, learning_rate, optimizer,
+                                  beta, beta1, beta2, epsilon)
     code = _upd.CODES[optimizer]
+    uses_v, uses_s = optimizer in USES_V, optimizer in USES_S
     new_p = dict(parameters)
-    new_v = None if v is None else dict(v)
-    new_s = None if s is None else dict(s)
-    for l in range(1, L + 1):
+    new_v = dict(step.v) if uses_v else v
+    new_s = dict(step.s) if uses_s else s
+    for l in range(1, step.L + 1):
         for key in ("W", "b"):
             P = parameters[f"{key}{l}"]
             g = f"d{key}{l}"
             h = np.empty(_upd.N_HYPER, dtype=P.dtype)
-            _upd.make_hyper(h, lr, beta, beta1, beta2, epsilon, t)
-            out = np.array(P, dtype=P.dtype, order="C")
-            dP = np.ascontiguousarray(grads[g], dtype=P.dtype).ravel()
-            vv = np.array(v[g], dtype=P.dtype, order="C") if new_v is not None else np.empty(0, P.dtype)
-            ss = np.array(s[g], dtype=P.dtype, order="C") if new_s is not None else np.empty(0, P.dtype)
+            _upd.make_hyper(h, step.lr, step.beta, step.beta1, step.beta2, step.epsilon, step.t)
+            out = np.array(P, order="C")
+            dP = _c(step.grads[g]).ravel()
+            vv = np.array(step.v[g], order="C") if uses_v else np.empty(0, P.dtype)
+            ss = np.array(step.s[g], order="C") if uses_s else np.empty(0, P.dtype)
             _upd.apply_update(out.ravel(), dP, vv.ravel(), ss.ravel(), code, h)
             new_p[f"{key}{l}"] = out
-            if new_v is not None:
+            if uses_v:
                 new_v[g] = vv
-            if new_s is not None:
+            if uses_s:
                 new_s[g] = ss
     return new_p, new_v, new_s
 

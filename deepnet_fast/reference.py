@@ -11,19 +11,23 @@ preallocated buffers, no threads.
 import numpy as np
 
 from ._step_args import (
+    USES_S,
+    USES_V,
     prepare_activation,
     prepare_activation_backward,
     prepare_backward,
     prepare_cache,
     prepare_cost,
     prepare_forward,
+    prepare_l2,
     prepare_linear_backward,
     prepare_linear_forward,
+    prepare_optimizer_step,
     prepare_slope,
     prepare_update,
     decide,
 )
-from ._validation import OPTIMIZERS, check_activation, check_choice
+from ._validation import check_activation
 from .initialization import initialize_optimizer_state, initialize_parameters
 from .layer_cache import LayerCache
 
@@ -275,7 +279,7 @@ def backward(AL, Y, caches, activations, *, negative_slope=0.01):
 
 def update_parameters(parameters, grads, learning_rate):
     """Gradient descent ``W -= α dW``, ``b -= α db``; returns a new dict."""
-    L, lr = prepare_update(parameters, grads, learning_rate)
+    L, lr, grads = prepare_update(parameters, grads, learning_rate)
     new = dict(parameters)
     for l in range(1, L + 1):
         for key in ("W", "b"):
@@ -286,7 +290,7 @@ def update_parameters(parameters, grads, learning_rate):
 
 def l2_cost(parameters, l2, m):
     """The L2 penalty ``λ/(2m) Σ_l ‖W[l]‖²`` added to the cost."""
-    L = sum(1 for k in parameters if k.startswith("W"))
+    L = prepare_l2(parameters, l2, m)
     return float(l2 / (2 * m) * sum(np.sum(np.square(parameters[f"W{l}"], dtype=np.float64))
                                     for l in range(1, L + 1)))
 
@@ -302,15 +306,19 @@ def update_parameters_with_optimizer(parameters, grads, v, s, t, learning_rate, 
 
     Returns
     -------
-    (parameters, v, s) : new dicts; the inputs are not modified.
+    (parameters, v, s) : new dicts; the inputs are not modified. ``v`` and ``s``
+    are dicts of arrays shaped like the parameters (``initialize_optimizer_state``)
+    where the optimizer uses them; otherwise they are returned as given.
     """
-    check_choice(optimizer, "optimizer", OPTIMIZERS)
+    step = prepare_optimizer_step(parameters, grads, v, s, t, learning_rate, optimizer,
+                                  beta, beta1, beta2, epsilon)
     if optimizer == "gd":
         return update_parameters(parameters, grads, learning_rate), v, s
-    L, lr = prepare_update(parameters, grads, learning_rate)
+    L, lr, t, grads, v, s = step.L, step.lr, step.t, step.grads, step.v, step.s
+    beta, beta1, beta2, epsilon = step.beta, step.beta1, step.beta2, step.epsilon
     new_p = dict(parameters)
-    new_v = None if v is None else dict(v)
-    new_s = None if s is None else dict(s)
+    new_v = dict(v) if optimizer in USES_V else v
+    new_s = dict(s) if optimizer in USES_S else s
     for l in range(1, L + 1):
         for key in ("W", "b"):
             P, dP, g = parameters[f"{key}{l}"], grads[f"d{key}{l}"], f"d{key}{l}"

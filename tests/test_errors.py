@@ -1,5 +1,11 @@
 """Bad input gets a clear TypeError/ValueError naming the argument."""
 
+import json
+import re
+import subprocess
+import sys
+import warnings
+
 import numpy as np
 import pytest
 
@@ -20,17 +26,17 @@ CONSTRUCTOR_CASES = [
     (dict(layer_dims=[4, 0, 3]), ValueError, r"layer_dims\[1\] must be a positive integer; got 0"),
     (dict(layer_dims=[4, 2.5, 3]), TypeError, r"layer_dims\[1\] must be a positive integer; got 2.5"),
     (dict(layer_dims="4,5"), TypeError, "layer_dims must be a sequence"),
-    (dict(hidden_activation="swish"), ValueError, r"hidden_activation must be one of \['sigmoid', 'tanh', 'relu', 'leaky_relu', 'identity'\]; got 'swish'"),
+    (dict(hidden_activation="swish"), ValueError, r"hidden_activation must be one of \['relu', 'leaky_relu', 'tanh', 'sigmoid', 'identity'\]; got 'swish'"),
     (dict(hidden_activation=["relu", "relu"]), ValueError, "one name or 1 names"),
     (dict(output_activation="relu"), ValueError, r"output_activation must be one of \['sigmoid', 'softmax', 'identity'\]"),
     (dict(init="glorot"), ValueError, r"init must be one of \['he', 'xavier', 'small'\]"),
-    (dict(init={"W1": np.zeros((5, 4))}), ValueError, "missing 'b1'"),
+    (dict(init={"W1": np.zeros((5, 4))}), ValueError, r"init is missing \['b1', 'W2', 'b2'\]"),
     (dict(init={"W1": np.zeros((5, 3)), "b1": np.zeros((5, 1)), "W2": np.zeros((3, 5)), "b2": np.zeros((3, 1))}),
      ValueError, r"W1.*shape \(5, 4\)"),
     (dict(dtype="float16"), ValueError, "dtype must be 'float32' or 'float64'; got 'float16'"),
     (dict(backend="gpu"), ValueError, r"backend must be one of \['compiled', 'reference'\]"),
     (dict(negative_slope=-0.1), ValueError, "negative_slope must be a finite number >= 0"),
-    (dict(seed="x"), TypeError, "seed must be an integer or None"),
+    (dict(seed="x"), TypeError, r"seed must be an integer in \[0, 2\*\*63\) or None; got 'x'"),
 ]
 
 
@@ -151,3 +157,235 @@ def test_step_functions_reject(call, exc, message, module):
         return
     with pytest.raises(exc, match=message):
         call(module)
+
+
+# ---------------------------------------------------------------- step functions: both backends agree
+# Every bad call below is refused by deepnet_fast.reference and deepnet_fast.compiled
+# with the same exception type and the same message, which names the argument.
+
+_P = {"W1": np.ones((3, 4)), "b1": np.zeros((3, 1))}
+_G = {"dW1": np.full((3, 4), 0.1), "db1": np.full((3, 1), 0.1)}
+_V, _S = R.initialize_optimizer_state(_P)
+_A, _W, _B = np.ones((4, 2)), np.ones((3, 4)), np.zeros((3, 1))
+_CACHE = (_A, _W, _B, np.ones((3, 2)))
+
+
+def _step(M, **kw):
+    args = dict(parameters=_P, grads=_G, v=_V, s=_S, t=1, learning_rate=0.01, optimizer="adam")
+    args.update(kw)
+    return M.update_parameters_with_optimizer(**args)
+
+
+BAD_STEP_CALLS = [
+    pytest.param(lambda M: M.update_parameters({"W1": _W, "b1": [[0.0]] * 3}, _G, 0.1),
+                 TypeError, r"parameters\['b1'\] must be a numpy array; got \[\[0.0\]", id="b1-list-update"),
+    pytest.param(lambda M: M.forward(_A, {"W1": _W, "b1": [[0.0]] * 3}, ["relu"]),
+                 TypeError, r"parameters\['b1'\] must be a numpy array", id="b1-list-forward"),
+    pytest.param(lambda M: M.forward(_A, {"W1": _W.tolist(), "b1": _B}, ["relu"]),
+                 TypeError, r"parameters\['W1'\] must be a numpy array", id="W1-list-forward"),
+    pytest.param(lambda M: M.update_parameters({"W1": _W.astype(np.int64), "b1": _B.astype(np.int64)}, _G, 0.1),
+                 TypeError, r"parameters\['W1'\] must be a float32 or float64 array.*got dtype int64",
+                 id="int64-parameters-update"),
+    pytest.param(lambda M: M.forward(_A, {"W1": _W.astype(object), "b1": _B.astype(object)}, ["relu"]),
+                 TypeError, r"parameters\['W1'\] must be a numeric array; got dtype object", id="object-parameters"),
+    pytest.param(lambda M: M.update_parameters(_P, [_G["dW1"], _G["db1"]], 0.1),
+                 TypeError, "grads must be a dict of gradients", id="grads-list"),
+    pytest.param(lambda M: M.update_parameters(_P, {"dW1": _G["dW1"].astype(object), "db1": _G["db1"]}, 0.1),
+                 TypeError, r"grads\['dW1'\] must be a numeric array", id="grads-object"),
+    pytest.param(lambda M: M.update_parameters(_P, {"dW1": 0.1, "db1": _G["db1"]}, 0.1),
+                 ValueError, r"grads\['dW1'\] must be a 2-D array; got shape \(\)", id="grads-scalar"),
+    pytest.param(lambda M: _step(M, t=0), ValueError, "t must be an integer >= 1; got 0", id="adam-t0"),
+    pytest.param(lambda M: _step(M, t=0, optimizer="gd"), ValueError, "t must be an integer >= 1; got 0",
+                 id="gd-t0"),
+    pytest.param(lambda M: _step(M, t=1.5), TypeError, "t must be an integer >= 1; got 1.5", id="t-float"),
+    pytest.param(lambda M: _step(M, beta1=1.0), ValueError, "beta1 must be a finite number >= 0 and < 1; got 1",
+                 id="beta1-one"),
+    pytest.param(lambda M: _step(M, optimizer="momentum", beta=-0.5), ValueError,
+                 "beta must be a finite number >= 0 and < 1; got -0.5", id="beta-negative"),
+    pytest.param(lambda M: _step(M, beta2=np.nan), ValueError, "beta2 must be a finite number", id="beta2-nan"),
+    pytest.param(lambda M: _step(M, optimizer="rmsprop", epsilon=0.0), ValueError,
+                 "epsilon must be a finite number > 0; got 0", id="epsilon-zero"),
+    pytest.param(lambda M: _step(M, optimizer="adagrad"), ValueError,
+                 r"optimizer must be one of \['gd', 'momentum', 'rmsprop', 'adam'\]; got 'adagrad'", id="optimizer"),
+    pytest.param(lambda M: _step(M, v={k: a.astype(object) for k, a in _V.items()}), TypeError,
+                 r"v\['dW1'\] must be a numeric array", id="moments-object"),
+    pytest.param(lambda M: M.activation_forward(np.zeros((0, 3)), "softmax"), ValueError,
+                 r"Z must have at least one row \(one per unit\); got shape \(0, 3\)", id="softmax-0-rows"),
+    pytest.param(lambda M: M.activation_forward(np.zeros((0, 3)), "relu"), ValueError,
+                 r"Z must have at least one row", id="relu-0-rows"),
+    pytest.param(lambda M: M.activation_backward(np.zeros((0, 3)), np.zeros((0, 3)), "softmax"), ValueError,
+                 r"Z must have at least one row", id="softmax-backward-0-rows"),
+    pytest.param(lambda M: M.linear_forward(np.zeros((0, 2)), np.zeros((3, 0)), _B), ValueError,
+                 r"W must have at least one row and one column; got shape \(3, 0\)", id="W-0-columns"),
+    pytest.param(lambda M: M.linear_backward(np.zeros((0, 2)), _A, np.zeros((0, 4))), ValueError,
+                 r"W must have at least one row and one column; got shape \(0, 4\)", id="linear-backward-W-0-rows"),
+    pytest.param(lambda M: M.forward(np.where(_A > 0, np.nan, _A), _P, ["relu"]), ValueError,
+                 "X must not contain NaN or infinity", id="forward-nan-X"),
+    pytest.param(lambda M: M.predict(np.full((4, 2), np.inf), _P, ["sigmoid"]), ValueError,
+                 "X must not contain NaN or infinity", id="predict-inf-X"),
+    pytest.param(lambda M: M.compute_cost(np.full((1, 2), 0.5), np.array([[1.0, np.nan]])), ValueError,
+                 "Y must not contain NaN or infinity", id="cost-nan-Y"),
+    pytest.param(lambda M: M.cost_gradient(np.full((1, 2), 0.5), np.array([[1.0, np.inf]])), ValueError,
+                 "Y must not contain NaN or infinity", id="cost-gradient-inf-Y"),
+    pytest.param(lambda M: M.backward(np.full((3, 2), 0.5), np.full((3, 2), np.nan), [_CACHE], ["sigmoid"]),
+                 ValueError, "Y must not contain NaN or infinity", id="backward-nan-Y"),
+    pytest.param(lambda M: M.compute_cost(np.zeros((0, 2)), np.zeros((0, 2))), ValueError,
+                 r"AL must have at least one row", id="cost-0-outputs"),
+    pytest.param(lambda M: M.linear_activation_backward(np.ones((3, 2)), (np.ones((4, 5)), _W, _B, np.ones((3, 2))),
+                                                        "relu"),
+                 ValueError, r"cache.A_prev must have shape \(4, 2\); got \(4, 5\)", id="cache-A_prev-columns"),
+    pytest.param(lambda M: M.linear_activation_backward(np.ones((3, 2)), (_A, _W, _B, np.ones((2, 2))), "relu"),
+                 ValueError, r"cache.Z must have shape \(3, 'any'\); got \(2, 2\)", id="cache-Z-rows"),
+    pytest.param(lambda M: M.linear_activation_backward(np.ones((3, 2)), (_A, _W, np.zeros((3, 2)), np.ones((3, 2))),
+                                                        "relu"),
+                 ValueError, r"cache.b must have shape \(3, 1\)", id="cache-b"),
+    pytest.param(lambda M: M.linear_activation_backward(np.ones((3, 2)), [_A, _W, _B, np.ones((3, 2))], "relu"),
+                 TypeError, "cache must be a LayerCache", id="cache-list"),
+    pytest.param(lambda M: M.backward(np.full((2, 2), 0.5), np.ones((2, 2)), [_CACHE], ["sigmoid"]), ValueError,
+                 r"AL must have the shape of the output layer's caches\[0\].Z \(3, 2\); got \(2, 2\)",
+                 id="backward-AL-vs-cache"),
+    pytest.param(lambda M: M.backward(np.full((2, 2), 0.5), np.ones((2, 2)),
+                                      [_CACHE, (np.ones((5, 2)), np.ones((2, 5)), np.zeros((2, 1)), np.ones((2, 2)))],
+                                      ["relu", "sigmoid"]),
+                 ValueError, r"caches\[1\].A_prev must have the shape of caches\[0\].Z \(3, 2\)",
+                 id="backward-caches-chain"),
+    pytest.param(lambda M: M.backward(np.full((3, 2), 0.5), np.ones((3, 2)), [_CACHE], ["sigmoid", "sigmoid"]),
+                 ValueError, r"activations must have one name per layer \(1\); got 2", id="backward-activations"),
+    pytest.param(lambda M: M.l2_cost([_W], 0.1, 2), TypeError, "parameters must be a dict", id="l2-list"),
+    pytest.param(lambda M: M.l2_cost(_P, -0.1, 2), ValueError, "l2 must be a finite number >= 0", id="l2-negative"),
+    pytest.param(lambda M: M.l2_cost(_P, 0.1, 0), ValueError, "m must be an integer >= 1; got 0", id="l2-m0"),
+    pytest.param(lambda M: M.forward(_A * 1e300, {k: a.astype(np.float32) for k, a in _P.items()}, ["relu"]),
+                 ValueError, r"X holds values that do not fit in float32 \(largest magnitude 1e\+300",
+                 id="X-overflows-float32"),
+    pytest.param(lambda M: M.forward(np.ma.masked_invalid(np.where(_A > 0, np.nan, _A)), _P, ["relu"]),
+                 TypeError, "X must be a plain array, not a masked array", id="masked-X-hiding-nan"),
+    pytest.param(lambda M: M.compute_cost(np.full((1, 2), 0.5), np.ma.array([[1.0, 0.0]], mask=[[0, 1]])),
+                 TypeError, "Y must be a plain array, not a masked array", id="masked-Y"),
+]
+
+
+def _refusal(call, module, exc, message):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning on the way to the error
+        with pytest.raises(exc, match=message) as info:
+            call(module)
+    return type(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("call,exc,message",
+                         BAD_STEP_CALLS + [pytest.param(*c, id=f"step-case-{i}")
+                                           for i, c in enumerate(STEP_CASES) if c[1] is not None])
+def test_bad_step_calls_are_refused_identically_by_both_backends(call, exc, message):
+    assert _refusal(call, R, exc, message) == _refusal(call, C, exc, message)
+
+
+# Calls that wrote or read out of bounds in the compiled kernels (heap corruption,
+# SIGSEGV, or garbage returned first). They run in a child process, so that a crash
+# fails these tests instead of killing pytest.
+CRASH_CASES = [
+    ("adam-without-moments", "_step(M, v=None, s=None)", "TypeError", r"^v must be a dict of adam first moments"),
+    ("adam-without-s", "_step(M, s=None)", "TypeError", r"^s must be a dict of adam second moments"),
+    ("momentum-without-v", "_step(M, v=None, optimizer='momentum')", "TypeError", r"^v must be a dict"),
+    ("rmsprop-without-s", "_step(M, s=None, optimizer='rmsprop')", "TypeError", r"^s must be a dict"),
+    ("adam-v-wrong-shape", "_step(M, v={k: np.zeros((1, 1)) for k in V})", "ValueError",
+     r"^v\['dW1'\] must have shape \(3, 4\); got \(1, 1\)"),
+    ("rmsprop-s-transposed", "_step(M, s={k: a.T.copy() for k, a in S.items()}, optimizer='rmsprop')",
+     "ValueError", r"^s\['dW1'\] must have shape \(3, 4\); got \(4, 3\)"),
+    ("momentum-scalar-v", "_step(M, v={k: 0.0 for k in V}, optimizer='momentum')", "ValueError",
+     r"^v\['dW1'\] must be a 2-D array; got shape \(\)"),
+    ("adam-scalar-moments", "_step(M, v={k: 0.0 for k in V}, s={k: 0.0 for k in S})", "ValueError",
+     r"^v\['dW1'\] must be a 2-D array; got shape \(\)"),
+    ("adam-flat-s", "_step(M, s={k: np.zeros(a.size) for k, a in S.items()})", "ValueError",
+     r"^s\['dW1'\] must be a 2-D array; got shape \(12,\)"),
+    ("adam-v-missing-key", "_step(M, v={'dW1': V['dW1']})", "ValueError", r"^v is missing 'db1'"),
+    ("adam-v-list", "_step(M, v=[V['dW1'], V['db1']])", "TypeError", r"^v must be a dict"),
+    ("gd-grads-wrong-shape", "M.update_parameters(P, {'dW1': np.zeros((4, 3)), 'db1': G['db1']}, 0.1)",
+     "ValueError", r"^grads\['dW1'\] must have shape \(3, 4\); got \(4, 3\)"),
+    ("softmax-0-units", "M.activation_forward(np.zeros((0, 5)), 'softmax')", "ValueError",
+     r"^Z must have at least one row"),
+    ("softmax-layer-0-units",
+     "M.linear_activation_forward(np.ones((4, 5)), np.zeros((0, 4)), np.zeros((0, 1)), 'softmax')",
+     "ValueError", r"^W must have at least one row and one column; got shape \(0, 4\)"),
+    ("forward-0-unit-layer",
+     "M.forward(np.ones((4, 2)), {'W1': np.zeros((0, 4)), 'b1': np.zeros((0, 1))}, ['softmax'])",
+     "ValueError", r"^parameters\['W1'\] must have at least one row and one column"),
+]
+
+_CRASH_CHILD = r"""
+import json, sys
+import numpy as np
+from deepnet_fast import compiled as C, reference as R
+
+P = {"W1": np.ones((3, 4)), "b1": np.zeros((3, 1))}
+G = {"dW1": np.full((3, 4), 0.1), "db1": np.full((3, 1), 0.1)}
+V, S = R.initialize_optimizer_state(P)
+
+def _step(M, **kw):
+    args = dict(parameters=P, grads=G, v=V, s=S, t=1, learning_rate=0.01, optimizer="adam")
+    args.update(kw)
+    return M.update_parameters_with_optimizer(**args)
+
+for case_id, expr in json.loads(sys.stdin.read()):
+    for name, M in (("reference", R), ("compiled", C)):
+        print(json.dumps([case_id, name, "started", ""]), flush=True)
+        try:
+            eval(expr)
+            outcome = ["returned", ""]
+        except Exception as exc:
+            outcome = [type(exc).__name__, str(exc)]
+        print(json.dumps([case_id, name, *outcome]), flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def crash_case_outcomes():
+    """{(case, backend): (outcome, message)}; a case that kills the child is recorded
+    with its exit status and the child restarts at the next case."""
+    outcomes, pending = {}, [(case_id, expr) for case_id, expr, _, _ in CRASH_CASES]
+    while pending:
+        proc = subprocess.run([sys.executable, "-c", _CRASH_CHILD], input=json.dumps(pending),
+                              capture_output=True, text=True, timeout=600, check=False)
+        last = None
+        for line in proc.stdout.splitlines():
+            case_id, backend, outcome, message = json.loads(line)
+            outcomes[case_id, backend] = (outcome, message)
+            last = case_id
+        if proc.returncode == 0:
+            break
+        crashed = f"crashed the interpreter (exit status {proc.returncode}): {proc.stderr[-300:]}"
+        for backend in ("reference", "compiled"):
+            if outcomes.get((last, backend), ("started",))[0] == "started":
+                outcomes[last, backend] = ("crash", crashed)
+        done = [case_id for case_id, _ in pending].index(last) + 1 if last else 1
+        pending = pending[done:]
+    return outcomes
+
+
+@pytest.mark.parametrize("case_id,expr,exc,message", CRASH_CASES, ids=[c[0] for c in CRASH_CASES])
+def test_out_of_bounds_calls_are_refused_by_both_backends(case_id, expr, exc, message, crash_case_outcomes):
+    ref = crash_case_outcomes[case_id, "reference"]
+    comp = crash_case_outcomes[case_id, "compiled"]
+    assert comp == ref
+    assert ref[0] == exc, ref
+    assert re.search(message, ref[1]), ref
+
+
+# ---------------------------------------------------------------- array conversion
+
+
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+def test_fit_says_when_X_does_not_fit_in_float32(backend):
+    net = _net(backend=backend, dtype="float32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"X holds values that do not fit in float32 \(largest magnitude"):
+            net.fit(X * 1e300, y, epochs=1, verbose=0)
+        # Large values that fit are converted without a warning.
+        net.predict(X * 1e30)
+
+
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+def test_fit_refuses_a_masked_array_hiding_nan(backend):
+    Xm = np.ma.masked_invalid(np.where(X > 1, np.nan, X))
+    with pytest.raises(TypeError, match=r"X must be a plain array, not a masked array.*X.filled\(value\)"):
+        _net(backend=backend).fit(Xm, y, epochs=1, verbose=0)

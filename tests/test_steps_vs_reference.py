@@ -262,3 +262,54 @@ def test_in_place_derivative_kernel_matches_reference_derivative(activation, dty
     kact.scale_by_derivative(got, A, kact.CODES[activation], dtype(0.01),
                              np.asarray(a_scale, dtype)[()])
     assert_close(got, expected.astype(dtype), dtype, scale=np.abs(expected).max())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("optimizer", ["gd", "momentum", "rmsprop", "adam"])
+def test_optimizer_takes_grads_and_moments_in_each_parameters_dtype(optimizer, dtype, rng):
+    # Gradients and moments of the other float dtype, Fortran-ordered or strided,
+    # are converted to the parameter's dtype by both backends, which then agree.
+    params = R.initialize_parameters([4, 3, 2], seed=0, dtype=dtype)
+    other = np.float32 if dtype == np.float64 else np.float64
+    grads = {f"d{k}": np.asfortranarray(rng.standard_normal(p.shape).astype(other))
+             for k, p in params.items()}
+    v = {f"d{k}": _noncontiguous(rng.standard_normal(p.shape).astype(other)) for k, p in params.items()}
+    s = {f"d{k}": _noncontiguous(rng.random(p.shape).astype(other)) for k, p in params.items()}
+    p_r, v_r, s_r = R.update_parameters_with_optimizer(params, grads, v, s, 3, 0.01, optimizer)
+    p_c, v_c, s_c = C.update_parameters_with_optimizer(params, grads, v, s, 3, 0.01, optimizer)
+    for key in params:
+        assert_close(p_c[key], p_r[key], dtype)
+        if optimizer in ("momentum", "adam"):
+            assert_close(v_c["d" + key], v_r["d" + key], dtype)
+        if optimizer in ("rmsprop", "adam"):
+            assert_close(s_c["d" + key], s_r["d" + key], dtype)
+
+
+@pytest.mark.parametrize("module", [C, R], ids=["compiled", "reference"])
+@pytest.mark.parametrize("optimizer", ["gd", "momentum", "rmsprop"])
+def test_moments_an_optimizer_does_not_use_are_returned_as_given(optimizer, module):
+    params = R.initialize_parameters([3, 2], seed=0)
+    grads = {f"d{k}": np.ones_like(p) for k, p in params.items()}
+    v, s = R.initialize_optimizer_state(params)
+    unused = object()
+    v = unused if optimizer in ("gd", "rmsprop") else v
+    s = unused if optimizer in ("gd", "momentum") else s
+    _, new_v, new_s = module.update_parameters_with_optimizer(params, grads, v, s, 1, 0.1, optimizer)
+    assert (new_v is unused) == (v is unused)
+    assert (new_s is unused) == (s is unused)
+
+
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
+@pytest.mark.parametrize("module", [C, R], ids=["compiled", "reference"])
+def test_matrix_inputs_are_used_as_plain_arrays(module, rng):
+    dims, acts = [4, 3, 2], ["tanh", "softmax"]
+    params = R.initialize_parameters(dims, seed=0)
+    X, Y = _problem(rng, dims, "softmax", 5, np.float64)
+    AL, caches = module.forward(np.matrix(X), params, acts)
+    AL_plain, caches_plain = module.forward(X, params, acts)
+    assert type(AL) is np.ndarray
+    np.testing.assert_array_equal(AL, AL_plain)
+    grads = module.backward(AL, np.matrix(Y), caches, acts)
+    for key, g in module.backward(AL_plain, Y, caches_plain, acts).items():
+        assert type(grads[key]) is np.ndarray
+        np.testing.assert_array_equal(grads[key], g)
