@@ -45,7 +45,7 @@ _checkout_kernels()
 
 from . import callbacks, compiled, reference, registry, schedules
 from .blas import get_blas, set_blas
-from .callbacks import Callback, EarlyStopping
+from .callbacks import Callback, CSVLogger, EarlyStopping, ModelCheckpoint, ReduceLROnPlateau
 from .config import FitConfig
 from .exceptions import DivergenceError, ModelFileError
 from .gradcheck import gradient_check
@@ -60,7 +60,8 @@ __all__ = [
     "DeepNet", "DeepNetClassifier", "DeepNetRegressor", "History", "LayerCache",
     "DivergenceError", "ModelFileError", "load", "gradient_check", "set_num_threads",
     "get_num_threads", "set_blas", "get_blas", "compiled", "reference", "schedules",
-    "registry", "callbacks", "Callback", "EarlyStopping", "FitConfig",
+    "registry", "callbacks", "Callback", "EarlyStopping", "ModelCheckpoint",
+    "ReduceLROnPlateau", "CSVLogger", "FitConfig",
 ]
 
 

@@ -12,8 +12,13 @@ A callback implements any of
 - ``on_train_end(session)``: after the last epoch, also after an interrupt.
 
 The epoch kernel still runs one call per epoch; with no callbacks nothing
-is called at all.
+is called at all. The built-ins are those Keras users know:
+:class:`EarlyStopping`, :class:`ModelCheckpoint`, :class:`ReduceLROnPlateau`
+and :class:`CSVLogger`.
 """
+
+import csv
+import os
 
 import numpy as np
 
@@ -33,6 +38,40 @@ class Callback:
 
 # Quantities where larger is better; every other monitored key is a cost.
 _HIGHER_IS_BETTER = ("accuracy", "r2")
+
+
+class _Monitor:
+    """One monitored quantity of the epoch logs: its best value so far, and
+    whether an epoch improved on it by more than ``min_delta`` (the one rule of
+    improvement that every built-in callback uses).
+
+    ``monitor="auto"`` watches ``val_cost`` when there is validation data,
+    else ``cost``. Costs must fall, accuracy and R² rise.
+    """
+
+    def __init__(self, monitor="auto", min_delta=0.0):
+        self.monitor, self.min_delta = monitor, min_delta
+        self.best = None
+
+    def key(self, logs):
+        if self.monitor != "auto":
+            if logs.get(self.monitor) is None:
+                raise ValueError(f"{self.monitor!r} is monitored but the epoch logs do not hold "
+                                 f"it; they hold {sorted(k for k in logs if logs[k] is not None)}")
+            return self.monitor
+        return "val_cost" if logs.get("val_cost") is not None else "cost"
+
+    def update(self, logs):
+        """``(improved, is_best)`` of this epoch; the best value follows."""
+        key = self.key(logs)
+        value = float(logs[key])
+        if self.best is None:
+            self.best = value
+            return True, True
+        gain = (value - self.best) if key.endswith(_HIGHER_IS_BETTER) else (self.best - value)
+        if gain > 0:
+            self.best = value
+        return gain > self.min_delta, gain > 0
 
 
 class EarlyStopping(Callback):
@@ -76,36 +115,25 @@ class EarlyStopping(Callback):
 
     def reset(self):
         """Forget the best value (a new fit)."""
-        self.best = None
+        self._watch = _Monitor(self.monitor, self.min_delta)
         self.best_epoch = self.stopped_epoch = None
         self.wait = 0
         self._session = self._best_state = None
 
+    @property
+    def best(self):
+        return self._watch.best
+
     def on_train_begin(self, session):
         self._session = session
 
-    def _key(self, logs):
-        if self.monitor != "auto":
-            if self.monitor not in logs or logs[self.monitor] is None:
-                raise ValueError(f"EarlyStopping monitors {self.monitor!r}, which the epoch "
-                                 f"logs do not hold; they hold {sorted(k for k in logs if logs[k] is not None)}")
-            return self.monitor
-        return "val_cost" if logs.get("val_cost") is not None else "cost"
-
     def on_epoch_end(self, epoch, logs):
-        key = self._key(logs)
-        value = float(logs[key])
-        sign = 1.0 if key.endswith(_HIGHER_IS_BETTER) else -1.0
-        if self.best is None:
-            gain, is_best = np.inf, True
-        else:
-            gain = sign * (value - self.best)
-            is_best = gain > 0
+        improved, is_best = self._watch.update(logs)
         if is_best:
-            self.best, self.best_epoch = value, epoch
+            self.best_epoch = epoch
             if self.restore_best and self._session is not None:
                 self._best_state = self._session.snapshot(self._best_state)
-        self.wait = 0 if gain > self.min_delta else self.wait + 1
+        self.wait = 0 if improved else self.wait + 1
         if self.wait >= self.patience:
             self.stopped_epoch = epoch
             return True
@@ -120,3 +148,137 @@ class EarlyStopping(Callback):
             history.best_epoch = self.best_epoch
         # Keep the record (best, wait), not the session and its data.
         self._session = self._best_state = None
+
+
+class ModelCheckpoint(Callback):
+    """Save the network during training, through the safe model files.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write; ``{epoch}`` in it is replaced by the epoch number
+        (one file per save) and ``{cost:.4f}``-style fields by the logs.
+    monitor : str, default="auto"
+        See :class:`EarlyStopping`.
+    save_best_only : bool, default=False
+        Save only when the monitored value is the best so far; otherwise
+        every ``every`` epochs.
+    every : int, default=1
+    training_state : bool, default=True
+        Include the optimizer state and shuffle position, so that
+        ``load(path)`` and ``fit(..., warm_start=True)`` resume exactly.
+
+    Attributes
+    ----------
+    saved : list of str
+        The files written, in order.
+    """
+
+    def __init__(self, path, monitor="auto", save_best_only=False, every=1, training_state=True):
+        self.path = os.fspath(path)
+        self.save_best_only = save_best_only
+        self.every = every
+        self.training_state = training_state
+        self._watch = _Monitor(monitor)
+        self.saved = []
+        self._session = None
+
+    def on_train_begin(self, session):
+        self._session = session
+
+    def on_epoch_end(self, epoch, logs):
+        if self.save_best_only:
+            due = self._watch.update(logs)[1]
+        else:
+            due = (epoch + 1) % self.every == 0
+        if due:
+            path = self.path.format(epoch=epoch, **{k: v for k, v in logs.items()
+                                                    if v is not None})
+            self._session.model.save(path, training_state=self.training_state)
+            self.saved.append(path)
+        return False
+
+    def on_train_end(self, session):
+        self._session = None
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiply the learning rate by ``factor`` when the monitored value has
+    not improved for ``patience`` epochs (on top of any ``lr_schedule``).
+
+    Parameters
+    ----------
+    monitor : str, default="auto"
+    factor : float, default=0.1
+    patience : int, default=10
+    min_delta : float, default=0.0
+    cooldown : int, default=0
+        Epochs to wait after a reduction before counting again.
+    min_lr : float, default=0.0
+        The rate is never reduced below this.
+    """
+
+    def __init__(self, monitor="auto", factor=0.1, patience=10, min_delta=0.0, cooldown=0,
+                 min_lr=0.0):
+        if not 0.0 < factor < 1.0:
+            raise ValueError(f"factor must be in (0, 1); got {factor!r}")
+        self.factor, self.patience, self.cooldown, self.min_lr = factor, patience, cooldown, min_lr
+        self._watch = _Monitor(monitor, min_delta)
+        self.wait = self._cooling = 0
+        self._session = None
+
+    def on_train_begin(self, session):
+        self._session = session
+
+    def on_epoch_end(self, epoch, logs):
+        improved, _ = self._watch.update(logs)
+        if self._cooling > 0:
+            self._cooling -= 1
+            self.wait = 0
+            return False
+        self.wait = 0 if improved else self.wait + 1
+        if self.wait >= self.patience:
+            rate = logs["learning_rate"]
+            new_rate = max(rate * self.factor, self.min_lr)
+            if rate > 0 and new_rate < rate:
+                self._session.lr_scale *= new_rate / rate
+            self.wait, self._cooling = 0, self.cooldown
+        return False
+
+    def on_train_end(self, session):
+        self._session = None
+
+
+class CSVLogger(Callback):
+    """Write each epoch's logs to a CSV file (header ``epoch`` then the log keys).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    append : bool, default=False
+        Add to an existing file (without a second header) instead of replacing it.
+    """
+
+    def __init__(self, path, append=False):
+        self.path, self.append = os.fspath(path), append
+        self._file = self._writer = None
+
+    def on_train_begin(self, session):
+        exists = self.append and os.path.exists(self.path) and os.path.getsize(self.path) > 0
+        self._file = open(self.path, "a" if self.append else "w", newline="")
+        self._header = None if not exists else False
+
+    def on_epoch_end(self, epoch, logs):
+        row = {"epoch": epoch, **{k: ("" if v is None else v) for k, v in logs.items()}}
+        if self._writer is None:
+            self._writer = csv.DictWriter(self._file, fieldnames=list(row))
+            if self._header is None:
+                self._writer.writeheader()
+        self._writer.writerow(row)
+        self._file.flush()
+        return False
+
+    def on_train_end(self, session):
+        if self._file is not None:
+            self._file.close()
+        self._file = self._writer = None

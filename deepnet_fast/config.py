@@ -78,6 +78,13 @@ class FitConfig:
         """The :class:`~deepnet_fast.registry.Optimizer` of ``optimizer``."""
         return OPTIMIZERS[self.optimizer]
 
+    def settings(self):
+        """The fields as a flat dict of JSON scalars (the schedule by its repr),
+        for checkpoints and logs."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["lr_schedule"] = repr(self.lr_schedule)
+        return out
+
     def replace(self, **changes):
         """A copy with some fields changed (checked again)."""
         return dataclasses.replace(self, **changes)

@@ -21,7 +21,7 @@ from .engines import ENGINES, predict_output
 from .history import History
 from .initialization import check_seed, initialize_parameters
 from .inputs import check_rows, is_dask
-from .registry import HIDDEN_ACTIVATIONS, OUTPUT_HEADS
+from .registry import HIDDEN_ACTIVATIONS, OPTIMIZERS, OUTPUT_HEADS
 from .session import TrainingSession
 from .state import TrainingState
 
@@ -335,6 +335,7 @@ class DeepNet:
             session = TrainingSession.local(self.architecture, self.backend, state, config, X, Y,
                                             validation, seed=self.seed, callbacks=callbacks)
         self._state = state
+        session.model = self
         return session
 
     def _validation_rows(self, validation_data):
@@ -363,11 +364,22 @@ class DeepNet:
 
     # ------------------------------------------------------------ files
 
-    def save(self, path):
+    def save(self, path, training_state=False):
         """Write the model to ``path`` (a pickle-free ``.npz``; see
-        :mod:`deepnet_fast.serialization`). The write is atomic."""
+        :mod:`deepnet_fast.serialization`). The write is atomic.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+        training_state : bool, default=False
+            Also write the optimizer's moments and step counter, the shuffle
+            stream's position and the last fit's settings: a checkpoint that
+            ``load`` followed by ``fit(..., warm_start=True)`` continues exactly
+            as if training had never stopped.
+        """
         from .serialization import write_model
-        write_model(path, self._description(), self.parameters)
+        record = self._state.to_record() if training_state else None
+        write_model(path, self._description(), self.parameters, record)
 
     def _description(self):
         return {
@@ -381,8 +393,21 @@ class DeepNet:
         }
 
 
-def load(path):
+def load(path, backend="compiled"):
     """Read a model written by :meth:`DeepNet.save`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    backend : {"compiled", "reference"}, default="compiled"
+        The backend of the returned network (a file describes the model, not
+        how it is run).
+
+    Returns
+    -------
+    DeepNet
+        With the training state of a checkpoint when the file holds one
+        (``save(path, training_state=True)``).
 
     Raises
     ------
@@ -393,13 +418,26 @@ def load(path):
     from .exceptions import ModelFileError
     from .serialization import read_model
 
+    check_choice(backend, "backend", ENGINES)
     meta, arrays = read_model(path)
+    training = meta["training"]
     try:
-        return DeepNet(meta["layer_dims"], meta["hidden_activation"], meta["output_activation"],
-                       init=arrays, seed=meta.get("seed"), dtype=meta["dtype"],
-                       negative_slope=meta["negative_slope"])
+        net = DeepNet(meta["layer_dims"], meta["hidden_activation"], meta["output_activation"],
+                      init={k: a for k, a in arrays.items() if k[0] in "Wb"},
+                      seed=meta["seed"], dtype=meta["dtype"], backend=backend,
+                      negative_slope=meta["negative_slope"])
+        if training is not None:
+            if training["optimizer"] not in OPTIMIZERS:
+                raise ValueError(f"unknown optimizer {training['optimizer']!r}")
+            sizes = OPTIMIZERS[training["optimizer"]].moment_sizes(net.architecture.n_parameters)
+            if (arrays["v"].size, arrays["s"].size) != sizes:
+                raise ValueError(f"moments of sizes {arrays['v'].size}, {arrays['s'].size} "
+                                 f"do not fit optimizer {training['optimizer']!r}")
+            net._state = TrainingState.from_record(net.training_state.theta,
+                                                   dict(training, v=arrays["v"], s=arrays["s"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{path!s} describes an invalid network: {exc}") from None
+    return net
 
 
 def _hidden_activations(hidden_activation, n_layers):

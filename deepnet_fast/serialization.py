@@ -13,7 +13,14 @@ stored uncompressed):
 - ``meta.npy``: a uint8 array holding UTF-8 JSON with ``format``
   (``"deepnet_fast.model"``), ``version``, the description (``layer_dims``,
   ``hidden_activation``, ``output_activation``, ``dtype``, ``negative_slope``,
-  ``seed``) and the SHA-256 of every parameter array's bytes.
+  ``seed``) and the SHA-256 of every array's bytes;
+- version 2 only, optional, for checkpoints that training resumes from:
+  ``v.npy`` and ``s.npy`` (the optimizer's flat moment vectors, each as long
+  as the parameters or empty) and a ``training`` entry in the metadata with
+  the ``optimizer``, its step counter ``t``, the shuffle stream's
+  ``rng`` state (PCG64, as ``numpy.random.Generator.bit_generator.state``)
+  and the last fit's ``settings`` (a flat dict of JSON scalars). Version 1
+  files (parameters only) still load.
 
 Reading is built for files that may be damaged or hostile. It raises only
 :class:`~deepnet_fast.ModelFileError` (for anything wrong with the content) or
@@ -56,7 +63,12 @@ import numpy as np
 from .exceptions import ModelFileError
 
 FORMAT = "deepnet_fast.model"
-VERSION = 1
+VERSION = 2
+#: Versions read: 1 (parameters only) and 2 (optionally the training state).
+READABLE_VERSIONS = (1, 2)
+#: Keys of a training state (see :func:`write_model`).
+TRAINING_KEYS = ("optimizer", "t", "rng", "settings")
+_MOMENTS = ("v", "s")
 
 #: Largest metadata accepted, in bytes: ~1,500 layers' checksums fit in it.
 MAX_META_BYTES = 1 << 18
@@ -158,6 +170,48 @@ def _check_description(meta):
     }
 
 
+def _check_training(training, description):
+    """The JSON part of a training state, checked and normalised (ValueError)."""
+    if not isinstance(training, dict):
+        raise ValueError(f"the training state must be a dict; got {type(training).__name__}")
+    missing = [key for key in TRAINING_KEYS if key not in training]
+    if missing:
+        raise ValueError(f"the training state lacks {', '.join(missing)}")
+    optimizer, t, rng, settings = (training[key] for key in TRAINING_KEYS)
+    if not isinstance(optimizer, str):
+        raise ValueError(f"training optimizer must be a name; got {_short(optimizer)}")
+    if not (_is_int(t) and 0 <= t < 2**63):
+        raise ValueError(f"training t must be an integer in [0, 2**63); got {_short(t)}")
+    if not (isinstance(rng, dict) and rng.get("bit_generator") == "PCG64"
+            and isinstance(rng.get("state"), dict)
+            and set(rng["state"]) == {"state", "inc"}
+            and all(_is_int(v) and 0 <= v < 2**128 for v in rng["state"].values())
+            and _is_int(rng.get("has_uint32")) and rng["has_uint32"] in (0, 1)
+            and _is_int(rng.get("uinteger")) and 0 <= rng["uinteger"] < 2**32):
+        raise ValueError("training rng must be a PCG64 bit_generator.state")
+    if not (isinstance(settings, dict) and len(settings) <= 64 and all(
+            isinstance(k, str) and (v is None or isinstance(v, (str, bool, int, float)))
+            for k, v in settings.items())):
+        raise ValueError("training settings must be a flat dict of numbers, strings, "
+                         "booleans and None")
+    return {"optimizer": optimizer, "t": int(t),
+            "rng": {"bit_generator": "PCG64",
+                    "state": {k: int(v) for k, v in rng["state"].items()},
+                    "has_uint32": int(rng["has_uint32"]), "uinteger": int(rng["uinteger"])},
+            "settings": dict(settings)}
+
+
+def _check_moment(moment, name, description, error):
+    """A moment vector: 1-D, the parameters' dtype, as long as them or empty, finite."""
+    n = sum(math.prod(shape) for shape in _expected_shapes(description["layer_dims"]).values())
+    dtype = np.dtype(description["dtype"])
+    if moment.ndim != 1 or moment.dtype != dtype or moment.shape[0] not in (0, n):
+        raise error(f"{name} has shape {moment.shape} and dtype {moment.dtype}; expected "
+                    f"({n},) or (0,) and {dtype}")
+    if not np.isfinite(moment).all():
+        raise error(f"{name} holds NaN or infinite values")
+
+
 def _short(value, limit=60):
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + "..."
@@ -165,7 +219,7 @@ def _short(value, limit=60):
 
 # ------------------------------------------------------------------ writing
 
-def write_model(path, meta, arrays):
+def write_model(path, meta, arrays, training=None):
     """Atomically write a model file.
 
     Parameters
@@ -178,6 +232,11 @@ def write_model(path, meta, arrays):
         keys are ignored.
     arrays : dict of ndarray
         ``W1, b1, ..., WL, bL`` with the shapes ``layer_dims`` implies.
+    training : dict, optional
+        A training state to resume from: ``optimizer`` (str), ``t`` (int >= 0),
+        ``rng`` (a PCG64 ``bit_generator.state`` dict), ``settings`` (a flat
+        dict of JSON scalars), ``v`` and ``s`` (flat moment vectors of the
+        parameters' dtype, each as long as the parameters or empty).
 
     Raises
     ------
@@ -202,8 +261,14 @@ def write_model(path, meta, arrays):
         if not np.isfinite(arr).all():
             raise ValueError(f"{name} holds NaN or infinite values; refusing to save them")
         params[name] = np.ascontiguousarray(arr)
-    header = {"format": FORMAT, "version": VERSION, **description,
-              "sha256": {name: _digest(arr) for name, arr in params.items()}}
+    header = {"format": FORMAT, "version": VERSION, **description}
+    if training is not None:
+        header["training"] = _check_training(training, description)
+        for name in _MOMENTS:
+            moment = np.ascontiguousarray(np.asarray(training[name]))
+            _check_moment(moment, name, description, ValueError)
+            params[name] = moment
+    header["sha256"] = {name: _digest(arr) for name, arr in params.items()}
     blob = np.frombuffer(json.dumps(header, sort_keys=True).encode("utf-8"), dtype=np.uint8)
 
     folder = os.path.dirname(os.path.abspath(path))
@@ -301,11 +366,14 @@ def read_model(path):
     meta : dict
         ``layer_dims`` (list of int), ``hidden_activation`` (str or list of
         str), ``output_activation`` (str), ``dtype`` (``"float32"`` or
-        ``"float64"``), ``negative_slope`` (float), ``seed`` (int or None).
-        The activation names are not checked against the library's.
+        ``"float64"``), ``negative_slope`` (float), ``seed`` (int or None),
+        ``training`` (None, or the dict ``optimizer``, ``t``, ``rng``,
+        ``settings`` of :func:`write_model`). The activation and optimizer
+        names are not checked against the library's.
     arrays : dict of ndarray
-        ``W1, b1, ..., WL, bL``, writable, C-contiguous, of ``meta["dtype"]``,
-        finite, with their checksums verified.
+        ``W1, b1, ..., WL, bL`` (and ``v``, ``s`` with a training state),
+        writable, C-contiguous, of ``meta["dtype"]``, finite, with their
+        checksums verified.
 
     Raises
     ------
@@ -338,6 +406,14 @@ def _read_archive(fh):
         meta, digests = _read_meta(zf, infos["meta.npy"])
         dtype = np.dtype(meta["dtype"])
         expected = _expected_shapes(meta["layer_dims"])
+        if meta["training"] is not None:
+            n = sum(math.prod(shape) for shape in expected.values())
+            for name in _MOMENTS:
+                # A moment is as long as the parameters, or empty: its member
+                # says which, within what the size check below allows.
+                length = n if name + ".npy" in infos and infos[name + ".npy"].file_size >= \
+                    n * dtype.itemsize else 0
+                expected[name] = (length,)
         found = sorted(name[:-4] if name.endswith(".npy") else name
                        for name in infos if name != "meta.npy")
         if found != sorted(expected):
@@ -408,11 +484,17 @@ def _read_meta(zf, info):
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFileError("is not a deepnet_fast model file")
     version = meta.get("version")
-    if not _is_int(version) or version != VERSION:
-        raise ModelFileError(f"has model format version {_short(version)}; "
-                             f"this deepnet_fast reads version {VERSION}")
+    if not _is_int(version) or version not in READABLE_VERSIONS:
+        raise ModelFileError(f"has model format version {_short(version)}; this deepnet_fast "
+                             f"reads versions {', '.join(map(str, READABLE_VERSIONS))}")
     try:
         description = _check_description(meta)
+        training = meta.get("training")
+        if training is not None:
+            if version < 2:
+                raise ValueError("a version 1 file cannot hold a training state")
+            training = _check_training(training, description)
+        description["training"] = training
     except ValueError as exc:
         raise ModelFileError(f"has invalid metadata: {exc}") from None
     digests = meta.get("sha256")

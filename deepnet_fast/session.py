@@ -127,6 +127,8 @@ class TrainingSession:
                                                 min_delta=config.min_delta))
         self.history = History() if history is None else history
         self.epoch = 0
+        self.lr_scale = 1.0     # callbacks such as ReduceLROnPlateau change it
+        self.model = None       # the DeepNet being trained, for callbacks that save it
         limit = float(np.finfo(arch.dtype).max)
         if config.learning_rate >= limit:
             raise ValueError(f"learning_rate must be a finite number of the model's dtype "
@@ -182,6 +184,7 @@ class TrainingSession:
         try:
             self._last = self.state.snapshot()
             self.state.use_optimizer(config.optimizer)
+            self.state.settings = config.settings()
             runner.open()
             progress = Progress(steps, config.verbose)
             for cb in self.callbacks:
@@ -237,7 +240,7 @@ class TrainingSession:
 
     def _rate(self, epoch):
         rate = rate_at(self.config.lr_schedule, epoch, self.config.learning_rate)
-        rate *= self.runner.rate_scale
+        rate *= self.runner.rate_scale * self.lr_scale
         if rate >= float(np.finfo(self.arch.dtype).max):
             raise ValueError(f"the learning rate of epoch {epoch} ({rate:g}) does not fit in "
                              f"the model's dtype {self.arch.dtype.name}")

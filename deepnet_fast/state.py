@@ -34,6 +34,9 @@ class TrainingState:
     t : int
         Optimizer steps taken (Adam's bias correction counts from it).
     rng : numpy.random.Generator
+    settings : dict or None
+        The settings of the last fit that trained this state
+        (:meth:`FitConfig.settings`), kept in checkpoints.
     """
 
     def __init__(self, theta, seed=None):
@@ -42,6 +45,7 @@ class TrainingState:
         self.optimizer = None
         self.v = self.s = np.zeros(0, theta.dtype)
         self.t = 0
+        self.settings = None
 
     @classmethod
     def of(cls, theta, v, s, t):
@@ -49,7 +53,25 @@ class TrainingState:
         of the parameters and moments it received."""
         state = cls.__new__(cls)
         state.theta, state.v, state.s, state.t = theta, v, s, int(t)
-        state.optimizer, state.rng = None, None
+        state.optimizer, state.rng, state.settings = None, None, None
+        return state
+
+    def to_record(self):
+        """The state besides the parameters, as :func:`serialization.write_model`
+        takes it (``optimizer``, ``t``, ``rng``, ``settings``, ``v``, ``s``)."""
+        return {"optimizer": self.optimizer or "gd", "t": self.t,
+                "rng": self.rng.bit_generator.state, "settings": self.settings or {},
+                "v": self.v, "s": self.s}
+
+    @classmethod
+    def from_record(cls, theta, record):
+        """The state that :meth:`to_record` described, over parameters ``theta``."""
+        state = cls(theta)
+        state.optimizer, state.t, state.settings = record["optimizer"], record["t"], \
+            record["settings"]
+        state.v = np.array(record["v"], dtype=theta.dtype)
+        state.s = np.array(record["s"], dtype=theta.dtype)
+        state.rng.bit_generator.state = record["rng"]
         return state
 
     def use_optimizer(self, name):
