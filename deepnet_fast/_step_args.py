@@ -18,8 +18,6 @@ import numpy as np
 
 from ._validation import (
     FLOAT_DTYPES,
-    OPTIMIZERS,
-    OUTPUT_ACTIVATIONS,
     _shown,
     as_float_array,
     check_activation,
@@ -32,6 +30,7 @@ from ._validation import (
     same_dtype,
 )
 from .layer_cache import LayerCache
+from .registry import ACTIVATIONS, OPTIMIZERS, OUTPUT_HEADS
 
 # The moments each optimizer reads and writes.
 USES_V = ("momentum", "adam")
@@ -100,13 +99,13 @@ def prepare_linear_forward(A_prev, W, b):
 
 
 def prepare_activation(Z, activation, negative_slope, name="Z"):
-    check_activation(activation)
+    check_activation(activation, "activation", ACTIVATIONS)
     Z = _units(as_float_array(Z, name, ndim=2), name)
     return Z, prepare_slope(negative_slope)
 
 
 def prepare_activation_backward(dA, Z, activation, negative_slope):
-    check_activation(activation)
+    check_activation(activation, "activation", ACTIVATIONS)
     Z = _units(as_float_array(Z, "Z", ndim=2), "Z")
     dA = as_float_array(dA, "dA", ndim=2, dtype=Z.dtype)
     check_shape(dA, "dA", Z.shape)
@@ -115,7 +114,7 @@ def prepare_activation_backward(dA, Z, activation, negative_slope):
 
 def prepare_forward(X, parameters, activations, negative_slope):
     L = _parameter_dict(parameters)
-    activations = check_activations(activations, L)
+    activations = check_activations(activations, L, ACTIVATIONS)
     W1 = as_float_array(parameters["W1"], "parameters['W1']")
     X = as_float_array(X, "X", ndim=2, dtype=W1.dtype, finite=True)
     if X.shape[0] != W1.shape[1]:
@@ -129,7 +128,7 @@ def prepare_forward(X, parameters, activations, negative_slope):
 
 
 def prepare_cost(AL, Y, activation):
-    check_activation(activation, "activation", OUTPUT_ACTIVATIONS)
+    check_activation(activation, "activation", OUTPUT_HEADS)
     AL = _units(as_float_array(AL, "AL", ndim=2), "AL")
     Y = as_float_array(Y, "Y", ndim=2, dtype=AL.dtype, finite=True)
     check_shape(Y, "Y", AL.shape)
@@ -166,9 +165,9 @@ def prepare_cache(cache, name="cache"):
 def prepare_backward(AL, Y, caches, activations):
     if not isinstance(caches, (list, tuple)) or len(caches) == 0:
         raise TypeError("caches must be the non-empty list of LayerCache returned by forward")
-    activations = check_activations(activations, len(caches))
+    activations = check_activations(activations, len(caches), ACTIVATIONS)
     check_activation(activations[-1], f"activations[{len(caches) - 1}] (the output layer)",
-                     OUTPUT_ACTIVATIONS)
+                     OUTPUT_HEADS)
     caches = [prepare_cache(c, f"caches[{i}]") for i, c in enumerate(caches)]
     for i in range(1, len(caches)):
         if caches[i].A_prev.shape != caches[i - 1].Z.shape:

@@ -9,10 +9,6 @@ import numbers
 
 import numpy as np
 
-ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "softmax", "identity")
-HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "identity")
-OUTPUT_ACTIVATIONS = ("sigmoid", "softmax", "identity")
-OPTIMIZERS = ("gd", "momentum", "rmsprop", "adam")
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -30,11 +26,11 @@ def check_choice(value, name, choices):
     return value
 
 
-def check_activation(value, name="activation", choices=ACTIVATIONS):
+def check_activation(value, name, choices):
     return check_choice(value, name, choices)
 
 
-def check_activations(activations, n_layers, name="activations"):
+def check_activations(activations, n_layers, choices, name="activations"):
     """A sequence of ``n_layers`` activation names."""
     if isinstance(activations, str) or not hasattr(activations, "__len__"):
         raise TypeError(
@@ -45,7 +41,7 @@ def check_activations(activations, n_layers, name="activations"):
             f"{name} must have one name per layer ({n_layers}); got {len(activations)}"
         )
     for i, act in enumerate(activations):
-        check_activation(act, f"{name}[{i}]")
+        check_activation(act, f"{name}[{i}]", choices)
     return tuple(activations)
 
 

@@ -20,7 +20,6 @@ and :class:`CSVLogger`.
 import csv
 import os
 
-import numpy as np
 
 
 class Callback:

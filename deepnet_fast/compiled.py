@@ -8,6 +8,7 @@ kernel of :mod:`deepnet_fast.kernels` and allocates its outputs.
 
 import numpy as np
 
+from . import registry
 from ._step_args import (
     USES_S,
     USES_V,
@@ -68,7 +69,7 @@ def activation_forward(Z, activation, *, negative_slope=0.01):
 
 def linear_activation_forward(A_prev, W, b, activation, *, negative_slope=0.01):
     """One layer forward with bias and activation fused; returns ``(A, LayerCache)``."""
-    check_activation(activation)
+    check_activation(activation, "activation", registry.ACTIVATIONS)
     slope = prepare_slope(negative_slope)
     A_prev, W, b = prepare_linear_forward(A_prev, W, b)
     A_prev, W, b = _c(A_prev), _c(W), _c(b)

@@ -10,9 +10,11 @@ preallocated buffers, no threads.
 
 import numpy as np
 
+from . import registry
 from ._step_args import (
     USES_S,
     USES_V,
+    decide,
     prepare_activation,
     prepare_activation_backward,
     prepare_backward,
@@ -25,7 +27,6 @@ from ._step_args import (
     prepare_optimizer_step,
     prepare_slope,
     prepare_update,
-    decide,
 )
 from ._validation import check_activation
 from .initialization import initialize_optimizer_state, initialize_parameters
@@ -139,7 +140,7 @@ def activation_forward(Z, activation, *, negative_slope=0.01):
 
 def linear_activation_forward(A_prev, W, b, activation, *, negative_slope=0.01):
     """One layer: ``Z = W A_prev + b``, ``A = g(Z)``; returns ``(A, LayerCache)``."""
-    check_activation(activation)
+    check_activation(activation, "activation", registry.ACTIVATIONS)
     slope = prepare_slope(negative_slope)
     A_prev, W, b = prepare_linear_forward(A_prev, W, b)
     Z = W @ A_prev + b

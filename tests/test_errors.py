@@ -124,7 +124,7 @@ STEP_CASES = [
     (lambda M: M.linear_forward(np.zeros((5, 2), np.float32), np.zeros((4, 5)), np.zeros((4, 1), np.float32)),
      None, None),
     (lambda M: M.activation_forward(np.zeros((2, 2)), "gelu"), ValueError,
-     r"activation must be one of \['sigmoid', 'tanh', 'relu', 'leaky_relu', 'softmax', 'identity'\]; got 'gelu'"),
+     r"activation must be one of \['relu', 'leaky_relu', 'tanh', 'sigmoid', 'identity', 'softmax'\]; got 'gelu'"),
     (lambda M: M.activation_forward(np.zeros(3), "relu"), ValueError, "Z must be a 2-D array"),
     (lambda M: M.activation_backward(np.zeros((2, 3)), np.zeros((2, 2)), "relu"), ValueError,
      r"dA must have shape \(2, 2\)"),
