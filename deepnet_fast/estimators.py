@@ -20,6 +20,7 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
+
 # scikit-learn >= 1.6 (validate_data, __sklearn_tags__). Hyperparameters are checked by
 # scikit-learn's own, private, _param_validation so errors read like its estimators'.
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
@@ -28,13 +29,18 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
-from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
+from sklearn.utils.multiclass import (
+    check_classification_targets,
+    type_of_target,
+    unique_labels,
+)
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from .callbacks import Callback, EarlyStopping
 from .engines import ENGINES
 from .network import DeepNet
 from .registry import HIDDEN_ACTIVATIONS, INITIALIZERS, OPTIMIZERS
+from .schedules import SCHEDULES
 
 __all__ = ["DeepNetClassifier", "DeepNetRegressor"]
 
@@ -91,6 +97,13 @@ _COMMON_PARAMETERS = """\
         ``"reference"`` trains through the NumPy reference implementation.
     init : {"he", "xavier", "small"}, default="he"
         Weight initialisation (biases start at zero).
+    keep_prob : float, default=1.0
+        Inverted-dropout keep probability of the hidden units (1: no dropout).
+    lr_schedule : None, str or callable, default=None
+        Learning-rate schedule (see :mod:`deepnet_fast.schedules`): a name,
+        a schedule object or ``f(epoch, learning_rate) -> rate``.
+    negative_slope : float, default=0.01
+        Slope of leaky ReLU for negative inputs.
     verbose : int, default=0
         Print the loss of every epoch when positive.
     warm_start : bool, default=False
@@ -189,6 +202,9 @@ class _DeepNetEstimator(BaseEstimator):
         "dtype": [StrOptions({"float32", "float64"}), Options(type, {np.float32, np.float64})],
         "backend": [StrOptions(set(ENGINES))],
         "init": [StrOptions(set(INITIALIZERS))],
+        "keep_prob": [Interval(Real, 0, 1, closed="right")],
+        "lr_schedule": [None, StrOptions(set(SCHEDULES)), callable],
+        "negative_slope": [Interval(Real, 0, None, closed="left")],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
     }
@@ -198,7 +214,7 @@ class _DeepNetEstimator(BaseEstimator):
                  beta2=0.999, epsilon=1e-8, momentum=0.9, early_stopping=False,
                  validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, shuffle=True,
                  random_state=None, dtype="float64", backend="compiled", init="he", verbose=0,
-                 warm_start=False):
+                 warm_start=False, keep_prob=1.0, lr_schedule=None, negative_slope=0.01):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.optimizer = optimizer
@@ -221,6 +237,9 @@ class _DeepNetEstimator(BaseEstimator):
         self.init = init
         self.verbose = verbose
         self.warm_start = warm_start
+        self.keep_prob = keep_prob
+        self.lr_schedule = lr_schedule
+        self.negative_slope = negative_slope
 
     # ------------------------------------------------------------ fitted views
 
@@ -266,7 +285,8 @@ class _DeepNetEstimator(BaseEstimator):
                             hidden_activation=_HIDDEN_ACTIVATIONS[self.activation],
                             output_activation=self.out_activation_, init=self.init,
                             seed=int(rng.randint(np.iinfo(np.int32).max)),
-                            dtype=self.dtype, backend=self.backend)
+                            dtype=self.dtype, backend=self.backend,
+                            negative_slope=self.negative_slope)
         self.t_ = 0
         self.loss_curve_ = []
 
@@ -275,10 +295,10 @@ class _DeepNetEstimator(BaseEstimator):
         # silently training the old architecture.
         net = self.net_
         wanted = (hidden, _HIDDEN_ACTIVATIONS[self.activation] if hidden else None,
-                  np.dtype(self.dtype), self.backend)
+                  np.dtype(self.dtype), self.backend, float(self.negative_slope))
         current = (net.layer_dims[1:-1], net.activations[0] if net.n_layers > 1 else None,
-                   net.dtype, net.backend)
-        names = ("hidden_layer_sizes", "activation", "dtype", "backend")
+                   net.dtype, net.backend, net.negative_slope)
+        names = ("hidden_layer_sizes", "activation", "dtype", "backend", "negative_slope")
         changed = [name for name, a, b in zip(names, wanted, current) if a != b]
         if changed:
             raise ValueError(f"warm_start and partial_fit continue the fitted network and cannot "
@@ -303,7 +323,8 @@ class _DeepNetEstimator(BaseEstimator):
             X, Y, epochs=1 if incremental else self.max_iter, learning_rate=self.learning_rate,
             batch_size=self._batch_size(X.shape[0]), optimizer=self.optimizer,
             beta=self.momentum, beta1=self.beta1, beta2=self.beta2, epsilon=self.epsilon,
-            l2=self.alpha, shuffle=self.shuffle, verbose=0, warm_start=True,
+            l2=self.alpha, keep_prob=self.keep_prob, lr_schedule=self.lr_schedule,
+            shuffle=self.shuffle, verbose=0, warm_start=True,
             validation_data=None if X_val is None else (X_val, Y_val),
             callbacks=[_Record(self, X.shape[0]), self._stopping])
         stopped = history.stopped_epoch is not None

@@ -1,6 +1,7 @@
 """Parameter initialisation, shared by both backends (it is not a hot path)."""
 
 import numbers
+import warnings
 
 import numpy as np
 
@@ -38,7 +39,8 @@ def _init_array(value, name, shape, dtype):
     return out
 
 
-def initialize_parameters(layer_dims, init="he", seed=None, dtype=np.float64):
+def initialize_parameters(layer_dims, init="he", seed=None, dtype=np.float64, *,
+                          warn_symmetric=True):
     """Draw the weights and zero the biases of an L-layer network.
 
     Parameters
@@ -55,6 +57,9 @@ def initialize_parameters(layer_dims, init="he", seed=None, dtype=np.float64):
         from ``numpy.random.default_rng(seed)``, then cast to ``dtype``; the same
         seed therefore gives the same network in float32 and float64.
     dtype : {"float32", "float64"}
+    warn_symmetric : bool, default=True
+        Warn when a dict ``init`` makes hidden units identical (see
+        :func:`symmetric_units`).
 
     Returns
     -------
@@ -73,6 +78,8 @@ def initialize_parameters(layer_dims, init="he", seed=None, dtype=np.float64):
         for l in range(1, L + 1):
             params[f"W{l}"] = _init_array(init[f"W{l}"], f"W{l}", (dims[l], dims[l - 1]), dt)
             params[f"b{l}"] = _init_array(init[f"b{l}"], f"b{l}", (dims[l], 1), dt)
+        if warn_symmetric:
+            _warn_symmetric_units(params, L)
         return params
     if not isinstance(init, str):
         raise TypeError(f"init must be one of {list(INITIALIZERS)} or a dict of arrays; got {_shown(init)}")
@@ -85,6 +92,38 @@ def initialize_parameters(layer_dims, init="he", seed=None, dtype=np.float64):
         params[f"W{l}"] = W.astype(dt)
         params[f"b{l}"] = np.zeros((dims[l], 1), dtype=dt)
     return params
+
+
+def symmetric_units(parameters, layer):
+    """Groups of units of hidden layer ``layer`` that start identical: the same
+    incoming weights and bias, and the same outgoing weights.
+
+    Such units compute the same activation and receive the same gradient, so
+    gradient descent keeps them identical for ever: the layer acts as if it
+    had one unit per group. This is why the course draws small *random*
+    weights rather than zeros (biases may start at zero).
+
+    Returns
+    -------
+    list of ndarray
+        The unit indices of each group of two or more.
+    """
+    W, b, W_next = parameters[f"W{layer}"], parameters[f"b{layer}"], parameters[f"W{layer + 1}"]
+    rows = np.hstack([W, b, W_next.T])
+    _, inverse, counts = np.unique(rows, axis=0, return_inverse=True, return_counts=True)
+    return [np.flatnonzero(inverse.ravel() == g) for g in np.flatnonzero(counts > 1)]
+
+
+def _warn_symmetric_units(params, L):
+    for l in range(1, L):
+        groups = symmetric_units(params, l)
+        if groups:
+            shown = ", ".join(str(g[:4].tolist()) + ("..." if len(g) > 4 else "") for g in groups[:3])
+            warnings.warn(f"init: units {shown} of hidden layer {l} start identical (same "
+                          "incoming weights, bias and outgoing weights); gradient descent keeps "
+                          "them identical, so the layer learns as if it had fewer units. Draw "
+                          "random weights (e.g. init='he') to break the symmetry.",
+                          UserWarning, stacklevel=3)
 
 
 def initialize_optimizer_state(parameters):

@@ -100,10 +100,12 @@ class DeepNet:
     def reset(self):
         """Draw fresh initial parameters and start a new training state
         (optimizer moments, step counter and shuffle stream)."""
-        self._state = self._fresh_state()
+        self._state = self._fresh_state(warn_symmetric=True)
 
-    def _fresh_state(self):
-        initial = initialize_parameters(self.layer_dims, self.init, self.seed, self.dtype)
+    def _fresh_state(self, warn_symmetric=False):
+        # Said once, when the network is made, not again at every cold fit.
+        initial = initialize_parameters(self.layer_dims, self.init, self.seed, self.dtype,
+                                        warn_symmetric=warn_symmetric)
         return TrainingState(flat.pack(initial, self.layer_dims, self.dtype), self.seed)
 
     @property

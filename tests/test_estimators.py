@@ -15,6 +15,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
+import deepnet_fast as dn
 from deepnet_fast import DeepNetClassifier, DeepNetRegressor
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -434,3 +435,30 @@ def test_feature_names_are_recorded_and_checked():
     np.testing.assert_array_equal(clf.feature_names_in_, ["a", "b", "c", "d"])
     with pytest.raises(ValueError, match="feature names"):
         clf.predict(frame[["d", "c", "b", "a"]])
+
+
+# ---------------------------------------------------------------- options passed through
+
+
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+def test_estimator_options_reach_the_network_and_its_fit(backend):
+    from sklearn.datasets import load_iris
+    X, y = load_iris(return_X_y=True)
+    kw = dict(learning_rate=0.01, batch_size=30, max_iter=4, random_state=0, backend=backend,
+              activation="leaky_relu")
+    clf = DeepNetClassifier((8,), keep_prob=0.7, lr_schedule="inverse_time",
+                            negative_slope=0.2, **kw)
+    with pytest.warns(ConvergenceWarning):
+        clf.fit(X, y)
+    assert clf.net_.negative_slope == 0.2
+    # The same run through DeepNet directly, with the seed the estimator drew.
+    net = dn.DeepNet([4, 8, 3], "leaky_relu", "softmax", seed=clf.net_.seed, backend=backend,
+                     negative_slope=0.2)
+    h = net.fit(X, np.eye(3)[y], epochs=4, learning_rate=0.01, batch_size=30, optimizer="adam",
+                l2=1e-4, keep_prob=0.7, lr_schedule="inverse_time", verbose=0)
+    np.testing.assert_allclose(clf.loss_curve_, h.cost, rtol=1e-12)
+    np.testing.assert_allclose(h.learning_rate, [0.01, 0.005, 0.01 / 3, 0.0025])
+    with pytest.raises(ValueError, match="keep_prob"):
+        DeepNetClassifier((8,), keep_prob=0.0).fit(X, y)
+    with pytest.raises(ValueError, match="warm_start and partial_fit .* negative_slope"):
+        clf.set_params(warm_start=True, negative_slope=0.1).fit(X, y)
