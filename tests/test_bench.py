@@ -253,17 +253,17 @@ def test_asv_suite_uses_the_one_workload_table(asv_suite):
                 assert len(params) == len(obj.param_names), obj
 
 
-def test_asv_setup_skips_undefined_dtypes_and_missing_torch(asv_suite, monkeypatch):
+def test_asv_setup_skips_undefined_cases_and_missing_torch(asv_suite, monkeypatch):
     training = asv_suite["bench_training"]
     with pytest.raises(NotImplementedError):
-        training.TrainingEpoch().setup("wide-large", "float64", "compiled")
+        training.TrainingEpoch().setup("compiled", "wide-large float64")
     _no_torch(monkeypatch)
     with pytest.raises(NotImplementedError):
-        training.TrainingEpoch().setup("digits-small", "float64", "torch")
+        training.TrainingEpoch().setup("torch", "digits-small float64")
     with pytest.raises(NotImplementedError):
-        training.FitMemory().setup("digits-small", "float64", "torch")
+        training.FitMemory().setup("torch", "digits-small float64")
     with pytest.raises(NotImplementedError):
-        training.Convergence().setup({}, "digits-small", "float64", "torch")
+        training.Convergence().setup({}, "torch", "digits-small float64")
 
 
 def test_bench_threads_option_sets_and_restores_the_library_threads(monkeypatch, capsys):
@@ -303,15 +303,15 @@ def test_short_epochs_are_timed_in_runs_of_at_least_the_minimum_duration():
     assert bench._epochs_for(trainer, 1000) == 1000  # never fewer than asked for
 
 
-def test_asv_kernel_speedup_tracks_the_ratio_of_bench_kernels(asv_suite):
-    bench = asv_suite["bench_kernels"].KernelSpeedup()
-    assert bench.unit == "x NumPy"
-    bench.setup("tanh", "128x256", "float32")
-    ratio = bench.track_speedup("tanh", "128x256", "float32")
+def test_asv_kernel_vs_numpy_tracks_the_inverse_ratio_of_bench_kernels(asv_suite):
+    bench = asv_suite["bench_kernels"].KernelVsNumpy()
+    assert bench.unit.startswith("x NumPy's time")
+    bench.setup("float32", "tanh", "128x256")
+    ratio = bench.track_kernel_time_over_numpy("float32", "tanh", "128x256")
     assert isinstance(ratio, float) and 0 < ratio < 100
 
 
-def test_asv_matmul_fraction_covers_the_workloads_with_a_matmul_baseline(asv_suite):
-    cls = asv_suite["bench_training"].MatmulFraction
+def test_asv_epoch_vs_matmul_covers_the_workloads_with_a_matmul_baseline(asv_suite):
+    cls = asv_suite["bench_training"].EpochVsMatmul
     assert cls.params == [[w for w, v in bench.WORKLOADS.items() if v.matmul is not None]]
     assert "wide-large" in cls.params[0]

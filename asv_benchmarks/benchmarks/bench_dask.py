@@ -6,7 +6,8 @@ Skipped when dask/distributed are not installed (``pip install "deepnet-fast[das
 
 
 class DaskScaling:
-    """Speed-up, parallel efficiency and round overhead of model averaging."""
+    """Scaling of model averaging, each figure lower-is-better: round time on
+    two workers over one, worker time per compute time, round overhead."""
 
     timeout = 1800
     number = 1
@@ -25,17 +26,28 @@ class DaskScaling:
         if results is None:
             raise NotImplementedError("dask/distributed not installed")
 
-    def track_speedup_2_workers(self, results):
-        return results["speedup"]
+    def track_time_2_workers_over_1(self, results):
+        """Round time on two workers over the round time on one (the inverse
+        of ``bench_dask``'s speed-up): 0.5 is perfect scaling, 1.0 none."""
+        return 1.0 / results["speedup"]
 
-    track_speedup_2_workers.unit = "x"
+    track_time_2_workers_over_1.unit = "x one worker's time"
+    track_time_2_workers_over_1.pretty_name = "Dask: round time, 2 workers / 1 worker"
 
-    def track_parallel_efficiency_2_workers(self, results):
-        return results["workers_2"]["efficiency"]
+    def track_worker_seconds_per_compute_second(self, results):
+        """Worker seconds (2 x round wall time) per second of task compute
+        (the inverse of ``bench_dask``'s parallel efficiency): 1.0 is no
+        overhead."""
+        return 1.0 / results["workers_2"]["efficiency"]
 
-    track_parallel_efficiency_2_workers.unit = "fraction"
+    track_worker_seconds_per_compute_second.unit = "worker-s per compute-s"
+    track_worker_seconds_per_compute_second.pretty_name = (
+        "Dask: worker time per compute time, 2 workers")
 
-    def track_round_overhead_ms(self, results):
-        return 1000 * results["workers_2"]["round_overhead_s"]
+    def track_round_overhead(self, results):
+        """Seconds of a round beyond its slowest task (sending parameters,
+        scheduling, gathering, averaging), 2 workers."""
+        return results["workers_2"]["round_overhead_s"]
 
-    track_round_overhead_ms.unit = "ms"
+    track_round_overhead.unit = "seconds"
+    track_round_overhead.pretty_name = "Dask: round overhead, 2 workers"

@@ -8,6 +8,7 @@ from .common import (
     get_data,
     memoized,
     new_trainer,
+    split_case,
 )
 
 
@@ -27,10 +28,14 @@ class Predict(Benchmark):
     params = TRAINING_PARAMS
     param_names = TRAINING_PARAM_NAMES
 
-    def setup(self, workload, dtype, backend):
+    def setup(self, backend, case):
+        workload, dtype = split_case(case)
         self.X, _ = get_data(workload, dtype)
         self.trainer = memoized("predict", (workload, dtype, backend),
                                 lambda: _predictor(workload, dtype, backend))
 
-    def time_predict(self, workload, dtype, backend):
+    def time_predict(self, backend, case):
+        """Seconds of one ``predict`` over all of the workload's samples."""
         self.trainer.predict(self.X)
+
+    time_predict.pretty_name = "Predict: seconds for all of a workload's samples"
