@@ -1,4 +1,4 @@
-"""General matrix products on strided views, on the fastest BLAS at hand.
+"""General matrix products on strided views, on the faster BLAS at hand.
 
 Numba's ``np.dot`` wants contiguous operands and has no ``alpha``/``beta``. The
 threaded epoch needs strided views: a thread's share of a layer is a block of
@@ -7,11 +7,17 @@ calls the Fortran ``sgemm``/``dgemm`` through a table of two function
 pointers, filled the first time a product runs:
 
 - ``"mkl"``: Intel MKL's sequential ``?gemm`` when the ``mkl`` package from PyPI
-  is installed (``pip install deepnet_fast[mkl]``). On these machines it ran the
-  products of the benchmark networks 1.1–1.35× faster than OpenBLAS, one thread
-  each (``python -m deepnet_fast.kernels.blas`` measures it);
+  is installed (``pip install deepnet_fast[mkl]``);
 - ``"scipy"``: SciPy's BLAS (OpenBLAS in SciPy's wheels), the one Numba's own
   ``np.dot`` calls; always available.
+
+Neither is faster everywhere: on an Intel AVX-512 machine one thread of MKL
+ran the benchmark networks' products 1.1–1.35× faster than OpenBLAS, on AMD
+Zen 5 OpenBLAS ran twice as fast as MKL (MKL takes a generic path on AMD).
+So ``"auto"`` asks a policy (:func:`set_auto_policy`; ``deepnet_fast.blas``
+installs one that caches its answer per machine), by default
+:func:`measure`: the products of a training step on each library, one
+thread each, in a few tens of milliseconds.
 
 Compiled code names the table and the resolver by symbol, never by address,
 so kernels keep ``cache=True`` and one cache serves either library.
@@ -20,9 +26,12 @@ so kernels keep ``cache=True`` and one cache serves either library.
 """
 
 import ctypes
+import math
 import os
 import threading
+import time
 
+import numpy as np
 from llvmlite import binding as llvm
 from llvmlite import ir
 from numba import njit, types
@@ -37,7 +46,8 @@ ENV_VAR = "DEEPNET_FAST_BLAS"
 _TABLE_SYMBOL = "deepnet_fast_gemm_table"
 _RESOLVE_SYMBOL = "deepnet_fast_gemm_resolve"
 _table = (ctypes.c_void_p * 2)()      # Fortran sgemm, dgemm
-_state = {"library": None, "version": None, "error": None}
+_state = {"library": None, "version": None, "error": None, "requested": None, "how": None,
+          "seconds": None}
 _lock = threading.Lock()
 
 
@@ -75,7 +85,7 @@ def mkl_path():
 _MKL_THREADING_SEQUENTIAL = 1
 
 
-def _mkl_gemm():
+def _mkl_library():
     path = mkl_path()
     if path is None:
         raise OSError("the mkl package is not installed (pip install mkl)")
@@ -84,9 +94,163 @@ def _mkl_gemm():
     # own (one share of a batch each), so MKL must not start a pool of its own.
     # Must precede any other MKL call to take effect.
     lib.MKL_Set_Threading_Layer(ctypes.c_int(_MKL_THREADING_SEQUENTIAL))
+    return lib
+
+
+def _mkl_gemm():
+    lib = _mkl_library()
     from importlib import metadata
     pointers = [ctypes.cast(getattr(lib, f), ctypes.c_void_p).value for f in ("sgemm", "dgemm")]
     return pointers, f"MKL {metadata.version('mkl')}"
+
+
+_LOADERS = {"mkl": _mkl_gemm, "scipy": _scipy_gemm}
+
+
+class _MKLVersion(ctypes.Structure):
+    _fields_ = [("major", ctypes.c_int), ("minor", ctypes.c_int), ("update", ctypes.c_int),
+                ("status", ctypes.c_char_p), ("build", ctypes.c_char_p),
+                ("processor", ctypes.c_char_p), ("platform", ctypes.c_char_p)]
+
+
+def mkl_processor():
+    """The processor family MKL's code path is optimised for (its
+    ``MKL_Get_Version`` ``Processor`` field, e.g. "Intel(R) Architecture
+    processors", the generic path, on AMD), or None without MKL."""
+    try:
+        lib = _mkl_library()
+        version = _MKLVersion()
+        lib.MKL_Get_Version(ctypes.byref(version))
+    except (OSError, AttributeError):
+        return None
+    return version.processor.decode(errors="replace") if version.processor else None
+
+
+# ---------------------------------------------------------------- measurement
+
+# (dtype, units n, inputs k, batch mb): the three products of a training
+# step of a layer k -> n (see _step_products), each on both libraries. A
+# benchmark-sized layer in float32, a small one in float32 (call overhead),
+# and a tall-skinny first layer in float64 (course-cat's kind, scaled down).
+CALIBRATION_LAYERS = (("float32", 256, 512, 128), ("float32", 32, 64, 32),
+                      ("float64", 20, 2048, 209))
+_C_SCALAR = {"float32": ctypes.c_float, "float64": ctypes.c_double}
+
+
+def _step_products(n, k, mb, dtype, rng):
+    """``(A, B)`` pairs of the row-major products of one training step, in
+    the layouts the kernels pass them: Z = W A_prev, dW = dZ A_prevᵀ and
+    dA_prev = Wᵀ dZ (the transposes are views)."""
+    W = rng.random((n, k), dtype=dtype) - 0.5
+    A_prev = rng.random((k, mb), dtype=dtype)
+    dZ = rng.random((n, mb), dtype=dtype) - 0.5
+    return [(W, A_prev), (dZ, A_prev.T), (W.T, dZ)]
+
+
+def _fortran_call(pointer, dtype, A, B):
+    """A ctypes call of Fortran ?gemm computing C = A @ B row-major (A, B
+    C-contiguous or transposes of C-contiguous arrays); returns ``(call, C)``."""
+    scalar = _C_SCALAR[dtype]
+    fn = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * 13))(pointer)
+    M, K = A.shape
+    N = B.shape[1]
+    C = np.zeros((M, N), dtype=dtype)
+
+    def layout(X):
+        if X.flags.c_contiguous:
+            return b"n", X.shape[1]
+        return b"t", X.shape[0]          # the transpose of a C-contiguous array
+
+    (ta, lda), (tb, ldb) = layout(A), layout(B)
+    keep = [ctypes.c_char(tb), ctypes.c_char(ta), ctypes.c_int(N), ctypes.c_int(M),
+            ctypes.c_int(K), scalar(1.0), ctypes.c_int(ldb), ctypes.c_int(lda), scalar(0.0),
+            ctypes.c_int(N)]
+    ref = [ctypes.c_void_p(ctypes.addressof(v)) for v in keep]
+    data = [ctypes.c_void_p(X.ctypes.data) for X in (B, A, C)]
+    # Row-major C = A B is column-major Cᵀ = Bᵀ Aᵀ: B goes first.
+    args = ref[:6] + [data[0], ref[6], data[1], ref[7], ref[8], data[2], ref[9]]
+
+    def call(arrays=(A, B, C, keep)):    # the arrays live as long as the call
+        fn(*args)
+
+    return call, C
+
+
+def measure(rounds=5, layers=CALIBRATION_LAYERS, seed=0):
+    """Seconds of the products of a training step on each library, one thread.
+
+    For every layer of ``layers`` the three products of a step (forward, dW,
+    dA) are timed on MKL and on SciPy's BLAS alternately, ``rounds`` times;
+    each product keeps its best time. A product of fewer than ~2 MFLOP is
+    timed in a loop that reaches that many flops. About 40 ms on an idle
+    2-core machine (both libraries loaded).
+
+    Returns
+    -------
+    dict
+        ``{"scipy": [seconds, ...], "mkl": [seconds, ...]}``, one entry per
+        product in the order of ``layers`` (no ``"mkl"`` when MKL cannot be
+        loaded). Compare them with :func:`slowdown`.
+    """
+    from threadpoolctl import threadpool_limits
+
+    libraries = {"scipy": _scipy_gemm()[0]}
+    try:
+        libraries["mkl"] = _mkl_gemm()[0]
+    except (OSError, AttributeError):
+        pass
+    rng = np.random.default_rng(seed)
+    calls = {name: [] for name in libraries}
+    for dtype, n, k, mb in layers:
+        slot = 0 if dtype == "float32" else 1
+        for A, B in _step_products(n, k, mb, np.dtype(dtype), rng):
+            inner = max(1, int(2e6 // (2 * A.shape[0] * A.shape[1] * B.shape[1])))
+            for name, pointers in libraries.items():
+                call, _ = _fortran_call(pointers[slot], dtype, A, B)
+                call()                       # first-call set-up, page faults
+                calls[name].append((call, inner))
+    best = {name: [math.inf] * len(c) for name, c in calls.items()}
+    # One thread, as the compiled kernels call BLAS (MKL is sequential).
+    with threadpool_limits(limits=1, user_api="blas"):
+        for r in range(rounds):
+            # Alternate which library goes first: a change of load during the
+            # measurement then affects both alike.
+            for name in (list(calls) if r % 2 == 0 else list(calls)[::-1]):
+                for i, (call, inner) in enumerate(calls[name]):
+                    start = time.perf_counter()
+                    for _ in range(inner):
+                        call()
+                    best[name][i] = min(best[name][i], (time.perf_counter() - start) / inner)
+    return best
+
+
+def slowdown(seconds, library, other):
+    """Geometric mean over the products of ``seconds[library] / seconds[other]``
+    (> 1: ``library`` is slower)."""
+    ratios = [a / b for a, b in zip(seconds[library], seconds[other])]
+    return math.exp(sum(math.log(r) for r in ratios) / len(ratios))
+
+
+def _measured_choice():
+    """The default policy of ``"auto"``: measure each time (no cache)."""
+    if mkl_path() is None:
+        return "scipy", "MKL is not installed", None
+    seconds = measure()
+    if "mkl" not in seconds:
+        return "scipy", "MKL cannot be loaded", None
+    ratio = slowdown(seconds, "mkl", "scipy")
+    choice = "mkl" if ratio < 1.0 else "scipy"
+    return choice, f"measured: MKL takes {ratio:.2f}x SciPy's time", seconds
+
+
+_auto_policy = _measured_choice
+
+
+def set_auto_policy(policy=None):
+    """Install ``policy()`` -> ``(library, how, seconds)`` as the rule of
+    ``"auto"`` (None: measure every time, :func:`measure`)."""
+    global _auto_policy
+    _auto_policy = policy or _measured_choice
 
 
 def use(library=None):
@@ -95,8 +259,9 @@ def use(library=None):
     Parameters
     ----------
     library : {"auto", "mkl", "scipy"}, optional
-        ``"auto"`` (the default, or the value of ``DEEPNET_FAST_BLAS``) takes MKL
-        when the ``mkl`` package is installed, else SciPy's BLAS.
+        ``"auto"`` (the default, or the value of ``DEEPNET_FAST_BLAS``) takes
+        the policy's choice (:func:`set_auto_policy`): by default the faster
+        library here by :func:`measure`, SciPy's BLAS when MKL is missing.
 
     Returns
     -------
@@ -114,27 +279,32 @@ def use(library=None):
     -----
     Not to be called while a kernel runs in another thread.
     """
+    how = None
     if library is None:
         library = os.environ.get(ENV_VAR, "auto").strip().lower() or "auto"
+        how = f"{ENV_VAR}={library}" if ENV_VAR in os.environ else None
     if library not in LIBRARIES:
         raise ValueError(f"BLAS library must be one of {', '.join(LIBRARIES)}; got {library!r}")
+    requested, seconds, error = library, None, None
+    if library == "auto":
+        try:
+            library, auto_how, seconds = _auto_policy()
+        except Exception as exc:   # noqa: BLE001 - a failed measurement must not stop training
+            library, auto_how = "scipy", f"the choice failed ({type(exc).__name__}: {exc})"
+        how = f"{how}: {auto_how}" if how else f"auto: {auto_how}"
     with _lock:
-        error = None
-        if library in ("auto", "mkl"):
-            try:
-                pointers, version = _mkl_gemm()
-                chosen = "mkl"
-            except (OSError, AttributeError) as exc:
-                if library == "mkl":
-                    raise OSError(f"cannot use MKL: {exc}") from exc
-                error = str(exc)
-                library = "scipy"
-        if library == "scipy":
+        try:
+            pointers, version = _LOADERS[library]()
+        except (OSError, AttributeError) as exc:
+            if requested == "mkl":
+                raise OSError(f"cannot use MKL: {exc}") from exc
+            error = str(exc)
+            library, how = "scipy", f"auto: MKL cannot be loaded ({exc})"
             pointers, version = _scipy_gemm()
-            chosen = "scipy"
         _table[0], _table[1] = pointers
-        _state.update(library=chosen, version=version, error=error)
-    return chosen
+        _state.update(library=library, version=version, error=error, requested=requested,
+                      how=how or f"asked for {requested!r}", seconds=seconds)
+    return library
 
 
 def library():
@@ -142,6 +312,13 @@ def library():
     if _state["library"] is None:
         use()
     return _state["library"], _state["version"]
+
+
+def choice():
+    """How the bound library was chosen: ``{"requested", "how", "seconds"}``
+    (binding the default first if needed)."""
+    library()
+    return {k: _state[k] for k in ("requested", "how", "seconds")}
 
 
 @ctypes.CFUNCTYPE(None)
