@@ -12,6 +12,7 @@ from functools import cached_property
 import numpy as np
 
 from . import params as flat
+from .kernels.training import Network
 from .registry import ACTIVATIONS, OUTPUT_HEADS
 
 
@@ -53,18 +54,15 @@ class Architecture:
         return flat.layout(self.layer_dims)
 
     @cached_property
-    def kernel_arrays(self):
-        """The integer arrays the kernels describe the network with: layer
-        sizes, activation codes, and where each W[l] and b[l] starts in the
-        flat vector."""
+    def kernel_network(self):
+        """The network as the kernels describe it (:data:`deepnet_fast.kernels.
+        training.Network`): layer sizes, activation codes, where each W[l] and
+        b[l] starts in the flat vector, and ``negative_slope`` in the network's
+        dtype."""
         offW, offb, _ = self.layout
         codes = np.asarray([ACTIVATIONS[a] for a in self.activations], dtype=np.int64)
-        return np.asarray(self.layer_dims, dtype=np.int64), codes, offW, offb
-
-    @cached_property
-    def slope(self):
-        """``negative_slope`` as a scalar of the network's dtype (for the kernels)."""
-        return self.dtype.type(self.negative_slope)
+        return Network(np.asarray(self.layer_dims, dtype=np.int64), codes, offW, offb,
+                       self.dtype.type(self.negative_slope))
 
     def multiply_adds(self, n_samples):
         """Multiply-adds of one forward pass over ``n_samples`` samples."""

@@ -82,49 +82,44 @@ class CompiledEngine(_Engine):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        arch, dt, B = self.arch, self.arch.dtype, self.batch_size
+        arch, c, dt, B = self.arch, self.config, self.arch.dtype, self.batch_size
         dims = arch.layer_dims
-        self._grad = np.empty(arch.n_parameters, dtype=dt)
-        # Allocated once per fit: the activations of all layers and two dZ
-        # buffers for a batch (the threads share them); the gathered batch.
-        self._acts, self._deltas = self._batch_buffers(B)
-        self._Xb = np.empty((B, dims[0]), dtype=dt)
-        self._Yb = np.empty((B, dims[-1]), dtype=dt)
-        self._costs = np.empty(self.n_batches, dtype=np.float64)
-        self._part_loss = np.empty(2 * self.threads, dtype=np.float64)
-        self._part_ok = np.empty(self.threads, dtype=np.bool_)
-        self._hyper = np.empty(kupd.N_HYPER, dtype=dt)
+        # Allocated once per fit: the gradient, the activations of all layers
+        # and two dZ buffers for a batch (the threads share them), the
+        # gathered batch, and each thread's partial sums.
+        self._buffers = ktrain.Buffers(
+            np.empty(arch.n_parameters, dtype=dt), *self._batch_buffers(B),
+            np.empty((B, dims[0]), dtype=dt), np.empty((B, dims[-1]), dtype=dt),
+            np.empty(self.n_batches, dtype=np.float64),
+            np.empty(2 * self.threads, dtype=np.float64), np.empty(self.threads, dtype=np.bool_))
+        # The learning rate is written into ``hyper`` before every epoch.
+        self._settings = ktrain.Settings(
+            int(arch.head.loss_code), float(c.l2), float(c.keep_prob), self.dropout_seed,
+            int(c.rule.code), np.empty(kupd.N_HYPER, dtype=dt), float(c.beta1), float(c.beta2))
 
     def _batch_buffers(self, mb):
         return tuple(np.empty(n, dtype=self.arch.dtype)
                      for n in ktrain.activation_sizes(self.arch.layer_dims, mb))
 
     def epoch(self, state, X, Y, order, learning_rate):
-        c, arch = self.config, self.arch
-        dims, codes, offW, offb = arch.kernel_arrays
-        kupd.make_hyper(self._hyper, learning_rate, c.beta, c.beta1, c.beta2, c.epsilon, 1)
-        args = (X, Y, order, self.batch_size, dims, codes, arch.slope, arch.head.loss_code,
-                float(c.l2), float(c.keep_prob), self.dropout_seed, state.theta, self._grad,
-                state.v, state.s, c.rule.code, self._hyper, float(c.beta1), float(c.beta2),
-                int(state.t), offW, offb, self._acts, self._deltas, self._Xb, self._Yb,
-                self._costs)
+        c, fit = self.config, self._settings
+        kupd.make_hyper(fit.hyper, learning_rate, c.beta, c.beta1, c.beta2, c.epsilon, 1)
+        args = (X, Y, order, self.batch_size, state.theta, state.v, state.s, int(state.t),
+                self.arch.kernel_network, self._buffers, fit)
         if self.threads == 1:
             failed = int(ktrain.train_epoch(*args))
         else:
             from .kernels.training_threaded import train_epoch_threaded
-            failed = int(train_epoch_threaded(*args, self._part_loss, self._part_ok))
+            failed = int(train_epoch_threaded(*args))
         state.t += self.n_batches if failed < 0 else failed
-        return self._costs, failed
+        return self._buffers.batch_costs, failed
 
     def gradient(self, theta, X, Y, step=1):
-        arch = self.arch
-        dims, codes, offW, offb = arch.kernel_arrays
         acts, deltas = self._batch_buffers(X.shape[0])
-        cost = ktrain.loss_and_gradient(
-            X, Y, dims, codes, arch.slope, arch.head.loss_code, float(self.config.l2), theta,
-            self._grad, offW, offb, acts, deltas, float(self.config.keep_prob),
-            self.dropout_seed, int(step))
-        return cost, self._grad.copy()
+        buf = self._buffers._replace(acts=acts, deltas=deltas)
+        cost = ktrain.loss_and_gradient(X, Y, theta, self.arch.kernel_network, buf,
+                                        self._settings, int(step))
+        return cost, buf.grad.copy()
 
 
 class ReferenceEngine(_Engine):
@@ -215,8 +210,7 @@ def predict_output(arch, backend, theta, X):
         AL, _ = R.forward(X.T, flat.unpack(theta, arch.layer_dims), arch.activations,
                           negative_slope=arch.negative_slope)
         return AL
-    dims, codes, offW, offb = arch.kernel_arrays
-    args = (X, dims, codes, arch.slope, theta, offW, offb, PREDICT_CHUNK)
+    args = (X, theta, arch.kernel_network, PREDICT_CHUNK)
     threads = fit_threads(arch.layer_dims, X.shape[0], backend)
     if threads.single:
         return ktrain.predict_output(*args)

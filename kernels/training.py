@@ -14,6 +14,22 @@ product over the whole batch) and a block of each dZ[l-1]. No share writes what
 another reads in the same phase, so the phases need no locks, only a barrier
 between them. Here ``parts`` is 1 and the shares are whole.
 
+Arguments
+---------
+The kernels take their many arrays in three named tuples, built once per
+``fit`` by the caller. Numba types a named tuple by its fields' types (and
+caches the kernels compiled for it on disk like any other signature); inside
+compiled code a field is a plain value, so the tuples cost nothing per batch,
+and the dispatch of an epoch measured the same as with the arrays one by one:
+
+- :data:`Network`: what the network computes (``dims``, ``codes``, ``offW``,
+  ``offb``, ``slope``);
+- :data:`Buffers`: the gradient and the work arrays of a batch;
+- :data:`Settings`: the fit's loss, regularisation, dropout and optimizer.
+
+The parameters ``theta`` and the moments ``v``, ``s`` travel on their own: a
+fit may swap them for a snapshot between epochs.
+
 Layouts
 -------
 - ``X`` (m, n0) and ``Y`` (m, nL): row per sample, as users hold their data;
@@ -29,6 +45,8 @@ Layouts
   carries it down to every layer.
 """
 
+from collections import namedtuple
+
 import numpy as np
 from numba import njit
 
@@ -40,6 +58,53 @@ from .dropout import apply_mask, layer_key
 from .linear import row_sums
 from .losses import cost_sum, output_delta
 from .updates import BC1, BC2, apply_update
+
+Network = namedtuple("Network", "dims codes offW offb slope")
+Network.__doc__ = """The network as the kernels see it.
+
+dims : int64 array (L+1,)
+    Layer sizes n0, n1, ..., nL.
+codes : int64 array (L,)
+    Activation code of each layer (:data:`.activations.CODES`).
+offW, offb : int64 arrays (L,)
+    Where W[l] and b[l] start in ``theta``.
+slope : float32 or float64
+    Leaky ReLU's negative slope, in the parameters' dtype.
+"""
+
+Buffers = namedtuple("Buffers", "grad acts deltas Xb Yb batch_costs part_loss part_ok")
+Buffers.__doc__ = """The work arrays of one fit, allocated once by the caller.
+
+grad : like ``theta``
+    The batch's gradient.
+acts, deltas : 1-d, the parameters' dtype
+    Activations and dZ buffers of a batch (:func:`activation_sizes`).
+Xb, Yb : (batch_size, n0), (batch_size, nL)
+    The gathered rows of a batch (unused when the epoch has no ``order``).
+batch_costs : float64 (n_batches,)
+    Receives each batch's cost.
+part_loss, part_ok : float64 (2·parts,), bool (parts,)
+    Each thread's partial sums and finiteness check (threaded epoch only).
+"""
+
+Settings = namedtuple("Settings", "loss_code l2 keep_prob seed opt_code hyper beta1 beta2")
+Settings.__doc__ = """The fit's hyperparameters.
+
+loss_code : int
+    The output activation's code, which picks its canonical loss (:mod:`.losses`).
+l2, keep_prob : float
+    L2 strength λ and dropout's keep probability (1: no dropout).
+seed : int
+    Dropout's stream seed.
+opt_code : int
+    Optimizer (:data:`.updates.CODES`).
+hyper : array of the parameters' dtype
+    The optimizer's constants (:func:`.updates.make_hyper`), refilled by the
+    caller before an epoch (the learning rate may change); the kernels set
+    the bias corrections of every step.
+beta1, beta2 : float
+    Adam's decay rates, in float64 for the bias corrections.
+"""
 
 
 @njit(**JIT)
@@ -112,51 +177,52 @@ def layer_forward(A, W, A_prev, b, code, slope, key, keep_prob, row0, col0, widt
 
 
 @njit(**JIT)
-def hidden_forward_share(l, p, parts, A_prev, dims, codes, slope, theta, offW, offb, acts,
-                         keep_prob, seed, step):
+def hidden_forward_share(l, p, parts, A_prev, theta, net, acts, keep_prob, seed, step):
     """Share p of hidden layer l's A[l] = g(W[l] A[l-1] + b[l]): a block of
     rows or of samples (:func:`rows_first`), with the dropout masks of
     optimizer step ``step`` when ``keep_prob < 1``."""
+    dims = net.dims
     n, mb = dims[l], A_prev.shape[1]
     A = activation(l, dims, acts, mb)
-    W = _matrix(theta, offW[l - 1], n, dims[l - 1])
-    b = _column(theta, offb[l - 1], n)
+    W = _matrix(theta, net.offW[l - 1], n, dims[l - 1])
+    b = _column(theta, net.offb[l - 1], n)
+    code = net.codes[l - 1]
     key = layer_key(seed, step, l)
     # Two calls, not one on a block picked by the branch: a block of rows
     # keeps the C-contiguous type the vectorised loops need.
     if rows_first(n, mb, parts):
         r0, r1 = share(p, parts, n)
-        layer_forward(A[r0:r1], W[r0:r1], A_prev, b[r0:r1], codes[l - 1], slope, key,
-                      keep_prob, r0, 0, mb)
+        layer_forward(A[r0:r1], W[r0:r1], A_prev, b[r0:r1], code, net.slope, key, keep_prob,
+                      r0, 0, mb)
     else:
         lo, hi = share(p, parts, mb)
-        layer_forward(A[:, lo:hi], W, A_prev[:, lo:hi], b, codes[l - 1], slope, key, keep_prob,
+        layer_forward(A[:, lo:hi], W, A_prev[:, lo:hi], b, code, net.slope, key, keep_prob,
                       0, lo, mb)
 
 
 @njit(**JIT)
-def hidden_forward(Xk, dims, codes, slope, theta, offW, offb, acts, keep_prob, seed, step):
+def hidden_forward(Xk, theta, net, acts, keep_prob, seed, step):
     """Every hidden layer of a batch ``Xk`` (mb, n0) on one thread; returns
     A[L-1] (``Xk.T`` for a network without hidden layers)."""
     A_prev = Xk.T
-    for l in range(1, dims.shape[0] - 1):
-        hidden_forward_share(l, 0, 1, A_prev, dims, codes, slope, theta, offW, offb, acts,
-                             keep_prob, seed, step)
-        A_prev = activation(l, dims, acts, Xk.shape[0])
+    for l in range(1, net.dims.shape[0] - 1):
+        hidden_forward_share(l, 0, 1, A_prev, theta, net, acts, keep_prob, seed, step)
+        A_prev = activation(l, net.dims, acts, Xk.shape[0])
     return A_prev
 
 
 @njit(**JIT)
-def forward_into(Xk, dims, codes, slope, theta, offW, offb, acts):
+def forward_into(Xk, theta, net, acts):
     """Forward pass of a batch ``Xk`` (mb, n0) on one thread, no dropout;
     returns A[L] (a view into ``acts``)."""
+    dims = net.dims
     L = dims.shape[0] - 1
     mb = Xk.shape[0]
-    A_prev = hidden_forward(Xk, dims, codes, slope, theta, offW, offb, acts, 1.0, 0, 0)
+    A_prev = hidden_forward(Xk, theta, net, acts, 1.0, 0, 0)
     AL = activation(L, dims, acts, mb)
-    layer_forward(AL, _matrix(theta, offW[L - 1], dims[L], dims[L - 1]), A_prev,
-                  _column(theta, offb[L - 1], dims[L]), codes[L - 1], slope, np.uint64(0), 1.0,
-                  0, 0, mb)
+    layer_forward(AL, _matrix(theta, net.offW[L - 1], dims[L], dims[L - 1]), A_prev,
+                  _column(theta, net.offb[L - 1], dims[L]), net.codes[L - 1], net.slope,
+                  np.uint64(0), 1.0, 0, 0, mb)
     return AL
 
 
@@ -190,19 +256,21 @@ def output_block(A, W, A_prev, b, Y, code, slope, loss_code, scale):
 
 
 @njit(**JIT)
-def output_share(p, parts, A_prev, Yk, dims, codes, slope, loss_code, theta, offW, offb, acts):
+def output_share(p, parts, A_prev, Yk, theta, net, acts, loss_code):
     """Share p's samples of the output layer (split by samples: softmax needs
     whole columns); returns their loss sum and leaves dZ[L]/mb in place of A[L]."""
+    dims = net.dims
     L = dims.shape[0] - 1
     mb = Yk.shape[0]
     A = activation(L, dims, acts, mb)
-    W = _matrix(theta, offW[L - 1], dims[L], dims[L - 1])
-    b = _column(theta, offb[L - 1], dims[L])
+    W = _matrix(theta, net.offW[L - 1], dims[L], dims[L - 1])
+    b = _column(theta, net.offb[L - 1], dims[L])
+    code, slope = net.codes[L - 1], net.slope
     scale = cast_like(1.0 / mb, slope)
     if parts == 1:
-        return output_block(A, W, A_prev, b, Yk.T, codes[L - 1], slope, loss_code, scale)
+        return output_block(A, W, A_prev, b, Yk.T, code, slope, loss_code, scale)
     lo, hi = share(p, parts, mb)
-    return output_block(A[:, lo:hi], W, A_prev[:, lo:hi], b, Yk[lo:hi].T, codes[L - 1], slope,
+    return output_block(A[:, lo:hi], W, A_prev[:, lo:hi], b, Yk[lo:hi].T, code, slope,
                         loss_code, scale)
 
 
@@ -222,8 +290,7 @@ def delta_block(dA, Wt, dZ, A_prev, code, slope, key, keep_prob, row0, col0, wid
 
 
 @njit(**JIT)
-def backward_share(l, p, parts, Xk, dims, codes, slope, theta, grad, offW, offb, acts, deltas,
-                   keep_prob, seed, step):
+def backward_share(l, p, parts, Xk, theta, net, buf, keep_prob, seed, step):
     """Layer l's (1-based) backward step for share p of the batch ``Xk``.
 
     Writes a block of dW[l] (rows, or columns where the layer has more inputs
@@ -232,12 +299,13 @@ def backward_share(l, p, parts, Xk, dims, codes, slope, theta, grad, offW, offb,
     W[l]ᵀ dZ[l] · g'(Z[l-1]) (rows or samples, see :func:`rows_first`). Every
     product of dW spans the whole batch as its inner dimension.
     """
+    dims, acts, slope = net.dims, buf.acts, net.slope
     one = one_like(slope)
     zero = one - one
     mb = Xk.shape[0]
     n, n_prev = dims[l], dims[l - 1]
-    dZ = delta(l, dims, acts, deltas, mb)
-    dW = _matrix(grad, offW[l - 1], n, n_prev)
+    dZ = delta(l, dims, acts, buf.deltas, mb)
+    dW = _matrix(buf.grad, net.offW[l - 1], n, n_prev)
     r0, r1, c0, c1 = 0, n, 0, n_prev
     if n >= n_prev:
         r0, r1 = share(p, parts, n)
@@ -248,20 +316,21 @@ def backward_share(l, p, parts, Xk, dims, codes, slope, theta, grad, offW, offb,
     else:
         gemm(one, dZ[r0:r1], activation(l - 1, dims, acts, mb)[c0:c1].T, zero, dW[r0:r1, c0:c1])
     b0, b1 = share(p, parts, n)
-    row_sums(dZ[b0:b1], one, _column(grad, offb[l - 1], n)[b0:b1])
+    row_sums(dZ[b0:b1], one, _column(buf.grad, net.offb[l - 1], n)[b0:b1])
     if l == 1:
         return       # nobody needs dA[0]
-    W = _matrix(theta, offW[l - 1], n, n_prev)
-    dA = delta(l - 1, dims, acts, deltas, mb)
+    W = _matrix(theta, net.offW[l - 1], n, n_prev)
+    dA = delta(l - 1, dims, acts, buf.deltas, mb)
     A_prev = activation(l - 1, dims, acts, mb)
+    code = net.codes[l - 2]
     key = layer_key(seed, step, l - 1)
     if rows_first(n_prev, mb, parts):
         s0, s1 = share(p, parts, n_prev)
-        delta_block(dA[s0:s1], W[:, s0:s1].T, dZ, A_prev[s0:s1], codes[l - 2], slope, key,
-                    keep_prob, s0, 0, mb)
+        delta_block(dA[s0:s1], W[:, s0:s1].T, dZ, A_prev[s0:s1], code, slope, key, keep_prob,
+                    s0, 0, mb)
     else:
         lo, hi = share(p, parts, mb)
-        delta_block(dA[:, lo:hi], W.T, dZ[:, lo:hi], A_prev[:, lo:hi], codes[l - 2], slope, key,
+        delta_block(dA[:, lo:hi], W.T, dZ[:, lo:hi], A_prev[:, lo:hi], code, slope, key,
                     keep_prob, 0, lo, mb)
 
 
@@ -312,54 +381,49 @@ def batch_cost(loss, sum_squares, mb, l2):
 
 
 @njit(**JIT)
-def set_bias_correction(hyper, beta1, beta2, step):
-    hyper[BC1] = 1.0 - beta1 ** step
-    hyper[BC2] = 1.0 - beta2 ** step
+def set_bias_correction(fit, step):
+    """Adam's 1 - β1ᵗ and 1 - β2ᵗ of optimizer step ``step`` into ``fit.hyper``."""
+    fit.hyper[BC1] = 1.0 - fit.beta1 ** step
+    fit.hyper[BC2] = 1.0 - fit.beta2 ** step
 
 
 @njit(**JIT)
-def batch_gradient(X, Y, order, start, mb, Xb, Yb, dims, codes, slope, loss_code, l2, theta,
-                   grad, offW, offb, acts, deltas, keep_prob, seed, step):
-    """Cost of one batch and its gradient (into ``grad``), on one thread."""
-    L = dims.shape[0] - 1
-    gather_share(0, 1, mb, X, Y, order, start, Xb, Yb)
-    Xk = batch_rows(X, order, start, mb, Xb)
-    A_prev = hidden_forward(Xk, dims, codes, slope, theta, offW, offb, acts, keep_prob, seed,
-                            step)
-    loss = output_share(0, 1, A_prev, batch_rows(Y, order, start, mb, Yb), dims, codes, slope,
-                        loss_code, theta, offW, offb, acts)
-    for l in range(L, 0, -1):
-        backward_share(l, 0, 1, Xk, dims, codes, slope, theta, grad, offW, offb, acts, deltas,
-                       keep_prob, seed, step)
-    c = cast_like(l2 / mb, slope)
-    return batch_cost(loss, regularise_share(0, 1, theta, grad, dims, offW, c), mb, l2)
+def batch_gradient(X, Y, order, start, mb, theta, net, buf, fit, step):
+    """Cost of one batch (rows ``order[start:start + mb]``, or ``start:start + mb``
+    without an order) and its gradient (into ``buf.grad``), on one thread."""
+    gather_share(0, 1, mb, X, Y, order, start, buf.Xb, buf.Yb)
+    Xk = batch_rows(X, order, start, mb, buf.Xb)
+    Yk = batch_rows(Y, order, start, mb, buf.Yb)
+    A_prev = hidden_forward(Xk, theta, net, buf.acts, fit.keep_prob, fit.seed, step)
+    loss = output_share(0, 1, A_prev, Yk, theta, net, buf.acts, fit.loss_code)
+    for l in range(net.dims.shape[0] - 1, 0, -1):
+        backward_share(l, 0, 1, Xk, theta, net, buf, fit.keep_prob, fit.seed, step)
+    c = cast_like(fit.l2 / mb, net.slope)
+    return batch_cost(loss, regularise_share(0, 1, theta, buf.grad, net.dims, net.offW, c), mb,
+                      fit.l2)
 
 
 @njit(**JIT)
-def loss_and_gradient(Xk, Yk, dims, codes, slope, loss_code, l2, theta, grad,
-                      offW, offb, acts, deltas, keep_prob, seed, step):
-    """Cost of the batch ``(Xk, Yk)`` and its gradient (written into ``grad``).
+def loss_and_gradient(Xk, Yk, theta, net, buf, fit, step):
+    """Cost of the batch ``(Xk, Yk)`` and its gradient (written into ``buf.grad``).
 
-    Xk (mb, n0), Yk (mb, nL); ``acts`` and ``deltas`` are buffers of
-    ``activation_sizes(dims, mb)``. The cost is the mean loss over the batch
-    plus λ/(2 mb) Σ‖W‖²; the gradient includes (λ/mb) W.
+    Xk (mb, n0), Yk (mb, nL); ``buf.acts`` and ``buf.deltas`` are buffers of
+    ``activation_sizes(dims, mb)`` (the other buffers are not used). The cost
+    is the mean loss over the batch plus λ/(2 mb) Σ‖W‖²; the gradient includes
+    (λ/mb) W.
     """
     no_order = np.empty(0, np.int64)
-    return batch_gradient(Xk, Yk, no_order, 0, Xk.shape[0], Xk, Yk, dims, codes, slope,
-                          loss_code, l2, theta, grad, offW, offb, acts, deltas, keep_prob,
-                          seed, step)
+    return batch_gradient(Xk, Yk, no_order, 0, Xk.shape[0], theta, net, buf, fit, step)
 
 
 @njit(**JIT)
-def train_epoch(X, Y, order, batch_size, dims, codes, slope, loss_code, l2, keep_prob, seed,
-                theta, grad, v, s, opt_code, hyper, beta1, beta2, t,
-                offW, offb, acts, deltas, Xb, Yb, batch_costs):
+def train_epoch(X, Y, order, batch_size, theta, v, s, t, net, buf, fit):
     """One epoch of mini-batch training; updates theta, v, s in place.
 
     ``order`` is the sample order for this epoch (empty: take the rows as they
     are, with no gather copy). ``t`` is the optimizer step before the epoch.
-    ``batch_costs[k]`` receives the cost of batch k. Batch k is optimizer step
-    ``t + k + 1``, which also selects its dropout masks.
+    ``buf.batch_costs[k]`` receives the cost of batch k. Batch k is optimizer
+    step ``t + k + 1``, which also selects its dropout masks.
 
     Returns
     -------
@@ -373,20 +437,20 @@ def train_epoch(X, Y, order, batch_size, dims, codes, slope, loss_code, l2, keep
         start = k * batch_size
         mb = min(batch_size, m - start)
         step = t + k + 1
-        cost = batch_gradient(X, Y, order, start, mb, Xb, Yb, dims, codes, slope, loss_code, l2,
-                              theta, grad, offW, offb, acts, deltas, keep_prob, seed, step)
-        batch_costs[k] = cost
-        if not np.isfinite(cost) or not all_finite(grad):
+        cost = batch_gradient(X, Y, order, start, mb, theta, net, buf, fit, step)
+        buf.batch_costs[k] = cost
+        if not np.isfinite(cost) or not all_finite(buf.grad):
             return k
-        set_bias_correction(hyper, beta1, beta2, step)
-        update_share(0, 1, theta, grad, v, s, opt_code, hyper)
+        set_bias_correction(fit, step)
+        update_share(0, 1, theta, buf.grad, v, s, fit.opt_code, fit.hyper)
     return -1
 
 
 @njit(**JIT)
-def predict_output(X, dims, codes, slope, theta, offW, offb, chunk):
+def predict_output(X, theta, net, chunk):
     """A[L] (nL, m) for X (m, n0), in chunks of ``chunk`` rows to bound memory."""
     m = X.shape[0]
+    dims = net.dims
     L = dims.shape[0] - 1
     out = np.empty((dims[L], m), dtype=X.dtype)
     width = 0
@@ -395,6 +459,5 @@ def predict_output(X, dims, codes, slope, theta, offW, offb, chunk):
     acts = np.empty(width * min(chunk, max(m, 1)), dtype=X.dtype)
     for start in range(0, m, chunk):
         mb = min(chunk, m - start)
-        out[:, start:start + mb] = forward_into(X[start:start + mb], dims, codes, slope, theta,
-                                                offW, offb, acts)
+        out[:, start:start + mb] = forward_into(X[start:start + mb], theta, net, acts)
     return out

@@ -43,61 +43,57 @@ JIT_PARALLEL = dict(JIT, parallel=True)
 
 
 @njit(**JIT_PARALLEL)
-def train_epoch_threaded(X, Y, order, batch_size, dims, codes, slope, loss_code, l2, keep_prob,
-                         seed, theta, grad, v, s, opt_code, hyper, beta1, beta2, t,
-                         offW, offb, acts, deltas, Xb, Yb, batch_costs, part_loss, part_ok):
-    """:func:`.training.train_epoch` on ``parts = part_ok.shape[0]`` threads.
-
-    ``part_loss`` (float64) holds two elements per share, ``part_ok`` (bool)
-    one. Same arguments otherwise, and the same return value.
-    """
+def train_epoch_threaded(X, Y, order, batch_size, theta, v, s, t, net, buf, fit):
+    """:func:`.training.train_epoch` on ``parts = buf.part_ok.shape[0]`` threads,
+    with the same arguments and return value (``buf.part_loss`` holds two
+    elements per share, ``buf.part_ok`` one)."""
     m = X.shape[0]
-    L = dims.shape[0] - 1
+    L = net.dims.shape[0] - 1
     n_batches = (m + batch_size - 1) // batch_size
+    part_loss, part_ok, grad = buf.part_loss, buf.part_ok, buf.grad
     for k in range(n_batches):
         start = k * batch_size
         mb = min(batch_size, m - start)
         parts = min(part_ok.shape[0], mb)
         step = t + k + 1
         for p in prange(parts):
-            gather_share(p, parts, mb, X, Y, order, start, Xb, Yb)
-        Xk = batch_rows(X, order, start, mb, Xb)
+            gather_share(p, parts, mb, X, Y, order, start, buf.Xb, buf.Yb)
+        Xk = batch_rows(X, order, start, mb, buf.Xb)
+        Yk = batch_rows(Y, order, start, mb, buf.Yb)
         A_prev = Xk.T
         for l in range(1, L):
             for p in prange(parts):
-                hidden_forward_share(l, p, parts, A_prev, dims, codes, slope, theta, offW, offb,
-                                     acts, keep_prob, seed, step)
-            A_prev = activation(l, dims, acts, mb)
-        Yk = batch_rows(Y, order, start, mb, Yb)
+                hidden_forward_share(l, p, parts, A_prev, theta, net, buf.acts, fit.keep_prob,
+                                     fit.seed, step)
+            A_prev = activation(l, net.dims, buf.acts, mb)
         for p in prange(parts):
-            part_loss[p] = output_share(p, parts, A_prev, Yk, dims, codes, slope, loss_code,
-                                        theta, offW, offb, acts)
+            part_loss[p] = output_share(p, parts, A_prev, Yk, theta, net, buf.acts,
+                                        fit.loss_code)
         for l in range(L, 0, -1):
             for p in prange(parts):
-                backward_share(l, p, parts, Xk, dims, codes, slope, theta, grad, offW, offb,
-                               acts, deltas, keep_prob, seed, step)
-        c = cast_like(l2 / mb, slope)
+                backward_share(l, p, parts, Xk, theta, net, buf, fit.keep_prob, fit.seed, step)
+        c = cast_like(fit.l2 / mb, net.slope)
         for p in prange(parts):
-            part_loss[parts + p] = regularise_share(p, parts, theta, grad, dims, offW, c)
+            part_loss[parts + p] = regularise_share(p, parts, theta, grad, net.dims, net.offW, c)
             lo, hi = share(p, parts, grad.shape[0])
             part_ok[p] = all_finite(grad[lo:hi])
-        cost = batch_cost(part_loss[:parts].sum(), part_loss[parts:2 * parts].sum(), mb, l2)
-        batch_costs[k] = cost
+        cost = batch_cost(part_loss[:parts].sum(), part_loss[parts:2 * parts].sum(), mb, fit.l2)
+        buf.batch_costs[k] = cost
         if not np.isfinite(cost) or not part_ok[:parts].all():
             return k
-        set_bias_correction(hyper, beta1, beta2, step)
+        set_bias_correction(fit, step)
         for p in prange(parts):
-            update_share(p, parts, theta, grad, v, s, opt_code, hyper)
+            update_share(p, parts, theta, grad, v, s, fit.opt_code, fit.hyper)
     return -1
 
 
 @njit(**JIT_PARALLEL)
-def predict_output_threaded(X, dims, codes, slope, theta, offW, offb, chunk, parts):
+def predict_output_threaded(X, theta, net, chunk, parts):
     """:func:`.training.predict_output` with the samples split between ``parts``
     threads (each calling BLAS single-threaded, in chunks of ``chunk`` rows)."""
     m = X.shape[0]
-    out = np.empty((dims[dims.shape[0] - 1], m), dtype=X.dtype)
+    out = np.empty((net.dims[net.dims.shape[0] - 1], m), dtype=X.dtype)
     for p in prange(parts):
         lo, hi = share(p, parts, m)
-        out[:, lo:hi] = predict_output(X[lo:hi], dims, codes, slope, theta, offW, offb, chunk)
+        out[:, lo:hi] = predict_output(X[lo:hi], theta, net, chunk)
     return out

@@ -10,8 +10,8 @@ from deepnet_fast import params as flat
 from deepnet_fast.architecture import Architecture
 from deepnet_fast.config import FitConfig
 from deepnet_fast.initialization import initialize_parameters
-from deepnet_fast.state import TrainingState
 from deepnet_fast.kernels.blas import gemm
+from deepnet_fast.state import TrainingState
 
 CONFIGS = {
     # dims, activations, samples, batch: uneven shares, a last batch smaller
@@ -143,8 +143,8 @@ def test_threaded_prediction_matches_one_thread(dtype, rtol, m, parts, blas_libr
     from deepnet_fast.kernels.training_threaded import predict_output_threaded
     dims, acts, X, _, _, theta = _problem("sigmoid-deep", dtype, seed=2)
     X = np.vstack([X, X])[:m]
-    d, codes, offW, offb = Architecture(tuple(dims), acts, 0.1, np.dtype(dtype)).kernel_arrays
-    args = (X, d, codes, dtype(0.1), theta, offW, offb, 7)    # chunks of 7 rows
+    net = Architecture(tuple(dims), acts, 0.1, np.dtype(dtype)).kernel_network
+    args = (X, theta, net, 7)    # chunks of 7 rows
     split = predict_output_threaded(*args, parts)
     assert split.shape == (dims[-1], m) and split.dtype == np.dtype(dtype)
     np.testing.assert_allclose(split, predict_output(*args), rtol=rtol, atol=rtol * 1e-3)
