@@ -13,14 +13,27 @@ same data:
 - ``torch``: ``nn.Sequential`` of ``Linear`` + activation, ``CrossEntropyLoss``
   or ``BCEWithLogitsLoss``, ``torch.optim.SGD``, a plain loop over shuffled index
   batches (no DataLoader). Skipped with a note when PyTorch is not installed.
+- ``jax``: the whole epoch under ``jax.jit``: a ``lax.scan`` of the SGD step
+  over the shuffled epoch's full mini-batches, then the remainder batch, from
+  the same initial parameters as DeepNet's. Skipped with a note when JAX is
+  not installed (``pip install "deepnet_fast[bench]"``).
 
-One warm-up epoch per backend (it also triggers Numba's compile or cache load)
-is excluded from the timings; then every repeat trains ``--epochs`` epochs, or
+Each backend of a workload trains in a process of its own (``spawn``), so that
+no library's thread pool, spinning after its last task, or global setting
+(JAX's float64 switch) touches another's timings. One warm-up epoch per
+backend (it also triggers Numba's compile or cache load, or JAX's) is
+excluded from the timings; then every repeat trains ``--epochs`` epochs, or
 more where that takes under ``MIN_MEASUREMENT_SECONDS`` (one more timed epoch
 sets the count, so that a 1 ms epoch is not timed alone against the timer and
-the machine's jitter), and the median is reported as samples per second, with all backends of a workload
-measured in the same run, repeats interleaved so that load from other processes
-affects all of them alike.
+the machine's jitter), and the median is reported as samples per second. The
+parent asks the processes for their repeats in turn (compiled, reference, ...,
+compiled, ...), so that load from other processes affects every backend alike
+and the ratios come from one run.
+
+The header names the CPU, the compiled kernels' BLAS library, how it was
+chosen (:func:`deepnet_fast.set_blas`) and its kernel (threadpoolctl's
+``architecture``), and warns when ``OPENBLAS_CORETYPE`` holds OpenBLAS to
+another kernel than it would pick on this CPU.
 
 After the workloads it compares the activation kernels with NumPy's ufuncs on a
 128x256 array of each dtype (:mod:`deepnet_fast.bench_kernels`; ``--no-kernels``
@@ -40,6 +53,7 @@ import math
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -49,7 +63,7 @@ import numpy as np
 
 __all__ = [
     "WORKLOADS", "BACKENDS", "Workload", "BackendUnavailable", "cases", "make_data",
-    "make_trainer", "import_torch", "quick_samples", "training_flops_per_sample",
+    "make_trainer", "import_torch", "import_jax", "backend_unavailable", "quick_samples", "training_flops_per_sample",
     "matmul_gflops", "samples_per_second", "format_table", "format_kernels", "add_arguments",
     "run", "main",
 ]
@@ -90,12 +104,28 @@ WORKLOADS = {
                             0.05),
 }
 
-BACKENDS = ("compiled", "reference", "sklearn", "torch")
-PEERS = ("reference", "sklearn", "torch")
+BACKENDS = ("compiled", "reference", "sklearn", "torch", "jax")
+PEERS = ("reference", "sklearn", "torch", "jax")
+# The optional peers and the module whose absence skips them.
+_OPTIONAL = {"torch": ("torch", "PyTorch"), "jax": ("jax", "JAX")}
 
 
 class BackendUnavailable(RuntimeError):
-    """The backend's library is not installed (PyTorch is optional)."""
+    """The backend's library is not installed (PyTorch and JAX are optional)."""
+
+
+def backend_unavailable(backend):
+    """Why ``backend`` cannot run here (its library is not installed), or
+    None; looks for the module without importing it."""
+    import importlib.util
+    if backend not in _OPTIONAL:
+        return None
+    module, name = _OPTIONAL[backend]
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    return None if found else f"{name} is not installed (No module named {module!r})"
 
 
 def cases(workloads=None, dtypes=None):
@@ -173,12 +203,13 @@ class _Trainer:
     every backend.
     """
 
-    def __init__(self, workload, X, y, dtype, seed=0, threads=None):
-        self.workload = WORKLOADS[workload]
+    def __init__(self, workload, X, y, dtype, seed=0, threads=None, shuffle=True):
+        self.workload = WORKLOADS[workload] if isinstance(workload, str) else workload
         self.X, self.y = X, y
         self.dtype = np.dtype(dtype)
         self.seed = seed
         self.threads = threads
+        self.shuffle = shuffle
         self.batch_size = self.workload.batch_size or X.shape[0]
 
     def cost(self):
@@ -196,7 +227,7 @@ class DeepNetTrainer(_Trainer):
         self.net = DeepNet(w.layer_dims, w.hidden_activation, w.output_activation, seed=self.seed,
                            dtype=self.dtype.name, backend=backend)
         self._fit = dict(learning_rate=w.learning_rate, batch_size=w.batch_size, optimizer="gd",
-                         verbose=0, warm_start=True)
+                         verbose=0, warm_start=True, shuffle=self.shuffle)
 
     def train(self, epochs=1):
         self.net.fit(self.X, self.y, epochs=epochs, **self._fit)
@@ -219,7 +250,7 @@ class SklearnTrainer(_Trainer):
         self.model = MLPClassifier(
             hidden_layer_sizes=w.layer_dims[1:-1], activation=w.hidden_activation, solver="sgd",
             learning_rate="constant", learning_rate_init=w.learning_rate, momentum=0.0,
-            nesterovs_momentum=False, alpha=0.0, batch_size=self.batch_size, shuffle=True,
+            nesterovs_momentum=False, alpha=0.0, batch_size=self.batch_size, shuffle=self.shuffle,
             random_state=self.seed, tol=0.0, n_iter_no_change=10**9, early_stopping=False)
         self._classes = np.arange(max(2, w.layer_dims[-1]))
 
@@ -287,7 +318,8 @@ class TorchTrainer(_Trainer):
             if B >= n:
                 self._step(self.Xt, self.Yt)
                 continue
-            order = self.torch.randperm(n, generator=self.gen)
+            order = (self.torch.randperm(n, generator=self.gen) if self.shuffle
+                     else self.torch.arange(n))
             for start in range(0, n, B):
                 idx = order[start:start + B]
                 self._step(self.Xt[idx], self.Yt[idx])
@@ -309,17 +341,136 @@ class TorchTrainer(_Trainer):
         return (Z[:, 0] > 0).numpy().astype(np.int64)
 
 
+def import_jax():
+    try:
+        import jax
+    except ImportError as exc:
+        raise BackendUnavailable(f"JAX is not installed ({exc})") from exc
+    return jax
+
+
+def _jax_activations(jax):
+    nn = jax.nn
+    return {"relu": nn.relu, "tanh": jax.numpy.tanh, "sigmoid": nn.sigmoid,
+            "leaky_relu": partial(nn.leaky_relu, negative_slope=0.01),
+            "identity": lambda Z: Z}
+
+
+class JaxTrainer(_Trainer):
+    """The epoch as one ``jax.jit`` function: shuffle, ``lax.scan`` of the SGD
+    step over the full mini-batches, one more step on the remainder (the
+    samples and updates of DeepNet's epoch), starting from DeepNet's initial
+    parameters for the same seed. Samples are rows: ``Z = A Wᵀ + b``."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.threads == 1 and "jax" not in sys.modules:
+            # XLA's CPU thread pool is sized when JAX starts; one thread is
+            # the only other setting it offers.
+            flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+            os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip()
+        jax = self.jax = import_jax()
+        if self.dtype == np.float64 and not jax.config.jax_enable_x64:
+            # Process-wide; float32 arrays stay float32 under it.
+            jax.config.update("jax_enable_x64", True)
+        from .network import DeepNet
+        w = self.workload
+        initial = DeepNet(w.layer_dims, w.hidden_activation, w.output_activation, seed=self.seed,
+                          dtype=self.dtype.name).parameters
+        L = len(w.layer_dims) - 1
+        self.params = [(jax.numpy.asarray(initial[f"W{l}"].T), jax.numpy.asarray(initial[f"b{l}"][:, 0]))
+                       for l in range(1, L + 1)]
+        self.Xd = jax.numpy.asarray(self.X)
+        if w.output_activation == "softmax":
+            Y = np.eye(w.layer_dims[-1], dtype=self.dtype)[self.y]
+        else:
+            Y = self.y.astype(self.dtype)
+        self.Yd = jax.numpy.asarray(Y)
+        self.key = jax.random.key(self.seed)
+        self._logits = jax.jit(self._forward)
+        self._epoch = jax.jit(self._make_epoch())
+
+    def _forward(self, params, X):
+        g = _jax_activations(self.jax)[self.workload.hidden_activation]
+        A = X
+        for Wt, b in params[:-1]:
+            A = g(A @ Wt + b)
+        Wt, b = params[-1]
+        return A @ Wt + b
+
+    def _loss(self, params, X, Y):
+        jnp = self.jax.numpy
+        Z = self._forward(params, X)
+        if self.workload.output_activation == "softmax":
+            return -jnp.mean(jnp.sum(Y * self.jax.nn.log_softmax(Z, axis=1), axis=1))
+        Z = Z[:, 0]
+        return jnp.mean(self.jax.nn.softplus(Z) - Y * Z)    # cross-entropy of sigmoid(Z)
+
+    def _make_epoch(self):
+        jax, lr = self.jax, self.workload.learning_rate
+        n = self.X.shape[0]
+        B = min(self.batch_size, n)
+        full, shuffle = n // B, self.shuffle and B < n
+        grad = jax.value_and_grad(self._loss)
+
+        def step(params, batch):
+            loss, grads = grad(params, *batch)
+            return jax.tree.map(lambda P, dP: P - lr * dP, params, grads), loss
+
+        def epoch(params, key, X, Y):
+            if shuffle:
+                key, sub = jax.random.split(key)
+                order = jax.random.permutation(sub, n)
+                X, Y = X[order], Y[order]
+            m = full * B
+            batches = (X[:m].reshape((full, B) + X.shape[1:]),
+                       Y[:m].reshape((full, B) + Y.shape[1:]))
+            params, _ = jax.lax.scan(step, params, batches)
+            if m < n:
+                params, _ = step(params, (X[m:], Y[m:]))
+            return params, key
+
+        return epoch
+
+    def train(self, epochs=1):
+        for _ in range(epochs):
+            self.params, self.key = self._epoch(self.params, self.key, self.Xd, self.Yd)
+        self.jax.block_until_ready(self.params)     # JAX dispatches asynchronously
+
+    def _Z(self, X):
+        X = self.jax.numpy.asarray(np.ascontiguousarray(X, dtype=self.dtype))
+        return np.asarray(self._logits(self.params, X))
+
+    def predict_proba(self, X):
+        Z = self._Z(X)
+        if self.workload.output_activation == "softmax":
+            E = np.exp(Z - Z.max(axis=1, keepdims=True))
+            return E / E.sum(axis=1, keepdims=True)
+        return 1.0 / (1.0 + np.exp(-Z[:, 0]))
+
+    def predict(self, X):
+        Z = self._Z(X)
+        if self.workload.output_activation == "softmax":
+            return Z.argmax(axis=1)
+        return (Z[:, 0] > 0).astype(np.int64)
+
+
 _TRAINERS = {
     "compiled": partial(DeepNetTrainer, "compiled"),
     "reference": partial(DeepNetTrainer, "reference"),
     "sklearn": SklearnTrainer,
     "torch": TorchTrainer,
+    "jax": JaxTrainer,
 }
 
 
-def make_trainer(backend, workload, X, y, dtype, *, warmup=True, seed=0, threads=None):
+def make_trainer(backend, workload, X, y, dtype, *, warmup=True, seed=0, threads=None,
+                 shuffle=True):
     """A trainer of ``backend`` on ``(X, y)``; with ``warmup`` one epoch is
     trained at once (that also compiles or loads the Numba kernels).
+
+    ``workload`` is a name of ``WORKLOADS`` or a :class:`Workload`;
+    ``shuffle=False`` trains on the samples in order (for comparisons).
 
     Raises
     ------
@@ -328,7 +479,8 @@ def make_trainer(backend, workload, X, y, dtype, *, warmup=True, seed=0, threads
     """
     if backend not in _TRAINERS:
         raise ValueError(f"backend must be one of {list(BACKENDS)}; got {backend!r}")
-    trainer = _TRAINERS[backend](workload, X, y, dtype, seed=seed, threads=threads)
+    trainer = _TRAINERS[backend](workload, X, y, dtype, seed=seed, threads=threads,
+                                 shuffle=shuffle)
     if warmup:
         trainer.train(1)
     return trainer
@@ -361,6 +513,16 @@ def _comma_list(text):
     return [v for v in (s.strip() for s in text.split(",")) if v]
 
 
+def _blas_list(text):
+    names = [v.lower() for v in _comma_list(text)]
+    for name in names:
+        if name not in ("auto", "mkl", "scipy"):
+            raise argparse.ArgumentTypeError(f"expected auto, mkl and/or scipy; got {name!r}")
+    if not names:
+        raise argparse.ArgumentTypeError("expected auto, mkl and/or scipy")
+    return names
+
+
 def add_arguments(parser):
     """Add the options of ``deepnet-fast bench`` to an argparse parser."""
     parser.description = ("Samples/s of one training epoch per backend on the standard "
@@ -384,9 +546,11 @@ def add_arguments(parser):
                         help="threads for Numba, BLAS and PyTorch, set through "
                              "deepnet_fast.set_num_threads and torch.set_num_threads "
                              "(default: each library's own)")
-    parser.add_argument("--blas", choices=("auto", "mkl", "scipy"), default=None,
-                        help="BLAS of the compiled kernels (default: deepnet_fast's own "
-                             "choice: MKL when installed, else SciPy's; see set_blas)")
+    parser.add_argument("--blas", type=_blas_list, default=None,
+                        help="BLAS of the compiled kernels: auto, mkl or scipy, or several "
+                             "(e.g. mkl,scipy: one compiled column per library, and each "
+                             "one's samples/s against the faster's) (default: deepnet_fast's "
+                             "own choice, see set_blas)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: few samples per workload (at least two batches)")
     parser.add_argument("--no-kernels", dest="kernels", action="store_false",
@@ -448,10 +612,12 @@ def _versions():
     import sklearn
     out = {"python": platform.python_version(), "numpy": np.__version__,
            "numba": numba.__version__, "scikit-learn": sklearn.__version__}
-    try:
-        out["torch"] = import_torch().__version__
-    except BackendUnavailable:
-        out["torch"] = None
+    from importlib import metadata
+    for name in ("torch", "jax"):     # without importing them: the workers do
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
     return out
 
 
@@ -484,52 +650,149 @@ def samples_per_second(trainer, n_samples, epochs=1, repeat=3):
     return n_samples * k / statistics.median(seconds)
 
 
-def _measure_case(name, dtype, backends, repeat, epochs, threads, quick, seed, notes):
+def _worker(conn, spec):
+    """One backend's measurements in a process of its own: build the trainer
+    (warm-up epoch included), report ``("ready", warm-up seconds, epochs per
+    measurement)``, then answer every ``"train"`` with ``("seconds", s)``
+    until ``None``. Failures are reported as ``("unavailable"|"error", text)``."""
+    try:
+        from .blas import set_blas
+        from .threads import set_num_threads
+        if spec["threads"] is not None:
+            set_num_threads(spec["threads"])
+        if spec["blas"] is not None:
+            set_blas(spec["blas"])
+        X, y = make_data(spec["workload"], spec["dtype"], spec["n_samples"], seed=spec["seed"])
+        start = time.perf_counter()
+        trainer = make_trainer(spec["backend"], spec["workload"], X, y, spec["dtype"],
+                               seed=spec["seed"], threads=spec["threads"])
+        warmup = time.perf_counter() - start
+        # --quick is a smoke run: no padding of the measurement.
+        k = spec["epochs"] if spec["quick"] else _epochs_for(trainer, spec["epochs"])
+        conn.send(("ready", warmup, k))
+    except BackendUnavailable as exc:
+        conn.send(("unavailable", str(exc)))
+        return
+    except Exception as exc:  # noqa: BLE001 - reported by the parent
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        return
+    while conn.recv() is not None:
+        try:
+            start = time.perf_counter()
+            trainer.train(k)
+            conn.send(("seconds", time.perf_counter() - start))
+        except Exception as exc:  # noqa: BLE001
+            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+            return
+
+
+class _Process:
+    """A backend's worker process (see :func:`_worker`) and its pipe."""
+
+    def __init__(self, spec):
+        import multiprocessing
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_worker, args=(child, spec), daemon=True)
+        self.process.start()
+        child.close()
+
+    def ask(self, message="train"):
+        if message is not None:
+            self.conn.send(message)
+        try:
+            return self.conn.recv()
+        except EOFError:
+            return ("error", f"the worker process died (exit code {self._exitcode()})")
+
+    def _exitcode(self):
+        self.process.join(timeout=5)
+        return self.process.exitcode
+
+    def close(self):
+        try:
+            self.conn.send(None)
+        except OSError:
+            pass
+        self.process.join(timeout=10)
+        if self.process.is_alive():  # pragma: no cover - a hung worker
+            self.process.terminate()
+            self.process.join()
+
+
+def _labels(backends, blas):
+    """``(label, backend, blas)`` of every column: one compiled column per
+    library of ``--blas`` (``compiled[mkl]``, ...) when it lists several."""
+    libraries = list(blas or [None])
+    out = []
+    for b in backends:
+        if b == "compiled" and len(libraries) > 1:
+            out += [(f"compiled[{lib}]", b, lib) for lib in libraries]
+        else:
+            out.append((b, b, libraries[0] if b == "compiled" else None))
+    return out
+
+
+def _measure_case(name, dtype, backends, repeat, epochs, threads, quick, seed, notes,
+                  blas=None):
     w = WORKLOADS[name]
     n = quick_samples(name) if quick else w.n_samples
-    X, y = make_data(name, dtype, n, seed=seed)
     record = {"workload": name, "dtype": dtype, "n_samples": n,
               "batch_size": w.batch_size, "layer_dims": list(w.layer_dims),
               "epochs_per_measurement": {}, "repeat": repeat,
               "flops_per_sample": training_flops_per_sample(w.layer_dims),
               "warmup_seconds": {}, "seconds": {}, "samples_per_s": {}, "errors": {}}
-    trainers = {}
-    for b in backends:
-        start = time.perf_counter()
-        try:
-            trainers[b] = make_trainer(b, name, X, y, dtype, seed=seed, threads=threads)
-        except BackendUnavailable as exc:
-            notes.setdefault(b, f"{b}: skipped: {exc}")
-            continue
-        except Exception as exc:  # noqa: BLE001 - report and go on with the others
-            record["errors"][b] = f"{type(exc).__name__}: {exc}"
-            continue
-        record["warmup_seconds"][b] = time.perf_counter() - start
-        record["seconds"][b] = []
-        # --quick is a smoke run: no padding of the measurement.
-        record["epochs_per_measurement"][b] = epochs if quick else _epochs_for(trainers[b], epochs)
-    for _ in range(repeat):
-        for b, trainer in list(trainers.items()):
-            # Thread pools (OpenBLAS, OpenMP) spin-wait for a while after their
-            # last task; let the previous backend's go idle so that they do not
-            # steal the cores from the next one.
-            time.sleep(_POOL_IDLE_SECONDS)
-            start = time.perf_counter()
-            try:
-                trainer.train(record["epochs_per_measurement"][b])
-            except Exception as exc:  # noqa: BLE001
-                record["errors"][b] = f"{type(exc).__name__}: {exc}"
-                del trainers[b], record["seconds"][b]
+    workers = {}
+    try:
+        # One at a time: a warm-up (compile, calibration of the epoch count)
+        # is not disturbed by another's.
+        for label, backend, library in _labels(backends, blas):
+            reason = backend_unavailable(backend)
+            if reason:
+                notes.setdefault(backend, f"{backend}: skipped: {reason}")
                 continue
-            record["seconds"][b].append(time.perf_counter() - start)
+            spec = {"backend": backend, "workload": name, "dtype": dtype, "n_samples": n,
+                    "seed": seed, "threads": threads, "blas": library, "epochs": epochs,
+                    "quick": quick}
+            worker = _Process(spec)
+            reply = worker.ask(None)
+            if reply[0] == "ready":
+                workers[label] = worker
+                record["warmup_seconds"][label] = reply[1]
+                record["epochs_per_measurement"][label] = reply[2]
+                record["seconds"][label] = []
+                continue
+            worker.close()
+            if reply[0] == "unavailable":
+                notes.setdefault(backend, f"{backend}: skipped: {reply[1]}")
+            else:
+                record["errors"][label] = reply[1]
+        for _ in range(repeat):
+            for label, worker in list(workers.items()):
+                # Thread pools (OpenBLAS, OpenMP, XLA's) spin-wait for a while
+                # after their last task, in the previous backend's process too:
+                # let them go idle before the next one starts.
+                time.sleep(_POOL_IDLE_SECONDS)
+                reply = worker.ask()
+                if reply[0] != "seconds":
+                    record["errors"][label] = reply[1]
+                    del record["seconds"][label]
+                    workers.pop(label).close()
+                    continue
+                record["seconds"][label].append(reply[1])
+    finally:
+        for worker in workers.values():
+            worker.close()
     for b, secs in record["seconds"].items():
         k = record["epochs_per_measurement"][b]
         record["samples_per_s"][b] = n * k / statistics.median(secs)
-    comp = record["samples_per_s"].get("compiled")
-    record["ratios"] = {f"compiled/{p}": comp / record["samples_per_s"][p]
-                        for p in PEERS if comp and p in record["samples_per_s"]}
-    record["gflops"] = {b: v * record["flops_per_sample"] / 1e9
-                        for b, v in record["samples_per_s"].items()}
+    rates = record["samples_per_s"]
+    comp = next((v for b, v in rates.items() if b.startswith("compiled")), None)
+    record["ratios"] = {f"compiled/{p}": comp / rates[p] for p in PEERS if comp and p in rates}
+    libs = {b[len("compiled["):-1]: v for b, v in rates.items() if b.startswith("compiled[")}
+    if len(libs) > 1:
+        record["blas_ratios"] = {f"{lib}/best": v / max(libs.values()) for lib, v in libs.items()}
+    record["gflops"] = {b: v * record["flops_per_sample"] / 1e9 for b, v in rates.items()}
     return record
 
 
@@ -543,17 +806,21 @@ def _fmt_ratio(v):
     return "-" if v is None else f"{v:.2f}"
 
 
-def format_table(results, backends):
-    """The printed table of samples/s and ratios."""
-    head = ["workload", "dtype", "samples", "batch"] + list(backends)
-    head += [f"comp/{p}" for p in PEERS if p in backends and "compiled" in backends]
+def format_table(results, columns):
+    """The printed table of samples/s and ratios (``columns``: the backends'
+    labels, e.g. ``compiled`` or ``compiled[mkl]``, ``reference``)."""
+    compiled = any(c.startswith("compiled") for c in columns)
+    peers = [p for p in PEERS if p in columns and compiled]
+    libs = [c[len("compiled["):-1] for c in columns if c.startswith("compiled[")]
+    head = ["workload", "dtype", "samples", "batch"] + list(columns)
+    head += [f"comp/{p}" for p in peers] + [f"{lib}/best" for lib in libs]
     rows = []
     for r in results:
         row = [r["workload"], r["dtype"], str(r["n_samples"]), str(r["batch_size"] or "full")]
         row += [_fmt_rate(r["samples_per_s"].get(b)) if b not in r["errors"] else "error"
-                for b in backends]
-        row += [_fmt_ratio(r["ratios"].get(f"compiled/{p}"))
-                for p in PEERS if p in backends and "compiled" in backends]
+                for b in columns]
+        row += [_fmt_ratio(r["ratios"].get(f"compiled/{p}")) for p in peers]
+        row += [_fmt_ratio(r.get("blas_ratios", {}).get(f"{lib}/best")) for lib in libs]
         rows.append(row)
     widths = [max(len(x) for x in col) for col in zip(head, *rows)]
     left = 2
@@ -561,6 +828,68 @@ def format_table(results, backends):
                        enumerate(zip(line, widths))) for line in [head] + rows]
     lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines)
+
+
+_OPENBLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+_OPENBLAS_PROBE = (
+    "import json, numpy, scipy.linalg.cython_blas\n"
+    "from threadpoolctl import threadpool_info\n"
+    "print(json.dumps({i['filepath']: i.get('architecture') for i in threadpool_info()\n"
+    "                  if i.get('internal_api') == 'openblas'}))\n")
+
+
+def openblas_kernels(unset=False):
+    """``{library file: kernel}`` of the OpenBLAS copies NumPy and SciPy load;
+    with ``unset``, as a process without ``OPENBLAS_CORETYPE`` and
+    ``OPENBLAS_L2_SIZE`` sees them (a child process, about a second)."""
+    if not unset:
+        import scipy.linalg.cython_blas  # noqa: F401 - loaded, so threadpoolctl sees it
+        from threadpoolctl import threadpool_info
+        return {i["filepath"]: i.get("architecture") for i in threadpool_info()
+                if i.get("internal_api") == "openblas"}
+    env = {k: v for k, v in os.environ.items() if k not in _OPENBLAS_VARIABLES}
+    try:
+        out = subprocess.run([sys.executable, "-c", _OPENBLAS_PROBE], env=env, text=True,
+                             capture_output=True, timeout=120, check=True)
+        return json.loads(out.stdout)
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return {}
+
+
+def openblas_warning(current=None, natural=None):
+    """A warning when ``OPENBLAS_CORETYPE`` is set and makes an OpenBLAS of
+    this process run another kernel than it picks for this CPU (``current``
+    and ``natural`` as :func:`openblas_kernels` returns them); else None."""
+    forced = os.environ.get("OPENBLAS_CORETYPE")
+    if not forced:
+        return None
+    current = openblas_kernels() if current is None else current
+    natural = openblas_kernels(unset=True) if natural is None else natural
+    changed = sorted({(current[f], natural[f]) for f in current
+                      if natural.get(f) and current[f] and natural[f] != current[f]})
+    if natural and not changed:
+        return None
+    instead = ", ".join(f"{c} instead of {n}" for c, n in changed) or "kernels not verified"
+    unset = " ".join(f"-u {v}" for v in _OPENBLAS_VARIABLES)
+    return (f"warning: OPENBLAS_CORETYPE={forced} holds OpenBLAS to older kernels on this CPU "
+            f"({instead}): OpenBLAS timings (scipy BLAS, reference, sklearn) are not what "
+            f"users see; run 'env {unset} deepnet-fast bench ...'")
+
+
+def header_lines(cores, warning=True):
+    """The machine part of the header: CPU, the kernels' BLAS, its kernel
+    and how it was chosen, and the ``OPENBLAS_CORETYPE`` warning."""
+    from .blas import cpu_name, get_blas, kernel_info
+    info, kernel = get_blas(), kernel_info()
+    detail = ", ".join(str(x) for x in (kernel["internal_api"], kernel["lib_version"]) if x)
+    arch = kernel["architecture"] or "unknown"
+    lines = [f"  CPU: {cpu_name()}, {cores} core(s)",
+             f"  compiled BLAS: {info['library']} ({info['version']}"
+             f"{'; ' + detail if detail else ''}; kernel: {arch}); {info['how']}"]
+    text = openblas_warning() if warning else None
+    if text:
+        lines.append(f"  {text}")
+    return lines
 
 
 def run(args):
@@ -573,11 +902,16 @@ def run(args):
     json_path = getattr(args, "json", None)
 
     from .blas import get_blas, set_blas
-    from .threads import get_num_threads, set_num_threads
-    blas = getattr(args, "blas", None)
+    requested = getattr(args, "blas", None)
+    if isinstance(requested, str):
+        requested = [requested]
     previous_blas = get_blas()["library"]
-    if blas is not None:
-        set_blas(blas)
+    # Every compiled worker gets a library by name: "auto" is decided here,
+    # once (measured or read from the cache), so that all of them run the same.
+    blas = [previous_blas]
+    if requested:
+        blas = list(dict.fromkeys(set_blas(lib) for lib in reversed(requested)))[::-1]
+        set_blas(requested[0])         # the header describes the first
     versions = _versions()
     versions["compiled BLAS"] = get_blas()["version"]
     cores = _default_threads()
@@ -586,34 +920,36 @@ def run(args):
                        "thread for small networks, each batch split between the cores "
                        "otherwise)")
     else:
-        thread_text = f"{threads} thread(s) for Numba, every BLAS and PyTorch"
+        thread_text = (f"{threads} thread(s) for Numba, every BLAS and PyTorch"
+                       + (" (JAX: XLA's own pool)" if threads > 1 else ", and for JAX"))
     padding = "" if quick else f" and {MIN_MEASUREMENT_SECONDS:g} s"
     print(f"deepnet-fast bench: samples/s of training, at least {epochs} epoch(s){padding} per "
-          f"measurement, median of {repeat}{', --quick sample counts' if quick else ''}")
+          f"measurement, median of {repeat}{', --quick sample counts' if quick else ''}, "
+          "each backend in a process of its own")
     print(f"  {thread_text}")
     print("  " + ", ".join(f"{k} {v}" for k, v in versions.items() if v))
+    for line in header_lines(cores):
+        print(line)
     load = _load_average()
     if load is not None:
         print(f"  load average {load:.2f} on {os.cpu_count()} cores before the run"
               + ("; other processes are running: expect noisy timings" if load > 0.5 else ""))
 
-    previous = get_num_threads()
-    if threads is not None:
-        # The library's own switch: DeepNet.fit honours it (no automatic
-        # single BLAS thread), scikit-learn shares NumPy's BLAS.
-        set_num_threads(threads)
     try:
-        results, flops, notes = _measure(selected, backends, repeat, epochs,
-                                         threads or cores, quick, seed)
+        results, flops, notes = _measure(selected, backends, repeat, epochs, threads, quick,
+                                         seed, blas)
     finally:
-        if threads is not None:
-            set_num_threads(previous)
         set_blas(previous_blas)
+    columns = [label for label, _, _ in _labels(backends, blas)]
 
     print()
-    print(format_table(results, backends))
+    print(format_table(results, columns))
     if "compiled" in backends and len(backends) > 1:
         print("comp/X: samples/s of compiled divided by those of X (> 1: compiled is faster).")
+    if len(blas) > 1:
+        print("lib/best: samples/s of compiled on that BLAS library divided by the faster "
+              f"library's; set_blas('auto') chooses {set_blas('auto')} here.")
+        set_blas(previous_blas)
     if flops:
         print()
         print("GFLOP/s of a training epoch, counting 6*sum(n[l]*n[l-1]) flops per sample "
@@ -638,6 +974,7 @@ def run(args):
     if json_path:
         payload = {"command": "deepnet-fast bench", "threads": threads, "cores": cores,
                    "quick": quick, "versions": versions, "load_average": load,
+                   "blas": get_blas(), "cpu": _cpu(),
                    "workloads": {k: asdict(WORKLOADS[k]) for k, _ in selected},
                    "results": results, "flops": flops, "kernels": kernels,
                    "notes": list(notes.values())}
@@ -647,19 +984,26 @@ def run(args):
     return status
 
 
-def _measure(selected, backends, repeat, epochs, threads, quick, seed):
+def _cpu():
+    from .blas import cpu_name
+    return cpu_name()
+
+
+def _measure(selected, backends, repeat, epochs, threads, quick, seed, blas=None):
     """Every case, then the matmul baseline of the cases that have one."""
     notes, results, flops = {}, [], []
     for name, dtype in selected:
-        r = _measure_case(name, dtype, backends, repeat, epochs, threads, quick, seed, notes)
+        r = _measure_case(name, dtype, backends, repeat, epochs, threads, quick, seed, notes,
+                          blas=blas)
         results.append(r)
         mm = WORKLOADS[name].matmul
-        if mm is not None and "compiled" in r["samples_per_s"]:
+        compiled = next((b for b in r["samples_per_s"] if b.startswith("compiled")), None)
+        if mm is not None and compiled:
             m, k, n, mdt = mm
             base = matmul_gflops(m, k, n, mdt, repeat=max(3, repeat))
             flops.append({"workload": name, "dtype": dtype, "gflops": r["gflops"],
                           "matmul": f"({m}x{k}) @ ({k}x{n}) {mdt}", "matmul_gflops": base,
-                          "compiled_fraction_of_matmul": r["gflops"]["compiled"] / base})
+                          "compiled_fraction_of_matmul": r["gflops"][compiled] / base})
     return results, flops, notes
 
 

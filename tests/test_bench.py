@@ -89,11 +89,11 @@ def test_digits_small_uses_the_real_digits_scaled_to_unit_interval():
 # ---------------------------------------------------------------- trainers
 
 
-@pytest.mark.parametrize("backend", ["reference", "sklearn", "torch"])
+@pytest.mark.parametrize("backend", ["reference", "sklearn", "torch", "jax"])
 @pytest.mark.parametrize("name", ["digits-small", "course-cat"])
 def test_trainer_trains_and_scores_on_a_small_slice(backend, name):
-    if backend == "torch":
-        pytest.importorskip("torch")
+    if backend in ("torch", "jax"):
+        pytest.importorskip(backend)
     X, y = bench.make_data(name, n_samples=64)
     trainer = bench.make_trainer(backend, name, X, y, X.dtype, warmup=True)
     trainer.train(1)
@@ -266,17 +266,17 @@ def test_asv_setup_skips_undefined_cases_and_missing_torch(asv_suite, monkeypatc
         training.Convergence().setup({}, "torch", "digits-small float64")
 
 
-def test_bench_threads_option_sets_and_restores_the_library_threads(monkeypatch, capsys):
+def test_bench_threads_option_goes_to_the_workers(monkeypatch, capsys):
     import deepnet_fast
     seen = []
     monkeypatch.setattr(bench, "_measure_case",
-                        lambda *a, **k: seen.append(deepnet_fast.get_num_threads())
-                        or _fake_result(*a))
+                        lambda *a, **k: seen.append((a[5], k["blas"])) or _fake_result(*a))
     status = cli.main(["bench", "--quick", "--workloads", "digits-small", "--dtypes", "float64",
-                       "--backends", "compiled,reference", "--threads", "1", "--no-kernels"])
+                       "--backends", "compiled,reference", "--threads", "1", "--no-kernels",
+                       "--blas", "scipy"])
     assert status == 0
-    assert seen == [1]
-    assert deepnet_fast.get_num_threads() is None
+    assert seen == [(1, ["scipy"])]
+    assert deepnet_fast.get_num_threads() is None      # the parent's threads are untouched
     assert "1 thread(s)" in capsys.readouterr().out
 
 
@@ -285,6 +285,147 @@ def _fake_result(name, dtype, backends, *args):
     return {"workload": name, "dtype": dtype, "n_samples": 10, "batch_size": 32,
             "samples_per_s": rates, "ratios": {"compiled/reference": 2.0},
             "gflops": {b: 1.0 for b in rates}, "errors": {}}
+
+
+def test_bench_compares_blas_libraries_in_one_run(monkeypatch, capsys):
+    seen = []
+
+    def fake(name, dtype, backends, *args, blas=None):
+        seen.append(blas)
+        rates = {"compiled[mkl]": 3.0, "compiled[scipy]": 4.0, "reference": 2.0}
+        return {"workload": name, "dtype": dtype, "n_samples": 10, "batch_size": 32,
+                "samples_per_s": rates, "ratios": {"compiled/reference": 1.5},
+                "blas_ratios": {"mkl/best": 0.75, "scipy/best": 1.0},
+                "gflops": {b: 1.0 for b in rates}, "errors": {}}
+
+    monkeypatch.setattr(bench, "_measure_case", fake)
+    monkeypatch.setattr(bench, "_labels", lambda backends, blas: [
+        ("compiled[mkl]", "compiled", "mkl"), ("compiled[scipy]", "compiled", "scipy"),
+        ("reference", "reference", None)])
+    import deepnet_fast.blas as dblas
+    monkeypatch.setattr(dblas, "set_blas", lambda lib="auto": "scipy" if lib == "auto" else lib)
+    status = cli.main(["bench", "--quick", "--workloads", "digits-small", "--dtypes", "float64",
+                       "--backends", "compiled,reference", "--no-kernels", "--blas", "mkl,auto"])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert seen == [["mkl", "scipy"]]              # auto resolved once, in the parent
+    (row,) = [line for line in out.splitlines() if line.startswith("digits-small")]
+    assert row.split()[-2:] == ["0.75", "1.00"]
+    assert "mkl/best" in out and "set_blas('auto') chooses scipy" in out
+
+
+def test_labels_give_one_compiled_column_per_blas_library():
+    assert bench._labels(["compiled", "jax"], ["scipy"]) == [
+        ("compiled", "compiled", "scipy"), ("jax", "jax", None)]
+    assert bench._labels(["compiled", "jax"], ["mkl", "scipy"]) == [
+        ("compiled[mkl]", "compiled", "mkl"), ("compiled[scipy]", "compiled", "scipy"),
+        ("jax", "jax", None)]
+
+
+# ---------------------------------------------------------------- the header
+
+
+def test_header_names_the_cpu_the_blas_and_its_kernel(capsys):
+    import deepnet_fast as dn
+    from deepnet_fast.blas import cpu_name
+    lines = bench.header_lines(2, warning=False)
+    assert lines[0] == f"  CPU: {cpu_name()}, 2 core(s)"
+    info = dn.get_blas()
+    assert lines[1].startswith(f"  compiled BLAS: {info['library']} ({info['version']}")
+    assert "kernel: " in lines[1] and info["how"] in lines[1]
+
+
+def test_openblas_coretype_warning_names_both_kernels(monkeypatch):
+    monkeypatch.delenv("OPENBLAS_CORETYPE", raising=False)
+    assert bench.openblas_warning({"a.so": "Haswell"}, {"a.so": "SkylakeX"}) is None
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    text = bench.openblas_warning({"a.so": "Haswell", "b.so": "Haswell"},
+                                  {"a.so": "SkylakeX", "b.so": "SkylakeX"})
+    assert text.startswith("warning: OPENBLAS_CORETYPE=Haswell")
+    assert "Haswell instead of SkylakeX" in text
+    assert "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE deepnet-fast bench" in text
+    # The variable names the kernel OpenBLAS would pick anyway: nothing to say.
+    assert bench.openblas_warning({"a.so": "Haswell"}, {"a.so": "Haswell"}) is None
+    # The probe failed: warn without the names.
+    assert "kernels not verified" in bench.openblas_warning({"a.so": "Haswell"}, {})
+
+
+def test_openblas_kernels_of_a_process_without_the_variables():
+    here = bench.openblas_kernels()
+    natural = bench.openblas_kernels(unset=True)
+    assert set(natural) == set(here)
+    if "OPENBLAS_CORETYPE" not in os.environ:
+        assert natural == here
+
+
+# ---------------------------------------------------------------- JAX, the peer
+
+TINY = {
+    # Three batches of 16 and a remainder of 2; every hidden activation.
+    "softmax-tanh": bench.Workload((6, 9, 5, 3), "tanh", "softmax", 50, 16,
+                                   ("float32", "float64"), 0.1),
+    "softmax-relu": bench.Workload((6, 7, 3), "relu", "softmax", 50, 16,
+                                   ("float32", "float64"), 0.1),
+    "sigmoid-leaky-full-batch": bench.Workload((6, 8, 1), "leaky_relu", "sigmoid", 50, None,
+                                               ("float32", "float64"), 0.5),
+}
+
+
+def _tiny_data(w, dtype):
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((w.n_samples, w.layer_dims[0])).astype(dtype)
+    y = rng.integers(0, max(2, w.layer_dims[-1]), w.n_samples)
+    return X, y
+
+
+@pytest.mark.parametrize("dtype,rtol", [("float32", 2e-5), ("float64", 1e-11)])
+@pytest.mark.parametrize("name", list(TINY))
+def test_jax_trainer_follows_the_reference_cost_trajectory(name, dtype, rtol):
+    # A wrong peer makes wrong ratios: the same samples, updates and initial
+    # parameters must give the reference's costs to rounding.
+    pytest.importorskip("jax")
+    w = TINY[name]
+    X, y = _tiny_data(w, dtype)
+    ref = bench.make_trainer("reference", w, X, y, dtype, warmup=False, shuffle=False)
+    jx = bench.make_trainer("jax", w, X, y, dtype, warmup=False, shuffle=False)
+    costs = {"ref": [ref.cost()], "jax": [jx.cost()]}
+    for _ in range(4):
+        ref.train(1)
+        jx.train(1)
+        costs["ref"].append(ref.cost())
+        costs["jax"].append(jx.cost())
+    assert costs["ref"][-1] < costs["ref"][0]
+    np.testing.assert_allclose(costs["jax"], costs["ref"], rtol=rtol)
+    P_ref = ref.predict_proba(X)
+    np.testing.assert_allclose(jx.predict_proba(X).reshape(P_ref.shape), P_ref,
+                               rtol=rtol * 10, atol=rtol)
+    assert jx.predict_proba(X).dtype == np.dtype(dtype)
+
+
+def test_jax_trainer_shuffles_and_learns_a_workload():
+    pytest.importorskip("jax")
+    X, y = bench.make_data("digits-small", "float32", n_samples=300)
+    trainer = bench.make_trainer("jax", "digits-small", X, y, "float32")
+    before = trainer.cost()
+    trainer.train(3)
+    assert trainer.cost() < before
+    assert trainer.predict(X).shape == (300,) and trainer.accuracy() > 0.5
+
+
+def test_missing_jax_is_skipped_with_a_note(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "jax", None)
+    assert "JAX is not installed" in bench.backend_unavailable("jax")
+    assert bench.backend_unavailable("compiled") is None
+    X, y = bench.make_data("digits-small", n_samples=64)
+    with pytest.raises(bench.BackendUnavailable, match="JAX is not installed"):
+        bench.make_trainer("jax", "digits-small", X, y, "float32")
+    path = tmp_path / "bench.json"
+    status = cli.main(["bench", "--quick", "--workloads", "digits-small", "--dtypes", "float64",
+                       "--backends", "reference,jax", "--repeat", "1", "--no-kernels",
+                       "--json", str(path)])
+    assert status == 0
+    assert "note: jax: skipped: JAX is not installed" in capsys.readouterr().out
+    assert set(json.loads(path.read_text())["results"][0]["samples_per_s"]) == {"reference"}
 
 
 def test_short_epochs_are_timed_in_runs_of_at_least_the_minimum_duration():
