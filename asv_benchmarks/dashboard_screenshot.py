@@ -69,7 +69,7 @@ def render(html_dir, fragment="", png=None, size=(1400, 900), budget_ms=8000, br
         ]
         command += [f"--screenshot={os.path.abspath(png)}"] if png else ["--dump-dom"]
         out = subprocess.run(command + [base + "index.html" + fragment], capture_output=True,
-                             text=True, timeout=180)
+                             text=True, timeout=180, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"{browser} failed ({out.returncode}): {out.stderr[-2000:]}")
     return None if png else out.stdout

@@ -65,7 +65,7 @@ EXTRA_FILES = {
 }
 
 VENDOR = "vendor"
-_TAG = re.compile(r"<(script|link)\b[^>]*>", re.I)
+_TAG = re.compile(r"<(script|link)\b[^>]*>", re.IGNORECASE)
 _ATTR = re.compile(r'\s([a-zA-Z-]+)="([^"]*)"')
 
 

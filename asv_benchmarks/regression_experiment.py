@@ -52,7 +52,7 @@ def _commit_with(repo, loop, message):
     with open(path, encoding="utf-8") as fh:
         text = fh.read()
     current = LOOP if LOOP in text else re.search(
-        r"    n, m = Z.shape\n    for _ in range.*?_g\(Z\[i, j\], code, slope\)\n", text, re.S).group(0)
+        r"    n, m = Z.shape\n    for _ in range.*?_g\(Z\[i, j\], code, slope\)\n", text, re.DOTALL).group(0)
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(text.replace(current, loop, 1))
     _git(repo, "-c", "user.name=experiment", "-c", "user.email=experiment@localhost",

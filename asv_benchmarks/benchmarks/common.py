@@ -10,16 +10,16 @@ line and for asv). The training classes run over ``backend x case``, where a
 case is one workload in one of its dtypes ("mnist-medium float32"): asv's
 parameters form a full product, and ``workload x dtype`` would hold
 combinations that do not exist. ``backend`` comes first and lists only the
-backends whose library is installed (PyTorch is optional): asv's graph shows
-at most 8 lines on first view, filling them from the first parameter on, so
-the first view shows every backend on the first two cases.
+backends whose library is installed (PyTorch and JAX are optional): asv's
+graph shows at most 8 lines on first view, filling them from the first
+parameter on, so the first view shows every backend on the first two cases
+(on the first only, when four or more backends are installed).
 
 asv re-runs ``setup`` before every timing sample; the expensive preparation
 (data, the warm-up epoch that compiles or loads the Numba kernels) is kept in a
 one-slot memo (``memoized``) so that only the first sample of a process pays for it.
 """
 
-import importlib.util
 import statistics
 import timeit
 
@@ -27,7 +27,7 @@ from deepnet_fast.bench import (
     BACKENDS,
     WORKLOADS,
     BackendUnavailable,
-    import_torch,
+    backend_unavailable,
     make_data,
     make_trainer,
 )
@@ -35,7 +35,7 @@ from deepnet_fast.bench import (
 WORKLOAD_NAMES = list(WORKLOADS)
 DTYPES = ["float32", "float64"]
 
-# The first view of a training graph shows the first two cases: two of the
+# The first view of a training graph shows the first one or two cases: two of the
 # same network size, so that asv's axis unit (chosen from the smallest value)
 # suits both; digits-small's samples are a hundred times faster.
 _FIRST_CASES = ["mnist-medium float32", "tanh-medium float32"]
@@ -48,8 +48,8 @@ def _cases():
 
 
 def _installed_backends():
-    # find_spec does not import the library: discovery stays fast.
-    return [b for b in BACKENDS if b != "torch" or importlib.util.find_spec("torch")]
+    # backend_unavailable does not import the library: discovery stays fast.
+    return [b for b in BACKENDS if backend_unavailable(b) is None]
 
 
 CASES = _cases()
@@ -146,8 +146,6 @@ def new_trainer(workload, dtype, backend, X, y, warmup=True):
 
 def check_backend(backend):
     """Raise NotImplementedError when ``backend``'s library is missing."""
-    if backend == "torch":
-        try:
-            import_torch()
-        except BackendUnavailable as exc:
-            raise NotImplementedError(str(exc)) from exc
+    reason = backend_unavailable(backend)
+    if reason is not None:
+        raise NotImplementedError(reason)
