@@ -26,6 +26,7 @@ from ._validation import (
     check_parameters,
     check_positive_int,
     check_real,
+    check_sample_weight,
     check_shape,
     same_dtype,
 )
@@ -135,6 +136,11 @@ def prepare_cost(AL, Y, activation):
     if AL.shape[1] == 0:
         raise ValueError("AL must hold at least one example (column); got shape " f"{AL.shape}")
     return AL, Y
+
+
+def prepare_sample_weight(sample_weight, m, dtype):
+    """None, or ``m`` finite non-negative weights (not all zero) of ``dtype``."""
+    return check_sample_weight(sample_weight, m, dtype)
 
 
 def prepare_linear_backward(dZ, A_prev, W):

@@ -194,3 +194,18 @@ def check_parameters(parameters, n_layers=None, name="parameters"):
                 f"{parameters[f'W{l - 1}'].shape[0]} units"
             )
     return L
+
+
+def check_sample_weight(sample_weight, n, dtype, name="sample_weight"):
+    """None, or ``n`` finite non-negative weights, not all zero, as a
+    C-contiguous 1-D array of ``dtype``."""
+    if sample_weight is None:
+        return None
+    w = as_float_array(sample_weight, name, ndim=1, dtype=dtype, finite=True)
+    if w.shape[0] != n:
+        raise ValueError(f"{name} must hold one weight per sample ({n}); got {w.shape[0]}")
+    if (w < 0).any():
+        raise ValueError(f"{name} must not be negative")
+    if not w.sum() > 0:
+        raise ValueError(f"{name} must not be all zero")
+    return np.ascontiguousarray(w)

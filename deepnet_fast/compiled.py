@@ -23,6 +23,7 @@ from ._step_args import (
     prepare_linear_backward,
     prepare_linear_forward,
     prepare_optimizer_step,
+    prepare_sample_weight,
     prepare_slope,
 )
 from ._validation import check_activation
@@ -92,17 +93,25 @@ def forward(X, parameters, activations, *, negative_slope=0.01):
     return A, caches
 
 
-def compute_cost(AL, Y, activation="sigmoid"):
-    """Mean loss implied by the output activation. See the reference."""
+def compute_cost(AL, Y, activation="sigmoid", *, sample_weight=None):
+    """Mean loss implied by the output activation (weighted by ``sample_weight``
+    when given). See the reference."""
     AL, Y = prepare_cost(AL, Y, activation)
-    return float(_loss.cost_sum(_c(AL), _c(Y), _act.LOSS_OF_OUTPUT[activation]) / AL.shape[1])
+    w = prepare_sample_weight(sample_weight, AL.shape[1], AL.dtype)
+    loss = _loss.cost_sum(_c(AL), _c(Y), registry.OUTPUT_HEADS[activation].loss_code,
+                          _no_weights(AL.dtype) if w is None else w)
+    return float(loss / (AL.shape[1] if w is None else np.sum(w, dtype=np.float64)))
 
 
-def cost_gradient(AL, Y, activation="sigmoid"):
+def cost_gradient(AL, Y, activation="sigmoid", *, sample_weight=None):
     """dA[L] times m; computed by the reference formula (it is not a hot path:
     the compiled training loop goes straight to dZ[L] = AL - Y)."""
     from . import reference
-    return reference.cost_gradient(AL, Y, activation)
+    return reference.cost_gradient(AL, Y, activation, sample_weight=sample_weight)
+
+
+def _no_weights(dtype):
+    return np.empty(0, dtype=dtype)
 
 
 def linear_backward(dZ, A_prev, W):
@@ -140,12 +149,14 @@ def linear_activation_backward(dA, cache, activation, *, negative_slope=0.01):
     return dA_prev, dW, db
 
 
-def backward(AL, Y, caches, activations, *, negative_slope=0.01):
+def backward(AL, Y, caches, activations, *, negative_slope=0.01, sample_weight=None):
     """Backward propagation through all layers.
 
     The output layer goes straight to ``dZ[L] = AL - Y``, the exact gradient of
-    each canonical loss through its output activation, instead of dividing by AL
-    and multiplying by its derivative as the reference does.
+    each canonical loss through its output activation (times the output's
+    derivative for squared error through ReLU, and ``m w_j / Σ w`` per column
+    with ``sample_weight``), instead of dividing by AL and multiplying by its
+    derivative as the reference does.
 
     Returns
     -------
@@ -156,8 +167,13 @@ def backward(AL, Y, caches, activations, *, negative_slope=0.01):
     slope = prepare_slope(negative_slope)
     L = len(caches)
     dt = AL.dtype
+    w = prepare_sample_weight(sample_weight, AL.shape[1], dt)
+    head = registry.OUTPUT_HEADS[activations[-1]]
     dZ = np.empty(AL.shape, dtype=dt)
-    _loss.output_delta(_c(AL), _c(Y), _scalar(1, dt), dZ)
+    scale = 1 if w is None else AL.shape[1] / np.sum(w, dtype=np.float64)
+    _loss.output_delta(_c(AL), _c(Y), _scalar(scale, dt), dZ,
+                       _no_weights(dt) if w is None else w, head.code, _scalar(slope, dt),
+                       head.loss_code)
     grads = {}
     for l in range(L, 0, -1):
         A_prev, W, _, _ = caches[l - 1]

@@ -44,15 +44,19 @@ class _Engine:
         self.dropout_seed = int(dropout_seed)
         self.threads = max(1, min(int(threads), batch_size))
 
-    def batch_weights(self):
-        """Each batch's share of the samples (the weights of the epoch's mean cost)."""
-        sizes = np.full(self.n_batches, self.batch_size, dtype=np.float64)
-        sizes[-1] = self.n_samples - self.batch_size * (self.n_batches - 1)
-        return sizes / self.n_samples
+    def epoch_cost(self, costs):
+        """The cost of the epoch just run: the mean of its batch ``costs``
+        weighted by what each batch's loss was divided by (its number of
+        samples, or the sum of its sample weights)."""
+        weights = self._batch_weights
+        return float(costs @ weights / weights.sum())
 
-    def epoch(self, state, X, Y, order, learning_rate):
+    def epoch(self, state, X, Y, order, learning_rate, sample_weight=None):
         """Run one epoch on ``(X, Y)`` in ``order`` (empty: as stored).
 
+        ``sample_weight`` (n_samples,) of the parameters' dtype weighs each
+        sample's loss and gradient (each batch divided by its weights' sum,
+        as scikit-learn does; a batch of zero weights makes no update).
         Updates ``state`` (parameters, moments, step counter) in place, except
         when a batch gives a non-finite cost or gradient: that batch's update
         is not applied, the state holds the updates before it, and its index
@@ -90,8 +94,11 @@ class CompiledEngine(_Engine):
         self._buffers = ktrain.Buffers(
             np.empty(arch.n_parameters, dtype=dt), *self._batch_buffers(B),
             np.empty((B, dims[0]), dtype=dt), np.empty((B, dims[-1]), dtype=dt),
+            np.empty(B, dtype=dt), np.empty(self.n_batches, dtype=np.float64),
             np.empty(self.n_batches, dtype=np.float64),
             np.empty(2 * self.threads, dtype=np.float64), np.empty(self.threads, dtype=np.bool_))
+        self._batch_weights = self._buffers.batch_weights
+        self._no_weights = np.empty(0, dtype=dt)
         # The learning rate is written into ``hyper`` before every epoch.
         self._settings = ktrain.Settings(
             int(arch.head.loss_code), float(c.l2), float(c.keep_prob), self.dropout_seed,
@@ -101,10 +108,11 @@ class CompiledEngine(_Engine):
         return tuple(np.empty(n, dtype=self.arch.dtype)
                      for n in ktrain.activation_sizes(self.arch.layer_dims, mb))
 
-    def epoch(self, state, X, Y, order, learning_rate):
+    def epoch(self, state, X, Y, order, learning_rate, sample_weight=None):
         c, fit = self.config, self._settings
         kupd.make_hyper(fit.hyper, learning_rate, c.beta, c.beta1, c.beta2, c.epsilon, 1)
-        args = (X, Y, order, self.batch_size, state.theta, state.v, state.s, int(state.t),
+        w = self._no_weights if sample_weight is None else sample_weight
+        args = (X, Y, w, order, self.batch_size, state.theta, state.v, state.s, int(state.t),
                 self.arch.kernel_network, self._buffers, fit)
         if self.threads == 1:
             failed = int(ktrain.train_epoch(*args))
@@ -117,33 +125,39 @@ class CompiledEngine(_Engine):
     def gradient(self, theta, X, Y, step=1):
         acts, deltas = self._batch_buffers(X.shape[0])
         buf = self._buffers._replace(acts=acts, deltas=deltas)
-        cost = ktrain.loss_and_gradient(X, Y, theta, self.arch.kernel_network, buf,
-                                        self._settings, int(step))
+        cost = ktrain.loss_and_gradient(X, Y, self._no_weights, theta, self.arch.kernel_network,
+                                        buf, self._settings, int(step))
         return cost, buf.grad.copy()
 
 
 class ReferenceEngine(_Engine):
     """The same epoch, mini-batch by mini-batch, with the NumPy reference."""
 
-    def epoch(self, state, X, Y, order, learning_rate):
+    def epoch(self, state, X, Y, order, learning_rate, sample_weight=None):
         # A diverging run overflows on its way to NaN; the session reports that
         # as DivergenceError, so NumPy's warnings would only repeat it.
         with np.errstate(over="ignore", invalid="ignore"):
-            return self._epoch(state, X, Y, order, learning_rate)
+            return self._epoch(state, X, Y, order, learning_rate, sample_weight)
 
-    def _epoch(self, state, X, Y, order, learning_rate):
+    def _epoch(self, state, X, Y, order, learning_rate, sample_weight):
         c, dims = self.config, self.arch.layer_dims
         params = flat.unpack(state.theta, dims)
         moments_v = _grad_keyed(state.v, dims)
         moments_s = _grad_keyed(state.s, dims)
-        costs = np.empty(self.n_batches, dtype=np.float64)
+        costs = np.zeros(self.n_batches, dtype=np.float64)
+        self._batch_weights = np.zeros(self.n_batches, dtype=np.float64)
         failed = -1
         t = state.t
         for k in range(self.n_batches):
             start = k * self.batch_size
             rows = (order[start:start + self.batch_size] if order.size
                     else slice(start, start + self.batch_size))
-            cost, grads = self._loss_and_grads(params, X[rows].T, Y[rows].T, t + k + 1)
+            wk = None if sample_weight is None else sample_weight[rows]
+            denom = X[rows].shape[0] if wk is None else float(np.sum(wk, dtype=np.float64))
+            self._batch_weights[k] = denom
+            if denom == 0:
+                continue      # a batch of zero weights teaches nothing
+            cost, grads = self._loss_and_grads(params, X[rows].T, Y[rows].T, t + k + 1, wk)
             costs[k] = cost
             if not np.isfinite(cost) or not all(np.isfinite(g).all() for g in grads.values()):
                 failed = k
@@ -159,26 +173,28 @@ class ReferenceEngine(_Engine):
         state.t += self.n_batches if failed < 0 else failed
         return costs, failed
 
-    def _loss_and_grads(self, params, Xk, Yk, step):
+    def _loss_and_grads(self, params, Xk, Yk, step, wk=None):
         """Cost (with the L2 term) and the gradients dW1, db1, ... of one batch,
-        column convention."""
+        column convention; ``wk`` its sample weights or None."""
         c, arch = self.config, self.arch
-        acts, slope, mb = arch.activations, arch.negative_slope, Xk.shape[1]
+        acts, slope = arch.activations, arch.negative_slope
+        # The L2 term is divided as the loss is: by the batch's weight (its size unweighted).
+        denom = Xk.shape[1] if wk is None else float(np.sum(wk, dtype=np.float64))
         if c.keep_prob < 1.0:
             AL, caches, masks = R.forward_with_dropout(Xk, params, acts, c.keep_prob,
                                                        self.dropout_seed, step,
                                                        negative_slope=slope)
             grads = R.backward_with_dropout(AL, Yk, caches, acts, masks, c.keep_prob,
-                                            negative_slope=slope)
+                                            negative_slope=slope, sample_weight=wk)
         else:
             AL, caches = R.forward(Xk, params, acts, negative_slope=slope)
-            grads = R.backward(AL, Yk, caches, acts, negative_slope=slope)
-        cost = R.compute_cost(AL, Yk, acts[-1])
+            grads = R.backward(AL, Yk, caches, acts, negative_slope=slope, sample_weight=wk)
+        cost = R.compute_cost(AL, Yk, acts[-1], sample_weight=wk)
         grads = {k: g for k, g in grads.items() if k[1] in "Wb"}
         if c.l2 > 0:
-            cost += R.l2_cost(params, c.l2, mb)
+            cost += R.l2_cost(params, c.l2, 1) / denom
             for l in range(1, arch.n_layers + 1):
-                grads[f"dW{l}"] = grads[f"dW{l}"] + (c.l2 / mb) * params[f"W{l}"]
+                grads[f"dW{l}"] = grads[f"dW{l}"] + (c.l2 / denom) * params[f"W{l}"]
         return cost, grads
 
     def gradient(self, theta, X, Y, step=1):

@@ -12,8 +12,13 @@ record of every epoch (``loss_curve_``, ``n_iter_``, ...) and its stopping
 rule, which is the library's :class:`~deepnet_fast.callbacks.EarlyStopping`
 with ``tol`` and ``n_iter_no_change``.
 
-Left out: sparse input, ``sample_weight``, the L-BFGS solver and
-scikit-learn's SGD learning-rate schedules.
+``sample_weight`` (and the classifier's ``class_weight``) weighs each
+sample's loss and gradient inside the compiled epoch, normalised per
+mini-batch as ``MLPClassifier`` does; the validation score of early stopping
+is unweighted.
+
+Left out: sparse input, the L-BFGS solver and scikit-learn's SGD
+learning-rate schedules.
 """
 
 import warnings
@@ -34,7 +39,13 @@ from sklearn.utils.multiclass import (
     type_of_target,
     unique_labels,
 )
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
 
 from .callbacks import Callback, EarlyStopping
 from .engines import ENGINES
@@ -255,19 +266,25 @@ class _DeepNetEstimator(BaseEstimator):
 
     # ------------------------------------------------------------ training
 
-    def _fit(self, X, y, incremental):
+    def _fit(self, X, y, incremental, sample_weight=None):
         first_pass = not hasattr(self, "net_") or (not self.warm_start and not incremental)
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         hidden = self._hidden_sizes()
         X, Y = self._validate_input(X, y, incremental, reset=first_pass)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+        sample_weight = self._with_class_weight(y, sample_weight, X.dtype)
         rng = check_random_state(self.random_state)
         if first_pass:
             self._initialize(X.shape[1], Y.shape[1], hidden, rng)
         else:
             self._check_same_network(Y.shape[1], hidden)
-        self._run_epochs(X, Y, incremental, rng)
+        self._run_epochs(X, Y, sample_weight, incremental, rng)
         return self
+
+    def _with_class_weight(self, y, sample_weight, dtype):
+        return sample_weight
 
     def _hidden_sizes(self):
         sizes = self.hidden_layer_sizes
@@ -307,7 +324,7 @@ class _DeepNetEstimator(BaseEstimator):
             raise ValueError(f"y has {n_outputs} outputs but the fitted network has "
                              f"{self.n_outputs_}; refit with warm_start=False")
 
-    def _run_epochs(self, X, Y, incremental, rng):
+    def _run_epochs(self, X, Y, sample_weight, incremental, rng):
         # Every fit has its own stopping record; partial_fit calls share one.
         if not incremental or getattr(self, "_stopping", None) is None:
             self._stopping = EarlyStopping(
@@ -317,14 +334,14 @@ class _DeepNetEstimator(BaseEstimator):
             self.best_loss_ = None if self.early_stopping else np.inf
             self.validation_scores_ = [] if self.early_stopping else None
             self.best_validation_score_ = -np.inf if self.early_stopping else None
-        X, Y, X_val, Y_val = self._hold_out_validation(X, Y, rng)
+        X, Y, sample_weight, X_val, Y_val = self._hold_out_validation(X, Y, sample_weight, rng)
         self.n_iter_ = 0
         history = self.net_.fit(
             X, Y, epochs=1 if incremental else self.max_iter, learning_rate=self.learning_rate,
             batch_size=self._batch_size(X.shape[0]), optimizer=self.optimizer,
             beta=self.momentum, beta1=self.beta1, beta2=self.beta2, epsilon=self.epsilon,
             l2=self.alpha, keep_prob=self.keep_prob, lr_schedule=self.lr_schedule,
-            shuffle=self.shuffle, verbose=0, warm_start=True,
+            shuffle=self.shuffle, verbose=0, warm_start=True, sample_weight=sample_weight,
             validation_data=None if X_val is None else (X_val, Y_val),
             callbacks=[_Record(self, X.shape[0]), self._stopping])
         stopped = history.stopped_epoch is not None
@@ -336,15 +353,19 @@ class _DeepNetEstimator(BaseEstimator):
             warnings.warn(f"Maximum iterations ({self.max_iter}) reached and the optimization "
                           "hasn't converged yet.", ConvergenceWarning, stacklevel=5)
 
-    def _hold_out_validation(self, X, Y, rng):
+    def _hold_out_validation(self, X, Y, sample_weight, rng):
         if not self.early_stopping:
-            return X, Y, None, None
-        X, X_val, Y, Y_val = train_test_split(X, Y, test_size=self.validation_fraction,
-                                              random_state=rng, stratify=self._strata(Y))
+            return X, Y, sample_weight, None, None
+        arrays = (X, Y) if sample_weight is None else (X, Y, sample_weight)
+        parts = train_test_split(*arrays, test_size=self.validation_fraction, random_state=rng,
+                                 stratify=self._strata(Y))
+        X, X_val, Y, Y_val = parts[:4]
+        if sample_weight is not None:
+            sample_weight = parts[4]
         if X_val.shape[0] < 2:
             raise ValueError(f"the validation set has {X_val.shape[0]} sample(s); increase "
                              "validation_fraction or the size of the dataset")
-        return X, Y, X_val, Y_val
+        return X, Y, sample_weight, X_val, Y_val
 
     def _batch_size(self, n_samples):
         if self.batch_size is None:
@@ -402,6 +423,9 @@ class DeepNetClassifier(ClassifierMixin, _DeepNetEstimator):
     Parameters
     ----------
     {common_parameters}
+    class_weight : "balanced", dict or None, default=None
+        Weights of the classes, multiplying ``sample_weight`` (scikit-learn's
+        ``compute_sample_weight``); not for multi-label targets.
 
     Attributes
     ----------
@@ -423,6 +447,28 @@ class DeepNetClassifier(ClassifierMixin, _DeepNetEstimator):
     >>> clf.predict_proba(X[:2]).shape
     (2, 3)
     """
+
+    _parameter_constraints: dict = {
+        **_DeepNetEstimator._parameter_constraints,
+        "class_weight": [StrOptions({"balanced"}), dict, None],
+    }
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, optimizer="adam",
+                 learning_rate=0.001, batch_size="auto", max_iter=200, alpha=0.0001, beta1=0.9,
+                 beta2=0.999, epsilon=1e-8, momentum=0.9, early_stopping=False,
+                 validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, shuffle=True,
+                 random_state=None, dtype="float64", backend="compiled", init="he", verbose=0,
+                 warm_start=False, keep_prob=1.0, lr_schedule=None, negative_slope=0.01,
+                 class_weight=None):
+        super().__init__(
+            hidden_layer_sizes, activation, optimizer=optimizer, learning_rate=learning_rate,
+            batch_size=batch_size, max_iter=max_iter, alpha=alpha, beta1=beta1, beta2=beta2,
+            epsilon=epsilon, momentum=momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change, tol=tol,
+            shuffle=shuffle, random_state=random_state, dtype=dtype, backend=backend, init=init,
+            verbose=verbose, warm_start=warm_start, keep_prob=keep_prob,
+            lr_schedule=lr_schedule, negative_slope=negative_slope)
+        self.class_weight = class_weight
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, multi_output=True, dtype=np.dtype(self.dtype),
@@ -458,7 +504,7 @@ class DeepNetClassifier(ClassifierMixin, _DeepNetEstimator):
         return Y[:, 0] if Y.shape[1] == 1 else Y.argmax(axis=1)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Train the network on ``(X, y)``.
 
         Parameters
@@ -467,16 +513,18 @@ class DeepNetClassifier(ClassifierMixin, _DeepNetEstimator):
             Training data.
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
             Class labels, or a 0/1 label indicator matrix (multi-label).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the samples (see :meth:`deepnet_fast.DeepNet.fit`).
 
         Returns
         -------
         self : DeepNetClassifier
             The fitted estimator.
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch of mini-batches over ``(X, y)``, continuing from the current model.
 
         Parameters
@@ -485,6 +533,8 @@ class DeepNetClassifier(ClassifierMixin, _DeepNetEstimator):
             Training data.
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
             Class labels, or a 0/1 label indicator matrix (multi-label).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the samples.
         classes : array-like of shape (n_classes,), default=None
             Every class the model will ever see, e.g. ``np.unique(y_all)``.
             Required on the first call; ``y`` need not contain all of them.
@@ -507,7 +557,15 @@ class DeepNetClassifier(ClassifierMixin, _DeepNetEstimator):
         elif classes is not None and not np.array_equal(unique_labels(classes), self.classes_):
             raise ValueError(f"classes={classes!r} is not the same as on the first call to "
                              f"partial_fit: {self.classes_}")
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
+
+    def _with_class_weight(self, y, sample_weight, dtype):
+        if self.class_weight is None:
+            return sample_weight
+        if self._label_binarizer.y_type_ == "multilabel-indicator":
+            raise ValueError("class_weight is not supported for multi-label targets")
+        weights = compute_sample_weight(self.class_weight, column_or_1d(y)).astype(dtype)
+        return weights if sample_weight is None else sample_weight * weights
 
     def predict(self, X):
         """Predict class labels.
@@ -617,7 +675,7 @@ class DeepNetRegressor(RegressorMixin, _DeepNetEstimator):
         return None
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Train the network on ``(X, y)``.
 
         Parameters
@@ -626,16 +684,18 @@ class DeepNetRegressor(RegressorMixin, _DeepNetEstimator):
             Training data.
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
             Target values.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the samples (see :meth:`deepnet_fast.DeepNet.fit`).
 
         Returns
         -------
         self : DeepNetRegressor
             The fitted estimator.
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y):
+    def partial_fit(self, X, y, sample_weight=None):
         """One epoch of mini-batches over ``(X, y)``, continuing from the current model.
 
         Parameters
@@ -644,13 +704,15 @@ class DeepNetRegressor(RegressorMixin, _DeepNetEstimator):
             Training data.
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
             Target values.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the samples.
 
         Returns
         -------
         self : DeepNetRegressor
             The updated estimator.
         """
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def predict(self, X):
         """Predict targets.

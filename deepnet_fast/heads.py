@@ -76,6 +76,13 @@ class OutputHead:
                                  f"output; got values from {Y.min():g} to {Y.max():g}")
         return np.ascontiguousarray(Y)
 
+    def class_weights(self, Y, class_weight, dtype):
+        """A weight per sample from ``class_weight`` (``"balanced"`` or a dict
+        ``{class index: weight}``; classes not in the dict weigh 1), for the
+        encoded targets ``Y`` (n_samples, n_units)."""
+        raise ValueError(f"class_weight applies to classification outputs (sigmoid with one "
+                         f"unit, softmax); this network's output is {self.name}")
+
     # ------------------------------------------------------------ predictions
 
     def decide(self, P):
@@ -105,6 +112,37 @@ class OutputHead:
 class _Classification(OutputHead):
     score_name = "accuracy"
 
+    def labels(self, Y):
+        """The class index of each encoded target row."""
+        raise NotImplementedError
+
+    def class_weights(self, Y, class_weight, dtype):
+        labels = self.labels(Y)
+        n_classes = max(int(labels.max()) + 1, Y.shape[1], 2) if labels.size else 2
+        if isinstance(class_weight, str):
+            if class_weight != "balanced":
+                raise ValueError(f"class_weight must be 'balanced' or a dict; got "
+                                 f"{class_weight!r}")
+            counts = np.bincount(labels, minlength=n_classes)
+            present = counts > 0
+            # scikit-learn's rule: n_samples / (n_classes present * count of the class).
+            per_class = np.zeros(n_classes)
+            per_class[present] = labels.size / (present.sum() * counts[present])
+        elif isinstance(class_weight, dict):
+            per_class = np.ones(n_classes)
+            for c, wc in class_weight.items():
+                if isinstance(c, bool) or not isinstance(c, (int, np.integer)) \
+                        or not 0 <= c < n_classes:
+                    raise ValueError(f"class_weight keys must be class indices 0..{n_classes - 1}; "
+                                     f"got {c!r}")
+                if not np.isfinite(wc) or wc < 0:
+                    raise ValueError(f"class_weight[{c}] must be a finite weight >= 0; got {wc!r}")
+                per_class[c] = wc
+        else:
+            raise TypeError(f"class_weight must be 'balanced', a dict or None; got "
+                            f"{type(class_weight).__name__}")
+        return per_class[labels].astype(dtype)
+
     def correct(self, P, Y):
         raise NotImplementedError
 
@@ -126,6 +164,12 @@ class SigmoidHead(_Classification):
     def decide(self, P):
         labels = (P > 0.5).astype(np.int64)
         return labels[:, 0] if labels.shape[1] == 1 else labels
+
+    def labels(self, Y):
+        if Y.shape[1] != 1:
+            raise ValueError("class_weight needs one class per sample; a multi-label sigmoid "
+                             "output has several (weigh the samples with sample_weight)")
+        return (Y[:, 0] > 0.5).astype(np.int64)
 
     def prediction_kind(self, n_units, dtype):
         return np.dtype(np.int64), 1 if n_units == 1 else 2
@@ -168,6 +212,9 @@ class SoftmaxHead(_Classification):
     def decide(self, P):
         return np.argmax(P, axis=1)
 
+    def labels(self, Y):
+        return np.argmax(Y, axis=1)
+
     def prediction_kind(self, n_units, dtype):
         return np.dtype(np.int64), 1
 
@@ -208,6 +255,16 @@ class IdentityHead(OutputHead):
         with np.errstate(divide="ignore", invalid="ignore"):
             r2 = np.where(m2 > 0, 1 - ss_res / np.where(m2 > 0, m2, 1), 0.0)
         return float(np.mean(r2))
+
+
+class ReluHead(IdentityHead):
+    """Non-negative real-valued outputs (the course: ReLU "may be good for the
+    output layer if the result is a positive real number"), ½·squared error
+    through the ReLU; the prediction is the output; the score is R²."""
+
+    name, code, loss_code = "relu", kact.RELU, kact.IDENTITY
+    loss = "squared error (through ReLU)"
+    target_range = (0.0, np.inf)
 
 
 def _numeric(y, name):

@@ -14,7 +14,14 @@ import numpy as np
 
 from . import params as flat
 from . import reference as R
-from ._validation import _shown, check_choice, check_dtype, check_layer_dims, check_real
+from ._validation import (
+    _shown,
+    check_choice,
+    check_dtype,
+    check_layer_dims,
+    check_real,
+    check_sample_weight,
+)
 from .architecture import Architecture
 from .config import FitConfig
 from .engines import ENGINES, predict_output
@@ -225,7 +232,8 @@ class DeepNet:
             beta=0.9, beta1=0.9, beta2=0.999, epsilon=1e-8, l2=0.0, keep_prob=1.0,
             lr_schedule=None, validation_data=None, validation_split=0.0, early_stopping=False,
             patience=10, min_delta=0.0, shuffle=True, verbose=1, warm_start=False,
-            callbacks=None, client=None, workers=None, sync_every=1, scale_learning_rate=False):
+            sample_weight=None, class_weight=None, callbacks=None, client=None, workers=None,
+            sync_every=1, scale_learning_rate=False):
         """Train the network.
 
         Parameters
@@ -271,6 +279,18 @@ class DeepNet:
         warm_start : bool, default=False
             Continue from the current parameters, optimizer state and shuffle
             stream instead of re-initialising.
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weights of the training samples: each mini-batch's
+            cost and gradient are the weighted mean over its samples
+            (``Σ w_j loss_j / Σ w``, with the L2 term divided by ``Σ w``), as
+            scikit-learn weighs its MLP. Integer weights equal repeated rows in
+            full-batch training; zero weights equal removed rows. The
+            validation cost and score stay unweighted.
+        class_weight : "balanced" or dict, optional
+            Weights per class (classification outputs with one class per
+            sample): ``"balanced"`` gives ``n_samples / (n_classes ·
+            count(class))``; a dict maps class indices to weights (others 1).
+            Multiplies ``sample_weight``.
         callbacks : sequence of Callback, optional
             See :mod:`deepnet_fast.callbacks`.
         client : dask.distributed.Client, optional
@@ -306,7 +326,8 @@ class DeepNet:
         try:
             try:
                 session = self._session(X, y, config, callbacks, warm_start, validation_data,
-                                        client, workers, sync_every, scale_learning_rate)
+                                        sample_weight, class_weight, client, workers,
+                                        sync_every, scale_learning_rate)
             except KeyboardInterrupt:
                 # Before the session exists nothing has changed: say so, as run() would.
                 history = History()
@@ -320,11 +341,14 @@ class DeepNet:
         finally:
             self._fit_lock.release()
 
-    def _session(self, X, y, config, callbacks, warm_start, validation_data, client, workers,
-                 sync_every, scale_learning_rate):
+    def _session(self, X, y, config, callbacks, warm_start, validation_data, sample_weight,
+                 class_weight, client, workers, sync_every, scale_learning_rate):
         """The training session of one ``fit``; the network takes its state."""
         state = self._state if warm_start else self._fresh_state()
         if is_dask(X) or is_dask(y):
+            if sample_weight is not None or class_weight is not None:
+                raise ValueError("sample_weight and class_weight are not supported with dask "
+                                 "input (train in memory, or weigh by repeating rows)")
             from .distributed import fit_dask
             session = fit_dask(self.architecture, self.backend, state, config, X, y,
                                seed=self.seed, callbacks=callbacks,
@@ -333,12 +357,24 @@ class DeepNet:
         else:
             X = self._rows(X)
             Y = self._targets(y, X.shape[0])
+            weights = self._weights(Y, sample_weight, class_weight)
             validation = self._validation_rows(validation_data)
             session = TrainingSession.local(self.architecture, self.backend, state, config, X, Y,
-                                            validation, seed=self.seed, callbacks=callbacks)
+                                            validation, seed=self.seed, callbacks=callbacks,
+                                            sample_weight=weights)
         self._state = state
         session.model = self
         return session
+
+    def _weights(self, Y, sample_weight, class_weight):
+        """The checked weight of each sample (None: unweighted)."""
+        w = check_sample_weight(sample_weight, Y.shape[0], self.dtype)
+        if class_weight is not None:
+            cw = self.head.class_weights(Y, class_weight, self.dtype)
+            w = cw if w is None else w * cw
+            if not w.sum() > 0:
+                raise ValueError("class_weight and sample_weight give every sample weight 0")
+        return w
 
     def _validation_rows(self, validation_data):
         """``(X_val, y_val)`` as checked rows and encoded targets, or None."""
@@ -382,6 +418,12 @@ class DeepNet:
         from .serialization import write_model
         record = self._state.to_record() if training_state else None
         write_model(path, self._description(), self.parameters, record)
+
+    def to_onnx(self, path=None, *, classes=None):
+        """The network as an ONNX graph (``pip install "deepnet-fast[onnx]"``); see
+        :func:`deepnet_fast.onnx_export.to_onnx`. Written to ``path`` when given."""
+        from .onnx_export import to_onnx
+        return to_onnx(self, path, classes=classes)
 
     def _description(self):
         return {

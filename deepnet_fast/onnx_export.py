@@ -244,9 +244,9 @@ def _net_outputs(net, classes):
     """The :class:`_Plan` of a DeepNet, labels mapped through ``classes`` if given."""
     head, nL = net.output_activation, net.layer_dims[-1]
     if classes is not None:
-        if head == "identity":
+        if net.head.score_name != "accuracy":
             raise ValueError("classes apply to classification outputs; this network's output "
-                             "is identity")
+                             f"is {head}")
         if head == "sigmoid" and nL > 1:
             raise ValueError(f"classes do not apply to a multi-label sigmoid output ({nL} "
                              "units): its label is the 0/1 matrix")
@@ -291,7 +291,8 @@ class _Plan:
 
     @property
     def classifies(self):
-        return self.head != "identity"
+        # The head says what the output means (classes or values).
+        return self.architecture.head.score_name == "accuracy"
 
     @property
     def output_names(self):

@@ -26,6 +26,7 @@ from ._step_args import (
     prepare_linear_forward,
     prepare_optimizer_step,
     prepare_slope,
+    prepare_sample_weight,
     prepare_update,
 )
 from ._validation import check_activation
@@ -183,18 +184,20 @@ def _safe_log(x):
     return np.log(np.maximum(x, np.finfo(x.dtype).tiny))
 
 
-def compute_cost(AL, Y, activation="sigmoid"):
+def compute_cost(AL, Y, activation="sigmoid", *, sample_weight=None):
     """The loss implied by the output activation, averaged over the m examples.
 
     sigmoid → binary cross-entropy ``-(1/m) Σ [Y log AL + (1-Y) log(1-AL)]``;
     softmax → categorical cross-entropy ``-(1/m) Σ Y log AL``;
-    identity → squared error ``(1/m) Σ ½ (AL - Y)²``.
+    identity and relu → squared error ``(1/m) Σ ½ (AL - Y)²``.
+    With ``sample_weight`` (m,) the mean is weighted: ``Σ_j w_j loss_j / Σ w``.
 
     Returns
     -------
     float
     """
     AL, Y = prepare_cost(AL, Y, activation)
+    w = prepare_sample_weight(sample_weight, AL.shape[1], AL.dtype)
     m = AL.shape[1]
     if activation == "sigmoid":
         loss = -(Y * _safe_log(AL) + (1 - Y) * _safe_log(1 - AL))
@@ -202,18 +205,27 @@ def compute_cost(AL, Y, activation="sigmoid"):
         loss = -(Y * _safe_log(AL))
     else:
         loss = 0.5 * (AL - Y) ** 2
+    if w is not None:
+        per_example = np.sum(loss, axis=0, dtype=np.float64)
+        return float(per_example @ w.astype(np.float64) / np.sum(w, dtype=np.float64))
     return float(np.sum(loss, dtype=np.float64) / m)
 
 
-def cost_gradient(AL, Y, activation="sigmoid"):
-    """dA[L] = ∂cost/∂AL times m (the 1/m is applied in ``linear_backward``)."""
+def cost_gradient(AL, Y, activation="sigmoid", *, sample_weight=None):
+    """dA[L] = ∂cost/∂AL times m (the 1/m is applied in ``linear_backward``);
+    with ``sample_weight``, column j is scaled by ``m w_j / Σ w``."""
     AL, Y = prepare_cost(AL, Y, activation)
+    w = prepare_sample_weight(sample_weight, AL.shape[1], AL.dtype)
     tiny = np.finfo(AL.dtype).tiny
     if activation == "sigmoid":
-        return -(Y / np.maximum(AL, tiny) - (1 - Y) / np.maximum(1 - AL, tiny))
-    if activation == "softmax":
-        return -(Y / np.maximum(AL, tiny))
-    return AL - Y
+        dA = -(Y / np.maximum(AL, tiny) - (1 - Y) / np.maximum(1 - AL, tiny))
+    elif activation == "softmax":
+        dA = -(Y / np.maximum(AL, tiny))
+    else:
+        dA = AL - Y
+    if w is not None:
+        dA = dA * (w * (AL.shape[1] / np.sum(w)))
+    return dA
 
 
 # ---------------------------------------------------------------- backward
@@ -252,11 +264,12 @@ def linear_activation_backward(dA, cache, activation, *, negative_slope=0.01):
     return linear_backward(dZ, A_prev, W)
 
 
-def backward(AL, Y, caches, activations, *, negative_slope=0.01):
+def backward(AL, Y, caches, activations, *, negative_slope=0.01, sample_weight=None):
     """Backward propagation through all layers.
 
-    dA[L] comes from the cost (``cost_gradient``), then each layer applies its
-    activation's derivative and the linear backward step.
+    dA[L] comes from the cost (``cost_gradient``, weighted by ``sample_weight``
+    when given), then each layer applies its activation's derivative and the
+    linear backward step.
 
     Returns
     -------
@@ -266,7 +279,7 @@ def backward(AL, Y, caches, activations, *, negative_slope=0.01):
     AL, Y, caches, activations = prepare_backward(AL, Y, caches, activations)
     L = len(caches)
     grads = {}
-    dA = cost_gradient(AL, Y, activations[-1])
+    dA = cost_gradient(AL, Y, activations[-1], sample_weight=sample_weight)
     for l in range(L, 0, -1):
         dA, dW, db = linear_activation_backward(
             dA, caches[l - 1], activations[l - 1], negative_slope=negative_slope
@@ -395,12 +408,13 @@ def forward_with_dropout(X, parameters, activations, keep_prob, seed, step, *, n
     return A, caches, masks
 
 
-def backward_with_dropout(AL, Y, caches, activations, masks, keep_prob, *, negative_slope=0.01):
+def backward_with_dropout(AL, Y, caches, activations, masks, keep_prob, *, negative_slope=0.01,
+                          sample_weight=None):
     """Backward propagation through the masks of :func:`forward_with_dropout`."""
     AL, Y, caches, activations = prepare_backward(AL, Y, caches, activations)
     L = len(caches)
     grads = {}
-    dA = cost_gradient(AL, Y, activations[-1])
+    dA = cost_gradient(AL, Y, activations[-1], sample_weight=sample_weight)
     for l in range(L, 0, -1):
         if l < L:
             dA = dA * masks[l - 1] / keep_prob

@@ -23,14 +23,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .heads import IdentityHead, SigmoidHead, SoftmaxHead
+from .heads import IdentityHead, ReluHead, SigmoidHead, SoftmaxHead
 from .kernels import activations as kact
 from .kernels import updates as kupd
 
 HIDDEN_ACTIVATIONS = {name: kact.CODES[name]
                       for name in ("relu", "leaky_relu", "tanh", "sigmoid", "identity")}
 
-OUTPUT_HEADS = {head.name: head for head in (SigmoidHead(), SoftmaxHead(), IdentityHead())}
+OUTPUT_HEADS = {head.name: head
+                for head in (SigmoidHead(), SoftmaxHead(), IdentityHead(), ReluHead())}
 
 ACTIVATIONS = {**HIDDEN_ACTIVATIONS, **{name: head.code for name, head in OUTPUT_HEADS.items()}}
 

@@ -53,12 +53,14 @@ class LocalRunner:
     rng : numpy.random.Generator
         The stream that shuffles each epoch (the state's).
     dropout_seed : int
+    sample_weight : ndarray or None
+        A checked weight per row of ``X``, of the network's dtype.
     """
 
     epochs_per_step = 1
     rate_scale = 1
 
-    def __init__(self, arch, backend, config, X, Y, rng, dropout_seed):
+    def __init__(self, arch, backend, config, X, Y, rng, dropout_seed, sample_weight=None):
         m = X.shape[0]
         batch = m if config.batch_size is None else config.batch_size
         if batch > m:
@@ -66,6 +68,7 @@ class LocalRunner:
                              f"samples ({m}); got {batch}")
         self.arch, self.backend, self.config = arch, backend, config
         self.X, self.Y, self.rng = X, Y, rng
+        self.sample_weight = sample_weight
         self.batch, self.dropout_seed = batch, dropout_seed
         self.shuffled = config.shuffle and batch < m
         self.engine = self.threads = None
@@ -77,7 +80,6 @@ class LocalRunner:
         self.threads = fit_threads(self.arch.layer_dims, self.batch, self.backend)
         self.engine = ENGINES[self.backend](self.arch, self.config, self.batch, self.X.shape[0],
                                             self.dropout_seed, threads=self.threads.kernel_threads)
-        self._weights = self.engine.batch_weights()
         self.threads.__enter__()
 
     def close(self):
@@ -88,8 +90,11 @@ class LocalRunner:
     def run(self, state, rates):
         """One epoch at ``rates[0]``; returns (cost, index of a failed epoch or -1)."""
         order = self.rng.permutation(self.X.shape[0]) if self.shuffled else self._no_order
-        costs, failed = self.engine.epoch(state, self.X, self.Y, order, rates[0])
-        return (float(costs @ self._weights) if failed < 0 else np.nan), (0 if failed >= 0 else -1)
+        costs, failed = self.engine.epoch(state, self.X, self.Y, order, rates[0],
+                                          self.sample_weight)
+        if failed >= 0:
+            return np.nan, 0
+        return self.engine.epoch_cost(costs), -1
 
     def label(self, step, epoch):
         return None
@@ -136,10 +141,11 @@ class TrainingSession:
 
     @classmethod
     def local(cls, arch, backend, state, config, X, Y, validation=None, *, seed=None,
-              callbacks=()):
+              callbacks=(), sample_weight=None):
         """A session over data in memory; holds out ``config.validation_split``
         of ``(X, Y)`` (drawn from the state's stream) when no ``validation`` is
-        given."""
+        given. ``sample_weight`` weighs the training samples (the validation
+        cost and score are unweighted)."""
         if validation is None and config.validation_split > 0:
             n = X.shape[0]
             n_val = int(round(config.validation_split * n))
@@ -149,8 +155,14 @@ class TrainingSession:
             perm = state.rng.permutation(n)
             validation = (X[perm[:n_val]], Y[perm[:n_val]])
             X, Y = np.ascontiguousarray(X[perm[n_val:]]), np.ascontiguousarray(Y[perm[n_val:]])
+            if sample_weight is not None:
+                sample_weight = np.ascontiguousarray(sample_weight[perm[n_val:]])
+                if not sample_weight.sum() > 0:
+                    raise ValueError("sample_weight is zero on every training sample left "
+                                     "after validation_split")
         dropout_seed = int(seed) if seed is not None else int(state.rng.integers(2**62))
-        runner = LocalRunner(arch, backend, config, X, Y, state.rng, dropout_seed)
+        runner = LocalRunner(arch, backend, config, X, Y, state.rng, dropout_seed,
+                             sample_weight)
         return cls(arch, backend, state, config, runner, validation, callbacks)
 
     # ------------------------------------------------------------ state

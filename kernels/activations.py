@@ -21,8 +21,6 @@ CODES = {
     "identity": IDENTITY, "sigmoid": SIGMOID, "tanh": TANH,
     "relu": RELU, "leaky_relu": LEAKY_RELU, "softmax": SOFTMAX,
 }
-# Canonical loss of each output activation, by the same code.
-LOSS_OF_OUTPUT = {"sigmoid": SIGMOID, "softmax": SOFTMAX, "identity": IDENTITY}
 
 
 @njit(inline="always")

@@ -1,8 +1,11 @@
-"""Costs and their output gradients, one per output activation's canonical loss.
+"""Costs and their output gradients, one per output activation's loss.
 
 sigmoid → binary cross-entropy, softmax → categorical cross-entropy,
-identity → ½·squared error. Logs are clipped at the smallest normal number,
-exactly as the reference does, so a saturated output never gives log(0).
+identity and ReLU → ½·squared error. Logs are clipped at the smallest normal
+number, exactly as the reference does, so a saturated output never gives log(0).
+
+Sample weights ``w`` (one per column; empty for none) multiply each column's
+loss and its gradient; the caller divides by their sum, as scikit-learn does.
 """
 
 import numpy as np
@@ -10,7 +13,7 @@ from numba import njit
 
 from ._config import JIT
 from ._scalars import one_like
-from .activations import SIGMOID, SOFTMAX
+from .activations import IDENTITY, SIGMOID, SOFTMAX, _dg
 
 
 @njit(inline="always")
@@ -18,36 +21,62 @@ def _safe_log(x, tiny):
     return np.log(x if x > tiny else tiny)
 
 
+@njit(inline="always")
+def _loss(a, y, loss_code, tiny):
+    if loss_code == SIGMOID:
+        one = one_like(a)
+        return -(y * _safe_log(a, tiny) + (one - y) * _safe_log(one - a, tiny))
+    if loss_code == SOFTMAX:
+        return -(y * _safe_log(a, tiny))
+    d = a - y
+    return d * d * 0.5
+
+
 @njit(**JIT)
-def cost_sum(AL, Y, loss_code):
-    """Σ over all entries of the per-entry loss, accumulated in float64.
+def cost_sum(AL, Y, loss_code, w):
+    """Σ over all entries of the per-entry loss (column j weighted by ``w[j]``
+    when ``w`` is not empty), accumulated in float64.
 
     Y may be a transposed view (the training loop keeps targets row-per-sample).
     """
     n, m = AL.shape
     tiny = np.finfo(AL.dtype).tiny
     total = 0.0
-    for i in range(n):
-        for j in range(m):
-            a = AL[i, j]
-            y = Y[i, j]
-            if loss_code == SIGMOID:
-                one = one_like(a)
-                loss = -(y * _safe_log(a, tiny) + (one - y) * _safe_log(one - a, tiny))
-            elif loss_code == SOFTMAX:
-                loss = -(y * _safe_log(a, tiny))
-            else:
-                d = a - y
-                loss = d * d * 0.5
-            total += loss
+    if w.shape[0] == 0:
+        for i in range(n):
+            for j in range(m):
+                total += _loss(AL[i, j], Y[i, j], loss_code, tiny)
+    else:
+        for i in range(n):
+            for j in range(m):
+                total += _loss(AL[i, j], Y[i, j], loss_code, tiny) * w[j]
     return total
 
 
 @njit(**JIT)
-def output_delta(AL, Y, scale, dZ):
-    """dZ[L] = scale * (AL - Y): the gradient of each canonical loss through
-    its output activation (dZ may be AL itself)."""
+def output_delta(AL, Y, scale, dZ, w, code, slope, loss_code):
+    """dZ[L] = scale · w_j · (AL - Y) · g'(Z[L]), in place of AL allowed.
+
+    For the canonical pairs (sigmoid with binary cross-entropy, softmax with
+    categorical cross-entropy, identity with squared error) g' cancels and
+    dZ is AL - Y. Squared error through another output activation (ReLU, for
+    non-negative targets) keeps its derivative, read off AL as in the hidden
+    layers. ``w`` empty: weights 1.
+    """
     n, m = AL.shape
+    gated = loss_code == IDENTITY and code != IDENTITY
+    weighted = w.shape[0] > 0
+    if not (gated or weighted):
+        for i in range(n):
+            for j in range(m):
+                dZ[i, j] = (AL[i, j] - Y[i, j]) * scale
+        return
     for i in range(n):
         for j in range(m):
-            dZ[i, j] = (AL[i, j] - Y[i, j]) * scale
+            a = AL[i, j]
+            d = (a - Y[i, j]) * scale
+            if gated:
+                d *= _dg(a, code, slope)
+            if weighted:
+                d *= w[j]
+            dZ[i, j] = d

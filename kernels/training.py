@@ -42,7 +42,9 @@ Layouts
   layer, dZ[l] in buffer ``l % 2``, so that dZ[l-1] is written while other
   shares still read dZ[l]. :func:`activation_sizes` gives both sizes.
 - The 1/mb of the linear backward step is folded into dZ[L]; the chain rule
-  carries it down to every layer.
+  carries it down to every layer. With sample weights ``w`` (m,) (empty: none)
+  it is w_j/Σw over the batch instead, as scikit-learn weighs its MLP's loss;
+  a batch whose weights sum to 0 is skipped.
 """
 
 from collections import namedtuple
@@ -72,17 +74,21 @@ slope : float32 or float64
     Leaky ReLU's negative slope, in the parameters' dtype.
 """
 
-Buffers = namedtuple("Buffers", "grad acts deltas Xb Yb batch_costs part_loss part_ok")
+Buffers = namedtuple("Buffers", "grad acts deltas Xb Yb wb batch_costs batch_weights "
+                                 "part_loss part_ok")
 Buffers.__doc__ = """The work arrays of one fit, allocated once by the caller.
 
 grad : like ``theta``
     The batch's gradient.
 acts, deltas : 1-d, the parameters' dtype
     Activations and dZ buffers of a batch (:func:`activation_sizes`).
-Xb, Yb : (batch_size, n0), (batch_size, nL)
-    The gathered rows of a batch (unused when the epoch has no ``order``).
-batch_costs : float64 (n_batches,)
-    Receives each batch's cost.
+Xb, Yb, wb : (batch_size, n0), (batch_size, nL), (batch_size,)
+    The gathered rows and sample weights of a batch (unused when the epoch
+    has no ``order``; ``wb`` also when it has no weights).
+batch_costs, batch_weights : float64 (n_batches,)
+    Receive each batch's cost and what its loss was divided by (its number of
+    samples, or the sum of its sample weights): the epoch's cost is their
+    weighted mean.
 part_loss, part_ok : float64 (2·parts,), bool (parts,)
     Each thread's partial sums and finiteness check (threaded epoch only).
 """
@@ -227,14 +233,18 @@ def forward_into(Xk, theta, net, acts):
 
 
 @njit(**JIT)
-def gather_share(p, parts, mb, X, Y, order, start, Xb, Yb):
-    """Copies share p of the batch's rows into ``Xb``/``Yb`` (when the epoch has
-    an ``order``; without one the batch is a block of X's rows, read in place)."""
+def gather_share(p, parts, mb, X, Y, w, order, start, buf):
+    """Copies share p of the batch's rows (and weights) into ``buf.Xb``/``Yb``/``wb``
+    (when the epoch has an ``order``; without one the batch is a block of X's
+    rows, read in place)."""
     if order.shape[0] > 0:
         lo, hi = share(p, parts, mb)
         for j in range(lo, hi):
-            Xb[j, :] = X[order[start + j], :]
-            Yb[j, :] = Y[order[start + j], :]
+            buf.Xb[j, :] = X[order[start + j], :]
+            buf.Yb[j, :] = Y[order[start + j], :]
+        if w.shape[0] > 0:
+            for j in range(lo, hi):
+                buf.wb[j] = w[order[start + j]]
 
 
 @njit(**JIT)
@@ -246,19 +256,41 @@ def batch_rows(X, order, start, mb, Xb):
 
 
 @njit(**JIT)
-def output_block(A, W, A_prev, b, Y, code, slope, loss_code, scale):
-    """Output layer A = g(W A_prev + b) on a block of samples, its loss sum
-    (returned) and dZ = scale · (A - Y) in place of A."""
+def batch_weight_rows(w, order, start, mb, wb):
+    """The batch's sample weights: gathered into ``wb``, a block of ``w``, or
+    ``w`` itself when it is empty (no weights)."""
+    if w.shape[0] == 0:
+        return w
+    return batch_rows(w, order, start, mb, wb)
+
+
+@njit(**JIT)
+def batch_denominator(wk, mb):
+    """What a batch's loss is divided by: its number of samples, or the sum of
+    its sample weights."""
+    if wk.shape[0] == 0:
+        return float(mb)
+    total = 0.0
+    for j in range(wk.shape[0]):
+        total += wk[j]
+    return total
+
+
+@njit(**JIT)
+def output_block(A, W, A_prev, b, Y, w, code, slope, loss_code, scale):
+    """Output layer A = g(W A_prev + b) on a block of samples, its (weighted)
+    loss sum (returned) and dZ = scale · w · (A - Y) in place of A (see
+    :func:`.losses.output_delta`)."""
     layer_forward(A, W, A_prev, b, code, slope, np.uint64(0), 1.0, 0, 0, 0)
-    loss = cost_sum(A, Y, loss_code)
-    output_delta(A, Y, scale, A)
+    loss = cost_sum(A, Y, loss_code, w)
+    output_delta(A, Y, scale, A, w, code, slope, loss_code)
     return loss
 
 
 @njit(**JIT)
-def output_share(p, parts, A_prev, Yk, theta, net, acts, loss_code):
+def output_share(p, parts, A_prev, Yk, wk, theta, net, acts, loss_code, denom):
     """Share p's samples of the output layer (split by samples: softmax needs
-    whole columns); returns their loss sum and leaves dZ[L]/mb in place of A[L]."""
+    whole columns); returns their loss sum and leaves dZ[L]/denom in place of A[L]."""
     dims = net.dims
     L = dims.shape[0] - 1
     mb = Yk.shape[0]
@@ -266,11 +298,12 @@ def output_share(p, parts, A_prev, Yk, theta, net, acts, loss_code):
     W = _matrix(theta, net.offW[L - 1], dims[L], dims[L - 1])
     b = _column(theta, net.offb[L - 1], dims[L])
     code, slope = net.codes[L - 1], net.slope
-    scale = cast_like(1.0 / mb, slope)
+    scale = cast_like(1.0 / denom, slope)
     if parts == 1:
-        return output_block(A, W, A_prev, b, Yk.T, code, slope, loss_code, scale)
+        return output_block(A, W, A_prev, b, Yk.T, wk, code, slope, loss_code, scale)
     lo, hi = share(p, parts, mb)
-    return output_block(A[:, lo:hi], W, A_prev[:, lo:hi], b, Yk[lo:hi].T, code, slope,
+    w_share = wk[lo:hi] if wk.shape[0] > 0 else wk
+    return output_block(A[:, lo:hi], W, A_prev[:, lo:hi], b, Yk[lo:hi].T, w_share, code, slope,
                         loss_code, scale)
 
 
@@ -372,11 +405,12 @@ def update_share(p, parts, theta, grad, v, s, opt_code, hyper):
 
 
 @njit(**JIT)
-def batch_cost(loss, sum_squares, mb, l2):
-    """Mean loss of a batch plus λ/(2 mb) Σ‖W‖²."""
-    cost = loss / mb
+def batch_cost(loss, sum_squares, denom, l2):
+    """Mean loss of a batch plus λ/(2 denom) Σ‖W‖² (denom: its number of
+    samples, or the sum of its sample weights)."""
+    cost = loss / denom
     if l2 > 0:
-        cost += l2 / (2.0 * mb) * sum_squares
+        cost += l2 / (2.0 * denom) * sum_squares
     return cost
 
 
@@ -388,42 +422,41 @@ def set_bias_correction(fit, step):
 
 
 @njit(**JIT)
-def batch_gradient(X, Y, order, start, mb, theta, net, buf, fit, step):
-    """Cost of one batch (rows ``order[start:start + mb]``, or ``start:start + mb``
-    without an order) and its gradient (into ``buf.grad``), on one thread."""
-    gather_share(0, 1, mb, X, Y, order, start, buf.Xb, buf.Yb)
-    Xk = batch_rows(X, order, start, mb, buf.Xb)
-    Yk = batch_rows(Y, order, start, mb, buf.Yb)
+def batch_gradient(Xk, Yk, wk, denom, theta, net, buf, fit, step):
+    """Cost of one batch ``(Xk, Yk)`` with sample weights ``wk`` (empty: none)
+    and its gradient (into ``buf.grad``), on one thread."""
     A_prev = hidden_forward(Xk, theta, net, buf.acts, fit.keep_prob, fit.seed, step)
-    loss = output_share(0, 1, A_prev, Yk, theta, net, buf.acts, fit.loss_code)
+    loss = output_share(0, 1, A_prev, Yk, wk, theta, net, buf.acts, fit.loss_code, denom)
     for l in range(net.dims.shape[0] - 1, 0, -1):
         backward_share(l, 0, 1, Xk, theta, net, buf, fit.keep_prob, fit.seed, step)
-    c = cast_like(fit.l2 / mb, net.slope)
-    return batch_cost(loss, regularise_share(0, 1, theta, buf.grad, net.dims, net.offW, c), mb,
-                      fit.l2)
+    c = cast_like(fit.l2 / denom, net.slope)
+    return batch_cost(loss, regularise_share(0, 1, theta, buf.grad, net.dims, net.offW, c),
+                      denom, fit.l2)
 
 
 @njit(**JIT)
-def loss_and_gradient(Xk, Yk, theta, net, buf, fit, step):
+def loss_and_gradient(Xk, Yk, w, theta, net, buf, fit, step):
     """Cost of the batch ``(Xk, Yk)`` and its gradient (written into ``buf.grad``).
 
-    Xk (mb, n0), Yk (mb, nL); ``buf.acts`` and ``buf.deltas`` are buffers of
-    ``activation_sizes(dims, mb)`` (the other buffers are not used). The cost
-    is the mean loss over the batch plus λ/(2 mb) Σ‖W‖²; the gradient includes
-    (λ/mb) W.
+    Xk (mb, n0), Yk (mb, nL), sample weights ``w`` (mb,) or empty;
+    ``buf.acts`` and ``buf.deltas`` are buffers of ``activation_sizes(dims, mb)``
+    (the other buffers are not used). The cost is the (weighted) mean loss
+    over the batch plus λ/(2 denom) Σ‖W‖²; the gradient includes (λ/denom) W.
     """
-    no_order = np.empty(0, np.int64)
-    return batch_gradient(Xk, Yk, no_order, 0, Xk.shape[0], theta, net, buf, fit, step)
+    return batch_gradient(Xk, Yk, w, batch_denominator(w, Xk.shape[0]), theta, net, buf, fit,
+                          step)
 
 
 @njit(**JIT)
-def train_epoch(X, Y, order, batch_size, theta, v, s, t, net, buf, fit):
+def train_epoch(X, Y, w, order, batch_size, theta, v, s, t, net, buf, fit):
     """One epoch of mini-batch training; updates theta, v, s in place.
 
-    ``order`` is the sample order for this epoch (empty: take the rows as they
-    are, with no gather copy). ``t`` is the optimizer step before the epoch.
-    ``buf.batch_costs[k]`` receives the cost of batch k. Batch k is optimizer
-    step ``t + k + 1``, which also selects its dropout masks.
+    ``w`` holds a weight per sample (empty: none). ``order`` is the sample
+    order for this epoch (empty: take the rows as they are, with no gather
+    copy). ``t`` is the optimizer step before the epoch. ``buf.batch_costs[k]``
+    receives the cost of batch k and ``buf.batch_weights[k]`` what it was
+    divided by. Batch k is optimizer step ``t + k + 1``, which also selects its
+    dropout masks; a batch whose weights sum to 0 makes no update.
 
     Returns
     -------
@@ -437,7 +470,16 @@ def train_epoch(X, Y, order, batch_size, theta, v, s, t, net, buf, fit):
         start = k * batch_size
         mb = min(batch_size, m - start)
         step = t + k + 1
-        cost = batch_gradient(X, Y, order, start, mb, theta, net, buf, fit, step)
+        gather_share(0, 1, mb, X, Y, w, order, start, buf)
+        wk = batch_weight_rows(w, order, start, mb, buf.wb)
+        denom = batch_denominator(wk, mb)
+        buf.batch_weights[k] = denom
+        buf.batch_costs[k] = 0.0
+        if denom == 0:
+            continue
+        cost = batch_gradient(batch_rows(X, order, start, mb, buf.Xb),
+                              batch_rows(Y, order, start, mb, buf.Yb), wk, denom, theta, net,
+                              buf, fit, step)
         buf.batch_costs[k] = cost
         if not np.isfinite(cost) or not all_finite(buf.grad):
             return k

@@ -28,7 +28,9 @@ from .training import (
     all_finite,
     backward_share,
     batch_cost,
+    batch_denominator,
     batch_rows,
+    batch_weight_rows,
     gather_share,
     hidden_forward_share,
     output_share,
@@ -43,7 +45,7 @@ JIT_PARALLEL = dict(JIT, parallel=True)
 
 
 @njit(**JIT_PARALLEL)
-def train_epoch_threaded(X, Y, order, batch_size, theta, v, s, t, net, buf, fit):
+def train_epoch_threaded(X, Y, w, order, batch_size, theta, v, s, t, net, buf, fit):
     """:func:`.training.train_epoch` on ``parts = buf.part_ok.shape[0]`` threads,
     with the same arguments and return value (``buf.part_loss`` holds two
     elements per share, ``buf.part_ok`` one)."""
@@ -57,7 +59,13 @@ def train_epoch_threaded(X, Y, order, batch_size, theta, v, s, t, net, buf, fit)
         parts = min(part_ok.shape[0], mb)
         step = t + k + 1
         for p in prange(parts):
-            gather_share(p, parts, mb, X, Y, order, start, buf.Xb, buf.Yb)
+            gather_share(p, parts, mb, X, Y, w, order, start, buf)
+        wk = batch_weight_rows(w, order, start, mb, buf.wb)
+        denom = batch_denominator(wk, mb)
+        buf.batch_weights[k] = denom
+        buf.batch_costs[k] = 0.0
+        if denom == 0:
+            continue
         Xk = batch_rows(X, order, start, mb, buf.Xb)
         Yk = batch_rows(Y, order, start, mb, buf.Yb)
         A_prev = Xk.T
@@ -67,17 +75,18 @@ def train_epoch_threaded(X, Y, order, batch_size, theta, v, s, t, net, buf, fit)
                                      fit.seed, step)
             A_prev = activation(l, net.dims, buf.acts, mb)
         for p in prange(parts):
-            part_loss[p] = output_share(p, parts, A_prev, Yk, theta, net, buf.acts,
-                                        fit.loss_code)
+            part_loss[p] = output_share(p, parts, A_prev, Yk, wk, theta, net, buf.acts,
+                                        fit.loss_code, denom)
         for l in range(L, 0, -1):
             for p in prange(parts):
                 backward_share(l, p, parts, Xk, theta, net, buf, fit.keep_prob, fit.seed, step)
-        c = cast_like(fit.l2 / mb, net.slope)
+        c = cast_like(fit.l2 / denom, net.slope)
         for p in prange(parts):
             part_loss[parts + p] = regularise_share(p, parts, theta, grad, net.dims, net.offW, c)
             lo, hi = share(p, parts, grad.shape[0])
             part_ok[p] = all_finite(grad[lo:hi])
-        cost = batch_cost(part_loss[:parts].sum(), part_loss[parts:2 * parts].sum(), mb, fit.l2)
+        cost = batch_cost(part_loss[:parts].sum(), part_loss[parts:2 * parts].sum(), denom,
+                          fit.l2)
         buf.batch_costs[k] = cost
         if not np.isfinite(cost) or not part_ok[:parts].all():
             return k

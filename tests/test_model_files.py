@@ -94,7 +94,7 @@ def _rewrite(path, out, arrays=None, meta_update=None):
     (dict(arrays={"W1": np.zeros((7, 4), np.float32)}), "W1 has shape"),
     (dict(arrays={"b2": np.ones((3, 1), np.float32)}), "checksum of b2"),
     (dict(arrays={"W9": np.ones((3, 1), np.float32)}), "holds arrays"),
-    (dict(meta_update={"output_activation": "relu"}), "invalid network"),
+    (dict(meta_update={"output_activation": "tanh"}), "invalid network"),
 ])
 def test_tampered_or_inconsistent_files_are_refused(trained, tmp_path, change, match):
     _, _, path = trained

@@ -55,7 +55,6 @@ class _Shard:
                                        available=c.get("numba_threads", 1))
             self._engine = ENGINES[backend](arch, fit_config, batch, m, c["dropout_seed"],
                                             threads=self.threads.kernel_threads)
-            self.weights = self._engine.batch_weights()
             if c["shuffle"] and batch < m:
                 self.arange = np.arange(m, dtype=np.int64)
                 self.order = np.empty(m, np.int64)
@@ -168,7 +167,7 @@ def _run_round(shard, theta, v, s, t, rates, rng_state):
                 if bad >= 0:
                     failed = k
                     break
-                costs[k] = batch_costs @ shard.weights
+                costs[k] = engine.epoch_cost(batch_costs)
         steps = state.t - t
         new_state = rng.bit_generator.state if rng is not None else rng_state
         return (theta, v, s, steps, costs, new_state, time.perf_counter() - start,
