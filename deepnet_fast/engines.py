@@ -51,6 +51,13 @@ class _Engine:
         weights = self._batch_weights
         return float(costs @ weights / weights.sum())
 
+    def epoch_score(self, base):
+        """The training score of the epoch just run, from the outputs of its
+        batches before their updates (see :meth:`OutputHead.score_from_sums`;
+        ``base`` is the head's :meth:`~OutputHead.score_base` of the data)."""
+        return self.arch.head.score_from_sums(float(self._batch_metrics.sum()),
+                                              float(self._batch_weights.sum()), base)
+
     def epoch(self, state, X, Y, order, learning_rate, sample_weight=None):
         """Run one epoch on ``(X, Y)`` in ``order`` (empty: as stored).
 
@@ -95,9 +102,10 @@ class CompiledEngine(_Engine):
             np.empty(arch.n_parameters, dtype=dt), *self._batch_buffers(B),
             np.empty((B, dims[0]), dtype=dt), np.empty((B, dims[-1]), dtype=dt),
             np.empty(B, dtype=dt), np.empty(self.n_batches, dtype=np.float64),
-            np.empty(self.n_batches, dtype=np.float64),
-            np.empty(2 * self.threads, dtype=np.float64), np.empty(self.threads, dtype=np.bool_))
+            np.empty(self.n_batches, dtype=np.float64), np.empty(self.n_batches, dtype=np.float64),
+            np.empty(3 * self.threads, dtype=np.float64), np.empty(self.threads, dtype=np.bool_))
         self._batch_weights = self._buffers.batch_weights
+        self._batch_metrics = self._buffers.batch_metrics
         self._no_weights = np.empty(0, dtype=dt)
         # The learning rate is written into ``hyper`` before every epoch.
         self._settings = ktrain.Settings(
@@ -146,6 +154,7 @@ class ReferenceEngine(_Engine):
         moments_s = _grad_keyed(state.s, dims)
         costs = np.zeros(self.n_batches, dtype=np.float64)
         self._batch_weights = np.zeros(self.n_batches, dtype=np.float64)
+        self._batch_metrics = np.zeros(self.n_batches, dtype=np.float64)
         failed = -1
         t = state.t
         for k in range(self.n_batches):
@@ -157,7 +166,8 @@ class ReferenceEngine(_Engine):
             self._batch_weights[k] = denom
             if denom == 0:
                 continue      # a batch of zero weights teaches nothing
-            cost, grads = self._loss_and_grads(params, X[rows].T, Y[rows].T, t + k + 1, wk)
+            cost, grads, self._batch_metrics[k] = self._loss_and_grads(params, X[rows].T,
+                                                                       Y[rows].T, t + k + 1, wk)
             costs[k] = cost
             if not np.isfinite(cost) or not all(np.isfinite(g).all() for g in grads.values()):
                 failed = k
@@ -174,8 +184,8 @@ class ReferenceEngine(_Engine):
         return costs, failed
 
     def _loss_and_grads(self, params, Xk, Yk, step, wk=None):
-        """Cost (with the L2 term) and the gradients dW1, db1, ... of one batch,
-        column convention; ``wk`` its sample weights or None."""
+        """Cost (with the L2 term), the gradients dW1, db1, ... and the metric
+        sum of one batch, column convention; ``wk`` its sample weights or None."""
         c, arch = self.config, self.arch
         acts, slope = arch.activations, arch.negative_slope
         # The L2 term is divided as the loss is: by the batch's weight (its size unweighted).
@@ -190,16 +200,17 @@ class ReferenceEngine(_Engine):
             AL, caches = R.forward(Xk, params, acts, negative_slope=slope)
             grads = R.backward(AL, Yk, caches, acts, negative_slope=slope, sample_weight=wk)
         cost = R.compute_cost(AL, Yk, acts[-1], sample_weight=wk)
+        metric = arch.head.metric_sum(AL.T, Yk.T, wk)
         grads = {k: g for k, g in grads.items() if k[1] in "Wb"}
         if c.l2 > 0:
             cost += R.l2_cost(params, c.l2, 1) / denom
             for l in range(1, arch.n_layers + 1):
                 grads[f"dW{l}"] = grads[f"dW{l}"] + (c.l2 / denom) * params[f"W{l}"]
-        return cost, grads
+        return cost, grads, metric
 
     def gradient(self, theta, X, Y, step=1):
-        cost, grads = self._loss_and_grads(flat.unpack(theta, self.arch.layer_dims), X.T, Y.T,
-                                           step)
+        cost, grads, _ = self._loss_and_grads(flat.unpack(theta, self.arch.layer_dims), X.T,
+                                              Y.T, step)
         return cost, flat.pack({k[1:]: g for k, g in grads.items()}, self.arch.layer_dims,
                                self.arch.dtype)
 

@@ -108,6 +108,22 @@ class OutputHead:
         (both of shape (n_samples, n_units))."""
         return self.merge([self.parts(P, Y)])
 
+    # The training score of an epoch, from the outputs each batch computed
+    # before its update (the kernels' ``metric_sum``, summed over the batches).
+
+    def metric_sum(self, P, Y, w=None):
+        """What the epoch's training score sums over a batch (the same sum as
+        :func:`deepnet_fast.kernels.losses.metric_sum`), samples weighted by ``w``."""
+        raise NotImplementedError
+
+    def score_base(self, Y, w=None):
+        """What the training score of data ``Y`` (weights ``w``) is relative to."""
+        return None
+
+    def score_from_sums(self, metric, weight, base):
+        """The epoch's training score from its summed metric and weights."""
+        raise NotImplementedError
+
 
 class _Classification(OutputHead):
     score_name = "accuracy"
@@ -151,6 +167,14 @@ class _Classification(OutputHead):
 
     def merge(self, parts):
         return float(sum(p[1] for p in parts) / sum(p[0] for p in parts))
+
+    def metric_sum(self, P, Y, w=None):
+        right = self.correct(P, Y).astype(np.float64)
+        return float(right.sum() if w is None else right @ w.astype(np.float64))
+
+    def score_from_sums(self, metric, weight, base):
+        """Accuracy: the (weighted) share of samples classified right."""
+        return metric / weight
 
 
 class SigmoidHead(_Classification):
@@ -235,6 +259,22 @@ class IdentityHead(OutputHead):
 
     def prediction_kind(self, n_units, dtype):
         return np.dtype(dtype), 1 if n_units == 1 else 2
+
+    def metric_sum(self, P, Y, w=None):
+        residual = np.sum((Y.astype(np.float64) - P) ** 2, axis=1)
+        return float(residual.sum() if w is None else residual @ w.astype(np.float64))
+
+    def score_base(self, Y, w=None):
+        """The (weighted) total sum of squares about the mean, over all outputs."""
+        Y = Y.astype(np.float64)
+        weights = np.ones(Y.shape[0]) if w is None else w.astype(np.float64)
+        mean = weights @ Y / weights.sum()
+        return float(weights @ np.sum((Y - mean) ** 2, axis=1))
+
+    def score_from_sums(self, metric, weight, base):
+        """R² of the outputs taken together: 1 - residual / total sum of squares
+        (0 for constant targets, as :meth:`merge`)."""
+        return 1.0 - metric / base if base > 0 else 0.0
 
     def parts(self, P, Y):
         mean = Y.mean(axis=0, dtype=np.float64)

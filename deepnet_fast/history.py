@@ -18,8 +18,11 @@ class History:
     val_cost : list of float
         Validation cost after each epoch (empty without validation data).
     metrics : dict of list of float
-        ``"accuracy"`` (classification) or ``"r2"`` (regression) on the
-        training batch seen during the epoch, and ``"val_accuracy"``/``"val_r2"``
+        ``"accuracy"`` (classification) or ``"r2"`` (regression, the outputs
+        taken together) of the training data, from the outputs each mini-batch
+        computed during the epoch before its update (weighted by
+        ``sample_weight`` when given; not recorded by distributed training),
+        and ``"val_accuracy"``/``"val_r2"``
         on the validation data when there is some.
     learning_rate : list of float
         Learning rate used in each epoch.

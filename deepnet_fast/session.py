@@ -29,6 +29,7 @@ import warnings
 
 import numpy as np
 
+from . import compilation
 from . import reference as R
 from .callbacks import EarlyStopping
 from .engines import ENGINES, predict_output
@@ -73,6 +74,8 @@ class LocalRunner:
         self.shuffled = config.shuffle and batch < m
         self.engine = self.threads = None
         self._no_order = np.empty(0, np.int64)
+        self._score_base = arch.head.score_base(Y, sample_weight)
+        self.score = None
 
     def open(self):
         """Allocate the engine's buffers and set the thread pools (in ``run``'s
@@ -94,6 +97,7 @@ class LocalRunner:
                                           self.sample_weight)
         if failed >= 0:
             return np.nan, 0
+        self.score = self.engine.epoch_score(self._score_base)
         return self.engine.epoch_cost(costs), -1
 
     def label(self, step, epoch):
@@ -197,6 +201,7 @@ class TrainingSession:
             self._last = self.state.snapshot()
             self.state.use_optimizer(config.optimizer)
             self.state.settings = config.settings()
+            compilation.announce(self)
             runner.open()
             progress = Progress(steps, config.verbose)
             for cb in self.callbacks:
@@ -239,10 +244,13 @@ class TrainingSession:
                                   learning_rate=rates[-1])
         self.epoch += k
         val_cost, val_score = self._validate()
-        logs = {"cost": cost, "learning_rate": rates[0], "time": time.perf_counter() - start,
-                "val_cost": val_cost, f"val_{self.arch.head.score_name}": val_score}
+        name = self.arch.head.score_name
+        score = getattr(self.runner, "score", None)
+        logs = {"cost": cost, name: score, "learning_rate": rates[0],
+                "time": time.perf_counter() - start, "val_cost": val_cost,
+                f"val_{name}": val_score}
         self.history._append(cost, rates[0], logs["time"], val_cost,
-                             **{f"val_{self.arch.head.score_name}": val_score})
+                             **{name: score, f"val_{name}": val_score})
         self._last = state.snapshot(self._last)
         progress.update(step, cost, val_cost, self.runner.label(step, self.epoch - 1))
         stop = False

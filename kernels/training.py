@@ -58,7 +58,7 @@ from .activations import bias_activation, scale_by_derivative
 from .blas import gemm
 from .dropout import apply_mask, layer_key
 from .linear import row_sums
-from .losses import cost_sum, output_delta
+from .losses import cost_sum, metric_sum, output_delta
 from .updates import BC1, BC2, apply_update
 
 Network = namedtuple("Network", "dims codes offW offb slope")
@@ -75,7 +75,7 @@ slope : float32 or float64
 """
 
 Buffers = namedtuple("Buffers", "grad acts deltas Xb Yb wb batch_costs batch_weights "
-                                 "part_loss part_ok")
+                                 "batch_metrics part_loss part_ok")
 Buffers.__doc__ = """The work arrays of one fit, allocated once by the caller.
 
 grad : like ``theta``
@@ -89,7 +89,10 @@ batch_costs, batch_weights : float64 (n_batches,)
     Receive each batch's cost and what its loss was divided by (its number of
     samples, or the sum of its sample weights): the epoch's cost is their
     weighted mean.
-part_loss, part_ok : float64 (2·parts,), bool (parts,)
+batch_metrics : float64 (n_batches,)
+    Receives each batch's :func:`.losses.metric_sum` (before its update), from
+    which the caller makes the epoch's training accuracy or R².
+part_loss, part_ok : float64 (3·parts,), bool (parts,)
     Each thread's partial sums and finiteness check (threaded epoch only).
 """
 
@@ -279,18 +282,20 @@ def batch_denominator(wk, mb):
 @njit(**JIT)
 def output_block(A, W, A_prev, b, Y, w, code, slope, loss_code, scale):
     """Output layer A = g(W A_prev + b) on a block of samples, its (weighted)
-    loss sum (returned) and dZ = scale · w · (A - Y) in place of A (see
-    :func:`.losses.output_delta`)."""
+    loss sum and metric sum (returned) and dZ = scale · w · (A - Y) in place of
+    A (see :func:`.losses.output_delta`)."""
     layer_forward(A, W, A_prev, b, code, slope, np.uint64(0), 1.0, 0, 0, 0)
     loss = cost_sum(A, Y, loss_code, w)
+    metric = metric_sum(A, Y, w, loss_code)
     output_delta(A, Y, scale, A, w, code, slope, loss_code)
-    return loss
+    return loss, metric
 
 
 @njit(**JIT)
 def output_share(p, parts, A_prev, Yk, wk, theta, net, acts, loss_code, denom):
     """Share p's samples of the output layer (split by samples: softmax needs
-    whole columns); returns their loss sum and leaves dZ[L]/denom in place of A[L]."""
+    whole columns); returns their loss and metric sums and leaves dZ[L]/denom
+    in place of A[L]."""
     dims = net.dims
     L = dims.shape[0] - 1
     mb = Yk.shape[0]
@@ -423,15 +428,17 @@ def set_bias_correction(fit, step):
 
 @njit(**JIT)
 def batch_gradient(Xk, Yk, wk, denom, theta, net, buf, fit, step):
-    """Cost of one batch ``(Xk, Yk)`` with sample weights ``wk`` (empty: none)
-    and its gradient (into ``buf.grad``), on one thread."""
+    """Cost and metric sum of one batch ``(Xk, Yk)`` with sample weights ``wk``
+    (empty: none), and its gradient (into ``buf.grad``), on one thread."""
     A_prev = hidden_forward(Xk, theta, net, buf.acts, fit.keep_prob, fit.seed, step)
-    loss = output_share(0, 1, A_prev, Yk, wk, theta, net, buf.acts, fit.loss_code, denom)
+    loss, metric = output_share(0, 1, A_prev, Yk, wk, theta, net, buf.acts, fit.loss_code,
+                                denom)
     for l in range(net.dims.shape[0] - 1, 0, -1):
         backward_share(l, 0, 1, Xk, theta, net, buf, fit.keep_prob, fit.seed, step)
     c = cast_like(fit.l2 / denom, net.slope)
-    return batch_cost(loss, regularise_share(0, 1, theta, buf.grad, net.dims, net.offW, c),
+    cost = batch_cost(loss, regularise_share(0, 1, theta, buf.grad, net.dims, net.offW, c),
                       denom, fit.l2)
+    return cost, metric
 
 
 @njit(**JIT)
@@ -444,7 +451,7 @@ def loss_and_gradient(Xk, Yk, w, theta, net, buf, fit, step):
     over the batch plus λ/(2 denom) Σ‖W‖²; the gradient includes (λ/denom) W.
     """
     return batch_gradient(Xk, Yk, w, batch_denominator(w, Xk.shape[0]), theta, net, buf, fit,
-                          step)
+                          step)[0]
 
 
 @njit(**JIT)
@@ -475,12 +482,14 @@ def train_epoch(X, Y, w, order, batch_size, theta, v, s, t, net, buf, fit):
         denom = batch_denominator(wk, mb)
         buf.batch_weights[k] = denom
         buf.batch_costs[k] = 0.0
+        buf.batch_metrics[k] = 0.0
         if denom == 0:
             continue
-        cost = batch_gradient(batch_rows(X, order, start, mb, buf.Xb),
-                              batch_rows(Y, order, start, mb, buf.Yb), wk, denom, theta, net,
-                              buf, fit, step)
+        cost, metric = batch_gradient(batch_rows(X, order, start, mb, buf.Xb),
+                                      batch_rows(Y, order, start, mb, buf.Yb), wk, denom, theta,
+                                      net, buf, fit, step)
         buf.batch_costs[k] = cost
+        buf.batch_metrics[k] = metric
         if not np.isfinite(cost) or not all_finite(buf.grad):
             return k
         set_bias_correction(fit, step)

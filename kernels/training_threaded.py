@@ -47,8 +47,8 @@ JIT_PARALLEL = dict(JIT, parallel=True)
 @njit(**JIT_PARALLEL)
 def train_epoch_threaded(X, Y, w, order, batch_size, theta, v, s, t, net, buf, fit):
     """:func:`.training.train_epoch` on ``parts = buf.part_ok.shape[0]`` threads,
-    with the same arguments and return value (``buf.part_loss`` holds two
-    elements per share, ``buf.part_ok`` one)."""
+    with the same arguments and return value (``buf.part_loss`` holds three
+    elements per share: loss, L2 and metric sums; ``buf.part_ok`` one)."""
     m = X.shape[0]
     L = net.dims.shape[0] - 1
     n_batches = (m + batch_size - 1) // batch_size
@@ -64,6 +64,7 @@ def train_epoch_threaded(X, Y, w, order, batch_size, theta, v, s, t, net, buf, f
         denom = batch_denominator(wk, mb)
         buf.batch_weights[k] = denom
         buf.batch_costs[k] = 0.0
+        buf.batch_metrics[k] = 0.0
         if denom == 0:
             continue
         Xk = batch_rows(X, order, start, mb, buf.Xb)
@@ -75,8 +76,8 @@ def train_epoch_threaded(X, Y, w, order, batch_size, theta, v, s, t, net, buf, f
                                      fit.seed, step)
             A_prev = activation(l, net.dims, buf.acts, mb)
         for p in prange(parts):
-            part_loss[p] = output_share(p, parts, A_prev, Yk, wk, theta, net, buf.acts,
-                                        fit.loss_code, denom)
+            part_loss[p], part_loss[2 * parts + p] = output_share(
+                p, parts, A_prev, Yk, wk, theta, net, buf.acts, fit.loss_code, denom)
         for l in range(L, 0, -1):
             for p in prange(parts):
                 backward_share(l, p, parts, Xk, theta, net, buf, fit.keep_prob, fit.seed, step)
@@ -88,6 +89,7 @@ def train_epoch_threaded(X, Y, w, order, batch_size, theta, v, s, t, net, buf, f
         cost = batch_cost(part_loss[:parts].sum(), part_loss[parts:2 * parts].sum(), denom,
                           fit.l2)
         buf.batch_costs[k] = cost
+        buf.batch_metrics[k] = part_loss[2 * parts:3 * parts].sum()
         if not np.isfinite(cost) or not part_ok[:parts].all():
             return k
         set_bias_correction(fit, step)

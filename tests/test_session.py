@@ -306,3 +306,44 @@ def test_fit_config_is_validated_once_and_frozen():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert dn.FitConfig(batch_size=np.int64(4)).batch_size == 4
+
+
+# ---------------------------------------------------------------- training metrics
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("output,units", [("sigmoid", 1), ("softmax", 3), ("identity", 2)])
+def test_history_records_the_training_score_of_each_epoch(backend, output, units):
+    # Full batch: epoch i's score is that of the parameters before its update,
+    # i.e. the score of a network trained i epochs.
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((60, 5))
+    y = {"sigmoid": (X[:, 0] > 0).astype(int), "softmax": rng.integers(0, 3, 60),
+         "identity": X[:, :2] * 3}[output]
+    name = "r2" if output == "identity" else "accuracy"
+    kw = dict(learning_rate=0.1, verbose=0, l2=0.1)
+    h = dn.DeepNet([5, 7, units], "tanh", output, seed=0, backend=backend).fit(X, y, epochs=4,
+                                                                              **kw)
+    assert len(h.metrics[name]) == 4
+    for i in range(4):
+        net = dn.DeepNet([5, 7, units], "tanh", output, seed=0, backend=backend)
+        if i:
+            net.fit(X, y, epochs=i, **kw)
+        if name == "accuracy":
+            assert h.metrics[name][i] == net.score(X, y)
+        else:   # pooled over the outputs: 1 - SS_res / SS_tot
+            P = net.predict_proba(X)
+            want = 1 - np.sum((y - P) ** 2) / np.sum((y - y.mean(axis=0)) ** 2)
+            assert h.metrics[name][i] == pytest.approx(want, rel=1e-10)
+
+
+def test_training_score_is_weighted_like_the_cost():
+    rng = np.random.default_rng(12)
+    X = rng.standard_normal((40, 5))
+    y = rng.integers(0, 3, 40)
+    w = rng.integers(0, 3, 40)
+    a = dn.DeepNet([5, 6, 3], "relu", "softmax", seed=0).fit(X, y, epochs=3, verbose=0,
+                                                             sample_weight=w)
+    b = dn.DeepNet([5, 6, 3], "relu", "softmax", seed=0).fit(
+        np.repeat(X, w, axis=0), np.repeat(y, w), epochs=3, verbose=0)
+    np.testing.assert_allclose(a.metrics["accuracy"], b.metrics["accuracy"], rtol=1e-12)
