@@ -1,4 +1,5 @@
-"""The ``deepnet-fast`` command: ``train`` a network on a dataset, ``bench`` the backends.
+"""The ``deepnet-fast`` command: ``train`` a network on a dataset, ``bench`` the backends,
+``compile`` the kernels ahead of time.
 
 Every failure is one line on stderr and exit status 2. The output files
 (``--save``, ``--plot``) are checked before training starts, and a run that
@@ -15,7 +16,7 @@ import warnings
 
 import numpy as np
 
-from . import registry
+from . import compilation, registry
 from .engines import ENGINES
 from .schedules import SCHEDULES
 
@@ -45,6 +46,15 @@ def _layer_sizes(text):
     if not sizes or min(sizes) < 1:
         raise argparse.ArgumentTypeError(f"hidden layer sizes must be positive integers; got {text!r}")
     return sizes
+
+
+def _dtypes(text):
+    names = [v.strip() for v in text.split(",") if v.strip()]
+    unknown = [v for v in names if v not in DTYPES]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"expected {' or '.join(DTYPES)}, comma-separated; "
+                                         f"got {text!r}")
+    return list(dict.fromkeys(names))
 
 
 def _integer(low=None):
@@ -136,6 +146,14 @@ def build_parser():
     t.add_argument("--save", metavar="PATH", help="save the trained model (.npz)")
     t.add_argument("--plot", metavar="PNG", help="save the learning curves (needs matplotlib)")
     t.add_argument("--quiet", action="store_true", help="only the final summary")
+
+    c = sub.add_parser("compile", help="compile every kernel into Numba's cache now (for Docker "
+                                       "images and cluster workers), not on the first fit",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    c.add_argument("--dtype", type=_dtypes, default=list(DTYPES),
+                   help="floating-point types, comma-separated")
+    c.add_argument("--threaded", action=argparse.BooleanOptionalAction, default=True,
+                   help="also the threaded kernels that large networks use on several cores")
 
     b = sub.add_parser("bench", help="samples/s of each backend on the standard workloads")
     try:
@@ -249,7 +267,7 @@ def train(args):
 
     start = time.perf_counter()
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), compilation.announcing():
             # Ctrl-C: reported below in one line, and the model is kept.
             warnings.filterwarnings("ignore", message="training interrupted", category=RuntimeWarning)
             history = net.fit(Xtr, ytr, epochs=args.epochs, learning_rate=args.learning_rate,
@@ -333,6 +351,9 @@ def main(argv=None):
         args = parser.parse_args(argv)
         if args.command == "train":
             return train(args)
+        if args.command == "compile":
+            compilation.compile_ahead(args.dtype, args.threaded)
+            return 0
         from .bench import run
         return run(args)
     except CommandLineError as exc:

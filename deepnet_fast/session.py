@@ -29,6 +29,7 @@ import warnings
 
 import numpy as np
 
+from . import compilation
 from . import reference as R
 from .callbacks import EarlyStopping
 from .engines import ENGINES, predict_output
@@ -200,6 +201,7 @@ class TrainingSession:
             self._last = self.state.snapshot()
             self.state.use_optimizer(config.optimizer)
             self.state.settings = config.settings()
+            compilation.announce(self)
             runner.open()
             progress = Progress(steps, config.verbose)
             for cb in self.callbacks:

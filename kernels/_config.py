@@ -9,6 +9,10 @@ directory, and otherwise points Numba's ``CACHE_DIR`` at a private directory
 under the system temp directory (this also moves the cache of any other Numba
 code of the process). When even that fails, the kernels compile without a
 cache, with one warning.
+
+Before that, it installs the kernel package's cache locators (:mod:`._cache`):
+a kernel's cache is stale after an edit to *any* kernel module, not only to
+the file that defines it.
 """
 
 import os
@@ -17,6 +21,8 @@ import tempfile
 import warnings
 
 from numba import config, njit
+
+from . import _cache
 
 # fastmath without "nnan"/"ninf": keeps NaN and inf semantics (divergence must
 # be detectable) while allowing contraction into FMA and reassociation.
@@ -70,6 +76,7 @@ def _locate_cache():
                   "the kernels compile again in every process", RuntimeWarning, stacklevel=2)
 
 
+_cache.install()
 _locate_cache()
 
 jit = njit(**JIT)

@@ -1,0 +1,232 @@
+"""Compiling the kernels: saying so before a fit waits for it, and doing it ahead.
+
+The compiled backend's kernels are compiled by Numba on their first use, for
+the dtype at hand, and cached on disk (see ``deepnet_fast.kernels._config``):
+a fresh install pays the compile once, later processes load the machine code.
+
+- :func:`announce` runs at the start of every fit (``TrainingSession.run``).
+  When a kernel the fit needs is neither compiled in this process nor in the
+  cache, it prints one line on stderr, before the progress bar: what is
+  compiled, that it happens once, roughly how long. ``verbose=0`` keeps it
+  quiet, except inside :func:`announcing` (the command line always says it).
+- :func:`compile_ahead` compiles every kernel a fit or a prediction can use
+  (both dtypes, one-thread and threaded) into the cache, for Docker images and
+  cluster workers: ``deepnet-fast compile`` or ``python -m deepnet_fast.compilation``.
+
+Whether a kernel is cached is read from its Numba cache index, without
+loading or compiling anything: an entry for the dtype, this CPU and the
+kernel's current code (an edit to any kernel module makes every entry stale).
+"""
+
+import contextlib
+import os
+import sys
+import time
+
+import numpy as np
+
+DTYPES = ("float32", "float64")
+
+# Seconds to compile each kernel with an empty cache (first fit on a 2-core
+# AMD EPYC, Numba 0.68, shared machine): the estimates the notice quotes.
+ESTIMATE_SECONDS = {"training": 20, "threaded training": 30, "prediction": 5,
+                    "threaded prediction": 8}
+
+_always = False
+
+
+@contextlib.contextmanager
+def announcing():
+    """Within the block, :func:`announce` speaks whatever the fit's ``verbose``."""
+    global _always
+    previous, _always = _always, True
+    try:
+        yield
+    finally:
+        _always = previous
+
+
+# ---------------------------------------------------------------- which kernels
+
+def _dispatcher(kind):
+    """The kernel (a Numba dispatcher) of one kind, importing its module."""
+    if kind.startswith("threaded"):
+        from .kernels import training_threaded as module
+    else:
+        from .kernels import training as module
+    return {
+        "training": lambda: module.train_epoch,
+        "prediction": lambda: module.predict_output,
+        "threaded training": lambda: module.train_epoch_threaded,
+        "threaded prediction": lambda: module.predict_output_threaded,
+    }[kind]()
+
+
+def fit_kernels(arch, batch, n_validation=0):
+    """The kernel kinds a compiled fit of ``arch`` with batches of ``batch``
+    samples runs (validation predictions on ``n_validation`` samples included)."""
+    from .threads import fit_threads
+
+    threaded = fit_threads(arch.layer_dims, batch).kernel_threads > 1
+    kinds = ["threaded training" if threaded else "training"]
+    if n_validation:
+        threaded = fit_threads(arch.layer_dims, n_validation).kernel_threads > 1
+        kinds.append("threaded prediction" if threaded else "prediction")
+    return kinds
+
+
+def _first_dtype(arg_types):
+    first = arg_types[0] if arg_types else None
+    return getattr(first, "dtype", None)
+
+
+def is_ready(kind, dtype):
+    """Whether the kernel ``kind`` for ``dtype`` runs without compiling: it is
+    compiled in this process, or its cache holds it for this CPU and this code.
+
+    Returns True, False, or None when Numba's cache cannot be read (then
+    nobody can say).
+    """
+    import numba
+
+    dispatcher = _dispatcher(kind)
+    wanted = numba.from_dtype(np.dtype(dtype))
+    if any(_first_dtype(args) == wanted for args in dispatcher.overloads):
+        return True
+    cache = dispatcher._cache
+    index_file = getattr(cache, "_cache_file", None)
+    if index_file is None:
+        return False          # no cache: every process compiles
+    try:
+        _, magic, code = cache._index_key((), dispatcher.targetctx.codegen())
+        index = index_file._load_index()
+        return any(key[1] == magic and key[2] == code and _first_dtype(key[0]) == wanted
+                   for key in index)
+    except Exception:  # a Numba whose cache is laid out otherwise
+        return None
+
+
+def _cached():
+    from .kernels._config import JIT
+    return JIT["cache"]
+
+
+def notice(kinds, dtype):
+    """The line that says a fit is about to compile the kernels ``kinds``."""
+    what = " and ".join(kinds)
+    plural = "s" if len(kinds) > 1 else ""
+    seconds = sum(ESTIMATE_SECONDS[k] for k in kinds)
+    once = ("once: later runs load it from Numba's cache" if _cached()
+            else "no writable cache: every process compiles it again")
+    return (f"deepnet_fast: compiling the {dtype} {what} kernel{plural} for this machine "
+            f"({once}; about {seconds} s)...")
+
+
+def announce(session):
+    """Print :func:`notice` when the fit of ``session`` is about to compile (the
+    hook at the start of ``TrainingSession.run``); only for a compiled fit in
+    this process, with ``verbose >= 1`` or inside :func:`announcing`."""
+    runner = session.runner
+    if getattr(runner, "backend", None) != "compiled" or not hasattr(runner, "batch"):
+        return
+    if session.config.verbose < 1 and not _always:
+        return
+    dtype = np.dtype(session.arch.dtype).name
+    n_validation = 0 if session.validation is None else len(session.validation[0])
+    missing = [k for k in fit_kernels(session.arch, runner.batch, n_validation)
+               if is_ready(k, dtype) is False]
+    if missing:
+        print(notice(missing, dtype), file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- ahead of time
+
+def _misses(kind):
+    """Compiles so far of the kernel ``kind`` in this process."""
+    if kind == "gradient":
+        from .kernels.training import loss_and_gradient as dispatcher
+    else:
+        dispatcher = _dispatcher(kind)
+    return sum(dispatcher.stats.cache_misses.values())
+
+
+def _steps(dtype, threaded):
+    """Tiny fits and predictions that take each kernel a user's fit can reach:
+    (kind, function) pairs, to run in order."""
+    import numba
+
+    from .gradcheck import gradient_check
+    from .network import DeepNet
+
+    X = np.random.default_rng(0).standard_normal((64, 4)).astype(dtype)
+    y = X[:, 0] > 0
+    net = DeepNet([4, 3, 1], seed=0, dtype=dtype)
+    steps = []
+    for n in ((1, 2) if threaded and numba.config.NUMBA_NUM_THREADS > 1 else (1,)):
+        prefix = "threaded " if n > 1 else ""
+        steps.append((prefix + "training", n,
+                      lambda: net.fit(X, y, epochs=1, batch_size=16, verbose=0)))
+        steps.append((prefix + "prediction", n, lambda: net.predict_proba(X)))
+    if dtype == "float64":     # gradient_check runs in float64 only
+        steps.append(("gradient", 1, lambda: gradient_check(net, X[:8], y[:8])))
+    return steps
+
+
+def compile_ahead(dtypes=DTYPES, threaded=True, out=None):
+    """Compile every kernel of the compiled backend into Numba's cache.
+
+    Parameters
+    ----------
+    dtypes : sequence of {"float32", "float64"}
+    threaded : bool
+        Also the threaded kernels (what large networks use on several cores;
+        skipped where Numba has a single thread).
+    out : file, default sys.stdout
+        Receives one line per kernel: compiled, or loaded from the cache.
+
+    Returns
+    -------
+    list of (dtype, kind, seconds, compiled)
+    """
+    import numba
+
+    from . import threads
+    from .kernels import training
+
+    out = sys.stdout if out is None else out
+    where = getattr(training.train_epoch._cache, "cache_path", None)
+    if where and os.path.basename(where).startswith("kernels_"):
+        where = os.path.dirname(where)     # Numba's per-folder subdirectory
+    target = (f"the Numba cache in {where}" if where and _cached()
+              else "this process only (no writable cache)")
+    print(f"Compiling deepnet_fast's kernels into {target}:", file=out, flush=True)
+    if threaded and numba.config.NUMBA_NUM_THREADS < 2:
+        print("  threaded kernels skipped: Numba has one thread here "
+              "(NUMBA_NUM_THREADS=2 compiles them anyway)", file=out, flush=True)
+    done = []
+    start = time.perf_counter()
+    previous = threads.get_num_threads()
+    try:
+        for dtype in dtypes:
+            dtype = np.dtype(dtype).name
+            for kind, n, run in _steps(dtype, threaded):
+                threads.set_num_threads(n)
+                before = _misses(kind)
+                t0 = time.perf_counter()
+                run()
+                seconds = time.perf_counter() - t0
+                compiled = _misses(kind) > before
+                done.append((dtype, kind, seconds, compiled))
+                state = "compiled" if compiled else "loaded from the cache"
+                print(f"  {dtype}  {kind:<20} {state} in {seconds:.1f} s", file=out, flush=True)
+    finally:
+        threads.set_num_threads(previous)
+    n = sum(1 for d in done if d[3])
+    print(f"Done in {time.perf_counter() - start:.0f} s: {n} kernel{'s' if n != 1 else ''} "
+          f"compiled, {len(done) - n} already cached.", file=out, flush=True)
+    return done
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from .cli import main
+    sys.exit(main(["compile", *sys.argv[1:]]))

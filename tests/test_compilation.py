@@ -1,0 +1,207 @@
+"""Compiling the kernels: caches that go stale when any kernel source changes,
+the notice before a fit compiles, and compiling ahead of time (issue 17).
+
+The cache tests run in subprocesses on a copy of the kernel package with a
+private ``NUMBA_CACHE_DIR``, as a fresh install would.
+"""
+
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import textwrap
+import types
+
+import numpy as np
+import pytest
+
+from deepnet_fast import compilation
+from deepnet_fast.kernels import _cache
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def _run(code, env, cwd, timeout=600, args=None):
+    full_env = dict(os.environ)
+    full_env.update(env)
+    command = [sys.executable, *(args or ["-c", textwrap.dedent(code)])]
+    return subprocess.run(command, env=full_env, cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+# ---------------------------------------------------------------- stale caches
+
+SCALE_BY_RELU_DERIVATIVE = """
+    import numpy as np
+    from kernels_copy import activations as act
+    dA, A = np.ones((2, 3)), np.full((2, 3), 0.5)
+    act.scale_by_derivative(dA, A, act.RELU, 0.01, 1.0)
+    f = act.scale_by_derivative
+    print(dA[0, 0], sum(f.stats.cache_hits.values()), sum(f.stats.cache_misses.values()))
+"""
+
+TANH_OF_ONE = """
+    import numpy as np
+    from kernels_copy import activations as act
+    Z, A = np.ones((2, 3)), np.empty((2, 3))
+    act.activation_forward(Z, act.TANH, 0.01, A)
+    f = act.activation_forward
+    print(round(A[0, 0], 6), sum(f.stats.cache_hits.values()),
+          sum(f.stats.cache_misses.values()))
+"""
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("edited, old, new, code, before, after", [
+    # One's constant, inlined by the derivative's loop (activations.py).
+    ("_scalars.py", "return lambda x: ft(1)", "return lambda x: ft(2)",
+     SCALE_BY_RELU_DERIVATIVE, "1.0", "2.0"),
+    # tanh's clamp, in simd_math's kernel linked into activation_forward.
+    ("simd_math.py", "tanh_hi=20.0", "tanh_hi=0.5", TANH_OF_ONE, "0.761594", "0.462117"),
+], ids=["scalars", "simd_math"])
+def test_edit_to_an_inlined_kernel_module_recompiles_its_callers(tmp_path, edited, old, new,
+                                                                   code, before, after):
+    package = tmp_path / "root" / "kernels_copy"
+    shutil.copytree(ROOT / "kernels", package, ignore=shutil.ignore_patterns("__pycache__"))
+    env = {"NUMBA_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(tmp_path / "root")}
+
+    def run():
+        out = _run(code, env, tmp_path)
+        assert out.returncode == 0, out.stderr[-3000:]
+        value, hits, misses = out.stdout.split()
+        return value, int(hits), int(misses)
+
+    assert run() == (before, 0, 1)          # compiled and cached
+    assert run() == (before, 1, 0)          # an unchanged tree loads from the cache
+    source = package / edited
+    text = source.read_text()
+    assert text.count(old) == 1
+    source.write_text(text.replace(old, new))
+    assert run() == (after, 0, 1)           # the edit is compiled, not served stale
+    assert run() == (after, 1, 0)
+
+
+def test_kernel_caches_use_the_package_locators():
+    from deepnet_fast.kernels import training
+    from numba.core import caching
+
+    impl = getattr(caching, "CacheImpl", None) or caching._CacheImpl
+    assert list(impl._locator_classes[:3]) == list(_cache.LOCATORS)
+    locator = training.train_epoch._cache._impl.locator
+    assert isinstance(locator, _cache.LOCATORS)
+    assert locator.get_source_stamp() == ("deepnet_fast.kernels", _cache.sources_fingerprint())
+    # Any other file keeps Numba's own locators.
+    for cls in _cache.LOCATORS:
+        assert cls.from_function(test_kernel_caches_use_the_package_locators, __file__) is None
+
+
+# ---------------------------------------------------------------- the notice
+
+def _session(dtype, verbose, layer_dims=(4, 3, 1), batch=16, validation=None):
+    arch = types.SimpleNamespace(layer_dims=list(layer_dims), dtype=np.dtype(dtype))
+    return types.SimpleNamespace(arch=arch, config=types.SimpleNamespace(verbose=verbose),
+                                 runner=types.SimpleNamespace(backend="compiled", batch=batch),
+                                 validation=validation)
+
+
+def test_notice_says_what_compiles_once_and_how_long():
+    line = compilation.notice(["training", "prediction"], "float32")
+    assert line.startswith("deepnet_fast: compiling the float32 training and prediction kernels")
+    assert "once" in line and "about 25 s" in line
+    assert "\n" not in line
+
+
+def test_announce_speaks_only_when_a_kernel_will_compile(monkeypatch, capsys):
+    ready = {}
+    monkeypatch.setattr(compilation, "is_ready", lambda kind, dtype: ready.get((kind, dtype)))
+    ready[("training", "float64")] = False
+    compilation.announce(_session("float64", verbose=1))
+    err = capsys.readouterr().err
+    assert err.startswith("deepnet_fast: compiling the float64 training kernel ")
+    compilation.announce(_session("float64", verbose=0))
+    assert capsys.readouterr().err == ""
+    with compilation.announcing():          # the command line: whatever verbose says
+        compilation.announce(_session("float64", verbose=0))
+    assert "float64 training kernel" in capsys.readouterr().err
+    ready[("training", "float64")] = True
+    compilation.announce(_session("float64", verbose=2))
+    # Unknown (an unreadable cache): say nothing rather than something wrong.
+    compilation.announce(_session("float32", verbose=1))
+    assert capsys.readouterr().err == ""
+    # The reference backend and the dask runner compile nothing here.
+    session = _session("float64", verbose=1)
+    session.runner.backend = "reference"
+    ready[("training", "float64")] = False
+    compilation.announce(session)
+    session.runner = types.SimpleNamespace(epochs_per_step=1)
+    compilation.announce(session)
+    assert capsys.readouterr().err == ""
+
+
+def test_fit_kernels_follow_the_thread_rule():
+    small = types.SimpleNamespace(layer_dims=[4, 3, 1])
+    assert compilation.fit_kernels(small, 16) == ["training"]
+    assert compilation.fit_kernels(small, 16, n_validation=10) == ["training", "prediction"]
+
+
+def test_cli_train_announces_the_compile_even_when_quiet(monkeypatch, capsys):
+    from deepnet_fast.cli import main
+    monkeypatch.setattr(compilation, "is_ready", lambda kind, dtype: False)
+    assert main(["train", "--data", "iris", "--epochs", "2", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.count("deepnet_fast: compiling the float64 training kernel") == 1
+    assert "compiling" not in captured.out
+
+
+def test_compile_command_rejects_unknown_dtypes(capsys):
+    from deepnet_fast.cli import main
+    assert main(["compile", "--dtype", "float16"]) == 2
+    assert "float64 or float32" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- ahead of time
+
+AFTER_COMPILE = """
+    import io, contextlib
+    import numpy as np
+    import deepnet_fast as dn
+    from deepnet_fast import compilation
+    from deepnet_fast.kernels import training
+
+    print(compilation.is_ready("training", "float32"), compilation.is_ready("prediction", "float32"),
+          compilation.is_ready("training", "float64"))
+    X = np.random.default_rng(1).standard_normal((50, 6)).astype(np.float32)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        net = dn.DeepNet([6, 5, 1], dtype="float32", seed=0)
+        net.fit(X, X[:, 0] > 0, epochs=2, batch_size=10, verbose=1, validation_split=0.2)
+        net.predict(X)
+    print("notice" if "compiling" in err.getvalue() else "silent")
+    print(sum(training.train_epoch.stats.cache_hits.values()),
+          sum(training.train_epoch.stats.cache_misses.values()),
+          sum(training.predict_output.stats.cache_misses.values()))
+"""
+
+
+@pytest.mark.timeout(900)
+def test_compile_command_fills_the_cache_for_later_processes(tmp_path):
+    env = {"NUMBA_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
+    out = _run(None, env, ROOT, args=["-m", "deepnet_fast", "compile", "--dtype", "float32",
+                                      "--no-threaded"])
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = out.stdout.splitlines()
+    assert str(tmp_path / "cache") in lines[0]
+    assert any(line.split()[:3] == ["float32", "training", "compiled"] for line in lines)
+    assert any(line.split()[:3] == ["float32", "prediction", "compiled"] for line in lines)
+    assert not any("float64" in line for line in lines)
+    assert lines[-1].startswith("Done in")
+    print(out.stdout)
+
+    later = _run(AFTER_COMPILE, env, ROOT)
+    assert later.returncode == 0, later.stderr[-3000:]
+    lines = later.stdout.splitlines()     # the fit's cost lines in between
+    ready, notice, counts = lines[0], lines[-2], lines[-1]
+    assert ready.split() == ["True", "True", "False"]
+    assert notice == "silent"
+    assert counts.split() == ["1", "0", "0"]    # loaded, nothing compiled
