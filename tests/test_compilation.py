@@ -196,7 +196,6 @@ def test_compile_command_fills_the_cache_for_later_processes(tmp_path):
     assert any(line.split()[:3] == ["float32", "prediction", "compiled"] for line in lines)
     assert not any("float64" in line for line in lines)
     assert lines[-1].startswith("Done in")
-    print(out.stdout)
 
     later = _run(AFTER_COMPILE, env, ROOT)
     assert later.returncode == 0, later.stderr[-3000:]
