@@ -27,10 +27,13 @@ import numpy as np
 
 DTYPES = ("float32", "float64")
 
-# Seconds to compile each kernel with an empty cache (first fit on a 2-core
-# AMD EPYC, Numba 0.68, shared machine): the estimates the notice quotes.
-ESTIMATE_SECONDS = {"training": 20, "threaded training": 30, "prediction": 5,
-                    "threaded prediction": 8}
+# Seconds to compile each kernel with an empty cache, the estimates the notice
+# quotes: measured on a 2-core AMD EPYC (Numba 0.68, machine shared with other
+# work) as the first fit's compile (digits, float64: 45 s of CPU with the
+# prediction; a 784-1024-1024-10 float32 fit on the threaded kernel: 107 s).
+# Revise them with the kernels.
+ESTIMATE_SECONDS = {"training": 40, "prediction": 10, "threaded training": 100,
+                    "threaded prediction": 20}
 
 _always = False
 
