@@ -7,14 +7,21 @@ order and learning rate, updating a :class:`~deepnet_fast.state.TrainingState`
 the mini-batches in Python with the step functions of
 :mod:`deepnet_fast.reference`, as the course does. :data:`ENGINES` is the
 registry of backends.
+
+The rows ``X`` are dense arrays or SciPy CSR matrices (checked by
+:func:`deepnet_fast.inputs.check_rows`). The compiled engine keeps CSR sparse
+(``kernels/sparse.py``); the reference densifies one mini-batch (or one
+prediction chunk) at a time, which is all an oracle needs.
 """
 
 import numpy as np
 
 from . import params as flat
 from . import reference as R
+from .inputs import batch_nonzeros, is_sparse, kernel_rows
 from .kernels import training as ktrain
 from .kernels import updates as kupd
+from .kernels.sparse import CSR
 from .threads import fit_threads
 
 # Rows per chunk of a prediction: bounds the activations held at once.
@@ -97,16 +104,19 @@ class CompiledEngine(_Engine):
         dims = arch.layer_dims
         # Allocated once per fit: the gradient, the activations of all layers
         # and two dZ buffers for a batch (the threads share them), the
-        # gathered batch, and each thread's partial sums.
+        # gathered batch (at the first epoch: see _gather_buffer), and each
+        # thread's partial sums.
         self._buffers = ktrain.Buffers(
             np.empty(arch.n_parameters, dtype=dt), *self._batch_buffers(B),
-            np.empty((B, dims[0]), dtype=dt), np.empty((B, dims[-1]), dtype=dt),
+            None, None, None, np.empty((B, dims[-1]), dtype=dt),
             np.empty(B, dtype=dt), np.empty(self.n_batches, dtype=np.float64),
             np.empty(self.n_batches, dtype=np.float64), np.empty(self.n_batches, dtype=np.float64),
             np.empty(3 * self.threads, dtype=np.float64), np.empty(self.threads, dtype=np.bool_))
         self._batch_weights = self._buffers.batch_weights
         self._batch_metrics = self._buffers.batch_metrics
         self._no_weights = np.empty(0, dtype=dt)
+        self._gather_key = None
+        self._no_indices = (np.empty(0, np.int32), np.empty(0, np.int32))
         # The learning rate is written into ``hyper`` before every epoch.
         self._settings = ktrain.Settings(
             int(arch.head.loss_code), float(c.l2), float(c.keep_prob), self.dropout_seed,
@@ -116,12 +126,32 @@ class CompiledEngine(_Engine):
         return tuple(np.empty(n, dtype=self.arch.dtype)
                      for n in ktrain.activation_sizes(self.arch.layer_dims, mb))
 
+    def _gather_buffer(self, X, shuffled):
+        """The buffer that shuffled batches of the kernel rows ``X`` are
+        gathered into: (batch_size, n0) for dense rows; for CSR rows, a CSR
+        of the most nonzeros ``batch_size`` rows hold, so that memory stays
+        bounded by the nonzeros. Made at the first epoch, empty when batches
+        are read in place (no shuffle)."""
+        key = (isinstance(X, CSR), shuffled)
+        if self._gather_key != key:
+            self._gather_key = key
+            B = self.batch_size if shuffled else 0
+            dt = self.arch.dtype
+            if isinstance(X, CSR):
+                size, index = batch_nonzeros(X, B), X.indices.dtype
+                Xb = (np.empty(size, dt), np.empty(size, index), np.empty(B + 1, index))
+            else:
+                Xb = (np.empty((B, self.arch.layer_dims[0]), dtype=dt), *self._no_indices)
+            self._buffers = self._buffers._replace(Xb=Xb[0], Xb_indices=Xb[1], Xb_indptr=Xb[2])
+        return self._buffers
+
     def epoch(self, state, X, Y, order, learning_rate, sample_weight=None):
         c, fit = self.config, self._settings
         kupd.make_hyper(fit.hyper, learning_rate, c.beta, c.beta1, c.beta2, c.epsilon, 1)
         w = self._no_weights if sample_weight is None else sample_weight
+        X = kernel_rows(X)
         args = (X, Y, w, order, self.batch_size, state.theta, state.v, state.s, int(state.t),
-                self.arch.kernel_network, self._buffers, fit)
+                self.arch.kernel_network, self._gather_buffer(X, order.size > 0), fit)
         if self.threads == 1:
             failed = int(ktrain.train_epoch(*args))
         else:
@@ -132,7 +162,8 @@ class CompiledEngine(_Engine):
 
     def gradient(self, theta, X, Y, step=1):
         acts, deltas = self._batch_buffers(X.shape[0])
-        buf = self._buffers._replace(acts=acts, deltas=deltas)
+        X = kernel_rows(X)
+        buf = self._gather_buffer(X, False)._replace(acts=acts, deltas=deltas)
         cost = ktrain.loss_and_gradient(X, Y, self._no_weights, theta, self.arch.kernel_network,
                                         buf, self._settings, int(step))
         return cost, buf.grad.copy()
@@ -162,12 +193,13 @@ class ReferenceEngine(_Engine):
             rows = (order[start:start + self.batch_size] if order.size
                     else slice(start, start + self.batch_size))
             wk = None if sample_weight is None else sample_weight[rows]
-            denom = X[rows].shape[0] if wk is None else float(np.sum(wk, dtype=np.float64))
+            Yk = Y[rows]
+            denom = Yk.shape[0] if wk is None else float(np.sum(wk, dtype=np.float64))
             self._batch_weights[k] = denom
             if denom == 0:
                 continue      # a batch of zero weights teaches nothing
-            cost, grads, self._batch_metrics[k] = self._loss_and_grads(params, X[rows].T,
-                                                                       Y[rows].T, t + k + 1, wk)
+            cost, grads, self._batch_metrics[k] = self._loss_and_grads(
+                params, _dense(X[rows]).T, Yk.T, t + k + 1, wk)
             costs[k] = cost
             if not np.isfinite(cost) or not all(np.isfinite(g).all() for g in grads.values()):
                 failed = k
@@ -209,10 +241,15 @@ class ReferenceEngine(_Engine):
         return cost, grads, metric
 
     def gradient(self, theta, X, Y, step=1):
-        cost, grads, _ = self._loss_and_grads(flat.unpack(theta, self.arch.layer_dims), X.T,
-                                              Y.T, step)
+        cost, grads, _ = self._loss_and_grads(flat.unpack(theta, self.arch.layer_dims),
+                                              _dense(X).T, Y.T, step)
         return cost, flat.pack({k[1:]: g for k, g in grads.items()}, self.arch.layer_dims,
                                self.arch.dtype)
+
+
+def _dense(X):
+    """Rows as a dense array (the reference's view of sparse rows)."""
+    return X.toarray() if is_sparse(X) else X
 
 
 def _grad_keyed(moment, dims):
@@ -227,17 +264,25 @@ ENGINES = {"compiled": CompiledEngine, "reference": ReferenceEngine}
 
 
 def predict_output(arch, backend, theta, X):
-    """A[L] of shape (nL, n_samples) for checked rows ``X`` (n_samples, n0).
+    """A[L] of shape (nL, n_samples) for checked rows ``X`` (n_samples, n0),
+    dense or sparse.
 
     The compiled backend splits large predictions between threads by the same
     rule as ``fit`` (all the samples as one batch); the reference runs
-    :func:`deepnet_fast.reference.forward`.
+    :func:`deepnet_fast.reference.forward` (on dense chunks of sparse rows).
     """
     if backend == "reference":
-        AL, _ = R.forward(X.T, flat.unpack(theta, arch.layer_dims), arch.activations,
-                          negative_slope=arch.negative_slope)
-        return AL
-    args = (X, theta, arch.kernel_network, PREDICT_CHUNK)
+        params = flat.unpack(theta, arch.layer_dims)
+
+        def forward(rows):
+            return R.forward(rows.T, params, arch.activations,
+                             negative_slope=arch.negative_slope)[0]
+
+        if not is_sparse(X):
+            return forward(X)
+        return np.concatenate([forward(X[i:i + PREDICT_CHUNK].toarray())
+                               for i in range(0, X.shape[0], PREDICT_CHUNK)], axis=1)
+    args = (kernel_rows(X), theta, arch.kernel_network, PREDICT_CHUNK)
     threads = fit_threads(arch.layer_dims, X.shape[0], backend)
     if threads.single:
         return ktrain.predict_output(*args)

@@ -17,8 +17,12 @@ sample's loss and gradient inside the compiled epoch, normalised per
 mini-batch as ``MLPClassifier`` does; the validation score of early stopping
 is unweighted.
 
-Left out: sparse input, the L-BFGS solver and scikit-learn's SGD
-learning-rate schedules.
+Sparse ``X`` of any SciPy format is converted to CSR, as scikit-learn's
+estimators do (a copy of the nonzeros for formats other than CSR), and trained
+on without densifying: the first layer's products run over the nonzeros (see
+``kernels/sparse.py``).
+
+Left out: the L-BFGS solver and scikit-learn's SGD learning-rate schedules.
 """
 
 import warnings
@@ -383,7 +387,8 @@ class _DeepNetEstimator(BaseEstimator):
     def _output(self, X):
         """Output activations, shape (n_samples, n_outputs_)."""
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=self.net_.dtype, order="C")
+        X = validate_data(self, X, reset=False, accept_sparse="csr", dtype=self.net_.dtype,
+                          order="C")
         return self.net_.predict_proba(X)
 
     def to_onnx(self, path=None):
@@ -407,7 +412,7 @@ class _DeepNetEstimator(BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
+        tags.input_tags.sparse = True
         return tags
 
 
@@ -471,8 +476,8 @@ class DeepNetClassifier(ClassifierMixin, _DeepNetEstimator):
         self.class_weight = class_weight
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(self, X, y, multi_output=True, dtype=np.dtype(self.dtype),
-                             order="C", reset=reset)
+        X, y = validate_data(self, X, y, accept_sparse="csr", multi_output=True,
+                             dtype=np.dtype(self.dtype), order="C", reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         check_classification_targets(y)
@@ -509,7 +514,7 @@ class DeepNetClassifier(ClassifierMixin, _DeepNetEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data.
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
             Class labels, or a 0/1 label indicator matrix (multi-label).
@@ -529,7 +534,7 @@ class DeepNetClassifier(ClassifierMixin, _DeepNetEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data.
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
             Class labels, or a 0/1 label indicator matrix (multi-label).
@@ -572,7 +577,7 @@ class DeepNetClassifier(ClassifierMixin, _DeepNetEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Samples.
 
         Returns
@@ -588,7 +593,7 @@ class DeepNetClassifier(ClassifierMixin, _DeepNetEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Samples.
 
         Returns
@@ -607,7 +612,7 @@ class DeepNetClassifier(ClassifierMixin, _DeepNetEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Samples.
 
         Returns
@@ -661,7 +666,7 @@ class DeepNetRegressor(RegressorMixin, _DeepNetEstimator):
     """
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
+        X, y = validate_data(self, X, y, accept_sparse="csr", multi_output=True, y_numeric=True,
                              dtype=np.dtype(self.dtype), order="C", reset=reset)
         # Predictions keep the shape of the last y trained on: (n,) or (n, k).
         self._y_is_1d = y.ndim == 1
@@ -680,7 +685,7 @@ class DeepNetRegressor(RegressorMixin, _DeepNetEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data.
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
             Target values.
@@ -700,7 +705,7 @@ class DeepNetRegressor(RegressorMixin, _DeepNetEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data.
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
             Target values.
@@ -719,7 +724,7 @@ class DeepNetRegressor(RegressorMixin, _DeepNetEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Samples.
 
         Returns

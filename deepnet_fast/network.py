@@ -159,7 +159,8 @@ class DeepNet:
     # ------------------------------------------------------------ inference
 
     def _rows(self, X, name="X"):
-        return check_rows(X, self.layer_dims[0], self.dtype, name)
+        # Sparse rows stay sparse (SciPy CSR; other formats are refused).
+        return check_rows(X, self.layer_dims[0], self.dtype, name, accept_sparse=True)
 
     def _targets(self, y, n_samples, name="y"):
         return self.head.encode(y, n_samples, self.layer_dims[-1], self.dtype, name)
@@ -238,7 +239,11 @@ class DeepNet:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or scipy.sparse CSR matrix of shape (n_samples, n_features)
+            Sparse rows (``csr_matrix`` or ``csr_array``) are trained on
+            without densifying; other sparse formats raise ``TypeError``
+            (convert with ``X.tocsr()``); ``predict``, ``predict_proba``, ``score``
+            and ``cost`` take the same.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             0/1 labels (sigmoid), class indices or one-hot rows (softmax),
             targets (identity).

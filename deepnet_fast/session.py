@@ -35,6 +35,7 @@ from .callbacks import EarlyStopping
 from .engines import ENGINES, predict_output
 from .exceptions import DivergenceError
 from .history import History
+from .inputs import take_rows
 from .progress import Progress
 from .schedules import rate_at
 from .threads import fit_threads
@@ -50,7 +51,8 @@ class LocalRunner:
         A key of :data:`~deepnet_fast.engines.ENGINES`.
     config : FitConfig
     X, Y : ndarray
-        Checked rows and encoded targets of the network's dtype, C-contiguous.
+        Checked rows (dense, or SciPy CSR: see :func:`~deepnet_fast.inputs.check_rows`)
+        and encoded targets of the network's dtype, C-contiguous.
     rng : numpy.random.Generator
         The stream that shuffles each epoch (the state's).
     dropout_seed : int
@@ -157,8 +159,8 @@ class TrainingSession:
                 raise ValueError(f"validation_split={config.validation_split} leaves {n_val} "
                                  f"validation samples out of {n}; need at least one on each side")
             perm = state.rng.permutation(n)
-            validation = (X[perm[:n_val]], Y[perm[:n_val]])
-            X, Y = np.ascontiguousarray(X[perm[n_val:]]), np.ascontiguousarray(Y[perm[n_val:]])
+            validation = (take_rows(X, perm[:n_val]), Y[perm[:n_val]])
+            X, Y = take_rows(X, perm[n_val:]), np.ascontiguousarray(Y[perm[n_val:]])
             if sample_weight is not None:
                 sample_weight = np.ascontiguousarray(sample_weight[perm[n_val:]])
                 if not sample_weight.sum() > 0:

@@ -34,7 +34,9 @@ Layouts
 -------
 - ``X`` (m, n0) and ``Y`` (m, nL): row per sample, as users hold their data;
   a batch ``Xk`` (mb, n0) enters the first layer as ``Xk.T``, which BLAS reads
-  transposed at no cost.
+  transposed at no cost. ``X`` may also be sparse rows (:data:`.sparse.CSR`):
+  the same kernels then compile with the first layer's products over its
+  nonzeros (:mod:`.sparse` holds the operations that differ).
 - ``theta``: W1, b1, W2, b2, ... flattened into one vector (``offW``/``offb``
   give where each starts); ``grad``, ``v``, ``s`` share that layout.
 - ``acts``: the activations A[l] (n[l], mb) of the batch, every layer back to
@@ -59,6 +61,18 @@ from .blas import gemm
 from .dropout import apply_mask, layer_key
 from .linear import row_sums
 from .losses import cost_sum, metric_sum, output_delta
+from .sparse import (
+    column_block,
+    gather_input,
+    input_batch,
+    input_rows,
+    input_T,
+    input_weight_gradient,
+    is_sparse,
+    n_columns,
+    product,
+    row_block,
+)
 from .updates import BC1, BC2, apply_update
 
 Network = namedtuple("Network", "dims codes offW offb slope")
@@ -74,8 +88,8 @@ slope : float32 or float64
     Leaky ReLU's negative slope, in the parameters' dtype.
 """
 
-Buffers = namedtuple("Buffers", "grad acts deltas Xb Yb wb batch_costs batch_weights "
-                                 "batch_metrics part_loss part_ok")
+Buffers = namedtuple("Buffers", "grad acts deltas Xb Xb_indices Xb_indptr Yb wb batch_costs "
+                                 "batch_weights batch_metrics part_loss part_ok")
 Buffers.__doc__ = """The work arrays of one fit, allocated once by the caller.
 
 grad : like ``theta``
@@ -85,6 +99,10 @@ acts, deltas : 1-d, the parameters' dtype
 Xb, Yb, wb : (batch_size, n0), (batch_size, nL), (batch_size,)
     The gathered rows and sample weights of a batch (unused when the epoch
     has no ``order``; ``wb`` also when it has no weights).
+Xb_indices, Xb_indptr : int, (nnz_max,), (batch_size + 1,)
+    For sparse ``X`` (:data:`.sparse.CSR`): with ``Xb`` holding the values,
+    the gathered batch as CSR, sized for the most nonzeros a batch can hold.
+    Empty for dense ``X``.
 batch_costs, batch_weights : float64 (n_batches,)
     Receive each batch's cost and what its loss was divided by (its number of
     samples, or the sum of its sample weights): the epoch's cost is their
@@ -178,8 +196,7 @@ def rows_first(n_rows, mb, parts):
 def layer_forward(A, W, A_prev, b, code, slope, key, keep_prob, row0, col0, width):
     """A = g(W A_prev + b), then inverted dropout with ``keep_prob < 1`` (A is
     the block from row ``row0``, column ``col0`` of a layer ``width`` wide)."""
-    one = one_like(slope)
-    gemm(one, W, A_prev, one - one, A)
+    product(one_like(slope), W, A_prev, A)
     bias_activation(A, b, code, slope, A)
     if keep_prob < 1.0:
         apply_mask(A, key, keep_prob, cast_like(1.0 / keep_prob, slope), row0, col0, width)
@@ -191,7 +208,7 @@ def hidden_forward_share(l, p, parts, A_prev, theta, net, acts, keep_prob, seed,
     rows or of samples (:func:`rows_first`), with the dropout masks of
     optimizer step ``step`` when ``keep_prob < 1``."""
     dims = net.dims
-    n, mb = dims[l], A_prev.shape[1]
+    n, mb = dims[l], n_columns(A_prev)
     A = activation(l, dims, acts, mb)
     W = _matrix(theta, net.offW[l - 1], n, dims[l - 1])
     b = _column(theta, net.offb[l - 1], n)
@@ -205,34 +222,43 @@ def hidden_forward_share(l, p, parts, A_prev, theta, net, acts, keep_prob, seed,
                       r0, 0, mb)
     else:
         lo, hi = share(p, parts, mb)
-        layer_forward(A[:, lo:hi], W, A_prev[:, lo:hi], b, code, net.slope, key, keep_prob,
-                      0, lo, mb)
+        layer_forward(A[:, lo:hi], W, column_block(A_prev, lo, hi), b, code, net.slope, key,
+                      keep_prob, 0, lo, mb)
 
 
 @njit(**JIT)
 def hidden_forward(Xk, theta, net, acts, keep_prob, seed, step):
-    """Every hidden layer of a batch ``Xk`` (mb, n0) on one thread; returns
-    A[L-1] (``Xk.T`` for a network without hidden layers)."""
-    A_prev = Xk.T
-    for l in range(1, net.dims.shape[0] - 1):
-        hidden_forward_share(l, 0, 1, A_prev, theta, net, acts, keep_prob, seed, step)
-        A_prev = activation(l, net.dims, acts, Xk.shape[0])
-    return A_prev
+    """Every hidden layer of a batch ``Xk`` (mb, n0) on one thread, for a
+    network with at least one; returns A[L-1]."""
+    mb = input_rows(Xk)
+    # Layer 1 apart: its input Xkᵀ may be sparse, of another type than A[l].
+    hidden_forward_share(1, 0, 1, input_T(Xk), theta, net, acts, keep_prob, seed, step)
+    for l in range(2, net.dims.shape[0] - 1):
+        hidden_forward_share(l, 0, 1, activation(l - 1, net.dims, acts, mb), theta, net, acts,
+                             keep_prob, seed, step)
+    return activation(net.dims.shape[0] - 2, net.dims, acts, mb)
+
+
+@njit(**JIT)
+def output_forward(A_prev, theta, net, acts):
+    """Output layer's A[L] = g(W[L] A[L-1] + b[L]) on one thread, no dropout;
+    returns it (a view into ``acts``)."""
+    dims = net.dims
+    L = dims.shape[0] - 1
+    AL = activation(L, dims, acts, n_columns(A_prev))
+    layer_forward(AL, _matrix(theta, net.offW[L - 1], dims[L], dims[L - 1]), A_prev,
+                  _column(theta, net.offb[L - 1], dims[L]), net.codes[L - 1], net.slope,
+                  np.uint64(0), 1.0, 0, 0, 0)
+    return AL
 
 
 @njit(**JIT)
 def forward_into(Xk, theta, net, acts):
     """Forward pass of a batch ``Xk`` (mb, n0) on one thread, no dropout;
     returns A[L] (a view into ``acts``)."""
-    dims = net.dims
-    L = dims.shape[0] - 1
-    mb = Xk.shape[0]
-    A_prev = hidden_forward(Xk, theta, net, acts, 1.0, 0, 0)
-    AL = activation(L, dims, acts, mb)
-    layer_forward(AL, _matrix(theta, net.offW[L - 1], dims[L], dims[L - 1]), A_prev,
-                  _column(theta, net.offb[L - 1], dims[L]), net.codes[L - 1], net.slope,
-                  np.uint64(0), 1.0, 0, 0, mb)
-    return AL
+    if net.dims.shape[0] == 2:
+        return output_forward(input_T(Xk), theta, net, acts)
+    return output_forward(hidden_forward(Xk, theta, net, acts, 1.0, 0, 0), theta, net, acts)
 
 
 @njit(**JIT)
@@ -242,8 +268,8 @@ def gather_share(p, parts, mb, X, Y, w, order, start, buf):
     rows, read in place)."""
     if order.shape[0] > 0:
         lo, hi = share(p, parts, mb)
+        gather_input(lo, hi, X, order, start, buf)
         for j in range(lo, hi):
-            buf.Xb[j, :] = X[order[start + j], :]
             buf.Yb[j, :] = Y[order[start + j], :]
         if w.shape[0] > 0:
             for j in range(lo, hi):
@@ -252,7 +278,7 @@ def gather_share(p, parts, mb, X, Y, w, order, start, buf):
 
 @njit(**JIT)
 def batch_rows(X, order, start, mb, Xb):
-    """The batch's rows of X (or of Y): gathered into ``Xb``, or a block of X."""
+    """The batch's rows of Y (or of dense X): gathered into ``Xb``, or a block of X."""
     if order.shape[0] > 0:
         return Xb[:mb]
     return X[start:start + mb]
@@ -308,8 +334,8 @@ def output_share(p, parts, A_prev, Yk, wk, theta, net, acts, loss_code, denom):
         return output_block(A, W, A_prev, b, Yk.T, wk, code, slope, loss_code, scale)
     lo, hi = share(p, parts, mb)
     w_share = wk[lo:hi] if wk.shape[0] > 0 else wk
-    return output_block(A[:, lo:hi], W, A_prev[:, lo:hi], b, Yk[lo:hi].T, w_share, code, slope,
-                        loss_code, scale)
+    return output_block(A[:, lo:hi], W, column_block(A_prev, lo, hi), b, Yk[lo:hi].T, w_share,
+                        code, slope, loss_code, scale)
 
 
 @njit(**JIT)
@@ -332,7 +358,8 @@ def backward_share(l, p, parts, Xk, theta, net, buf, keep_prob, seed, step):
     """Layer l's (1-based) backward step for share p of the batch ``Xk``.
 
     Writes a block of dW[l] (rows, or columns where the layer has more inputs
-    than units: the thread then reads 1/parts of the larger operand), rows
+    than units: the thread then reads 1/parts of the larger operand; rows
+    always for sparse X, whose columns are not contiguous), rows
     ``share(p, parts, n[l])`` of db[l] and, for l > 1, a block of dZ[l-1] =
     W[l]ᵀ dZ[l] · g'(Z[l-1]) (rows or samples, see :func:`rows_first`). Every
     product of dW spans the whole batch as its inner dimension.
@@ -340,17 +367,17 @@ def backward_share(l, p, parts, Xk, theta, net, buf, keep_prob, seed, step):
     dims, acts, slope = net.dims, buf.acts, net.slope
     one = one_like(slope)
     zero = one - one
-    mb = Xk.shape[0]
+    mb = input_rows(Xk)
     n, n_prev = dims[l], dims[l - 1]
     dZ = delta(l, dims, acts, buf.deltas, mb)
     dW = _matrix(buf.grad, net.offW[l - 1], n, n_prev)
     r0, r1, c0, c1 = 0, n, 0, n_prev
-    if n >= n_prev:
+    if n >= n_prev or (l == 1 and is_sparse(Xk)):
         r0, r1 = share(p, parts, n)
     else:
         c0, c1 = share(p, parts, n_prev)
     if l == 1:
-        gemm(one, dZ[r0:r1], Xk[:, c0:c1], zero, dW[r0:r1, c0:c1])
+        input_weight_gradient(one, dZ[r0:r1], Xk, c0, c1, dW[r0:r1, c0:c1])
     else:
         gemm(one, dZ[r0:r1], activation(l - 1, dims, acts, mb)[c0:c1].T, zero, dW[r0:r1, c0:c1])
     b0, b1 = share(p, parts, n)
@@ -430,9 +457,13 @@ def set_bias_correction(fit, step):
 def batch_gradient(Xk, Yk, wk, denom, theta, net, buf, fit, step):
     """Cost and metric sum of one batch ``(Xk, Yk)`` with sample weights ``wk``
     (empty: none), and its gradient (into ``buf.grad``), on one thread."""
-    A_prev = hidden_forward(Xk, theta, net, buf.acts, fit.keep_prob, fit.seed, step)
-    loss, metric = output_share(0, 1, A_prev, Yk, wk, theta, net, buf.acts, fit.loss_code,
-                                denom)
+    if net.dims.shape[0] == 2:
+        loss, metric = output_share(0, 1, input_T(Xk), Yk, wk, theta, net, buf.acts,
+                                    fit.loss_code, denom)
+    else:
+        loss, metric = output_share(0, 1, hidden_forward(Xk, theta, net, buf.acts, fit.keep_prob,
+                                                         fit.seed, step),
+                                    Yk, wk, theta, net, buf.acts, fit.loss_code, denom)
     for l in range(net.dims.shape[0] - 1, 0, -1):
         backward_share(l, 0, 1, Xk, theta, net, buf, fit.keep_prob, fit.seed, step)
     c = cast_like(fit.l2 / denom, net.slope)
@@ -450,7 +481,7 @@ def loss_and_gradient(Xk, Yk, w, theta, net, buf, fit, step):
     (the other buffers are not used). The cost is the (weighted) mean loss
     over the batch plus λ/(2 denom) Σ‖W‖²; the gradient includes (λ/denom) W.
     """
-    return batch_gradient(Xk, Yk, w, batch_denominator(w, Xk.shape[0]), theta, net, buf, fit,
+    return batch_gradient(Xk, Yk, w, batch_denominator(w, input_rows(Xk)), theta, net, buf, fit,
                           step)[0]
 
 
@@ -471,7 +502,7 @@ def train_epoch(X, Y, w, order, batch_size, theta, v, s, t, net, buf, fit):
         -1 when every batch finished with a finite cost and gradient, else the
         index of the batch that did not (its update is not applied).
     """
-    m = X.shape[0]
+    m = input_rows(X)
     n_batches = (m + batch_size - 1) // batch_size
     for k in range(n_batches):
         start = k * batch_size
@@ -485,7 +516,7 @@ def train_epoch(X, Y, w, order, batch_size, theta, v, s, t, net, buf, fit):
         buf.batch_metrics[k] = 0.0
         if denom == 0:
             continue
-        cost, metric = batch_gradient(batch_rows(X, order, start, mb, buf.Xb),
+        cost, metric = batch_gradient(input_batch(X, order, start, mb, buf),
                                       batch_rows(Y, order, start, mb, buf.Yb), wk, denom, theta,
                                       net, buf, fit, step)
         buf.batch_costs[k] = cost
@@ -499,16 +530,17 @@ def train_epoch(X, Y, w, order, batch_size, theta, v, s, t, net, buf, fit):
 
 @njit(**JIT)
 def predict_output(X, theta, net, chunk):
-    """A[L] (nL, m) for X (m, n0), in chunks of ``chunk`` rows to bound memory."""
-    m = X.shape[0]
+    """A[L] (nL, m) for X (m, n0), dense or sparse rows, in chunks of ``chunk``
+    rows to bound memory."""
+    m = input_rows(X)
     dims = net.dims
     L = dims.shape[0] - 1
-    out = np.empty((dims[L], m), dtype=X.dtype)
+    out = np.empty((dims[L], m), dtype=theta.dtype)
     width = 0
     for l in range(1, L + 1):
         width += dims[l]
-    acts = np.empty(width * min(chunk, max(m, 1)), dtype=X.dtype)
+    acts = np.empty(width * min(chunk, max(m, 1)), dtype=theta.dtype)
     for start in range(0, m, chunk):
         mb = min(chunk, m - start)
-        out[:, start:start + mb] = forward_into(X[start:start + mb], theta, net, acts)
+        out[:, start:start + mb] = forward_into(row_block(X, start, start + mb), theta, net, acts)
     return out

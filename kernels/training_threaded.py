@@ -13,6 +13,10 @@ needs a buffer of its own (see ``deepnet_fast.threads`` for the measured gain).
 thread runs the one-thread forward pass on its block of samples, with no
 barrier at all.
 
+Sparse X (:data:`.sparse.CSR`) takes the same path: the first layer's
+products over the nonzeros are split as the dense ones forward (rows or
+samples, both race-free) and by rows of dW1 backward.
+
 Kept apart from :mod:`.training` so that a process that only ever trains
 small networks on one thread never loads a ``parallel=True`` kernel or starts
 Numba's threading layer.
@@ -23,6 +27,7 @@ from numba import njit, prange
 
 from ._config import JIT
 from ._scalars import cast_like
+from .sparse import input_batch, input_rows, input_T, row_block
 from .training import (
     activation,
     all_finite,
@@ -49,7 +54,7 @@ def train_epoch_threaded(X, Y, w, order, batch_size, theta, v, s, t, net, buf, f
     """:func:`.training.train_epoch` on ``parts = buf.part_ok.shape[0]`` threads,
     with the same arguments and return value (``buf.part_loss`` holds three
     elements per share: loss, L2 and metric sums; ``buf.part_ok`` one)."""
-    m = X.shape[0]
+    m = input_rows(X)
     L = net.dims.shape[0] - 1
     n_batches = (m + batch_size - 1) // batch_size
     part_loss, part_ok, grad = buf.part_loss, buf.part_ok, buf.grad
@@ -67,20 +72,31 @@ def train_epoch_threaded(X, Y, w, order, batch_size, theta, v, s, t, net, buf, f
         buf.batch_metrics[k] = 0.0
         if denom == 0:
             continue
-        Xk = batch_rows(X, order, start, mb, buf.Xb)
         Yk = batch_rows(Y, order, start, mb, buf.Yb)
-        A_prev = Xk.T
-        for l in range(1, L):
+        # Layer 1 apart: its input Xkᵀ may be sparse, of another type than A[l].
+        # Each share takes the batch Xk itself: prange cannot hand a named
+        # tuple made here (sparse Xk) to its threads, only the arguments.
+        if L == 1:
             for p in prange(parts):
-                hidden_forward_share(l, p, parts, A_prev, theta, net, buf.acts, fit.keep_prob,
-                                     fit.seed, step)
-            A_prev = activation(l, net.dims, buf.acts, mb)
-        for p in prange(parts):
-            part_loss[p], part_loss[2 * parts + p] = output_share(
-                p, parts, A_prev, Yk, wk, theta, net, buf.acts, fit.loss_code, denom)
+                part_loss[p], part_loss[2 * parts + p] = output_share(
+                    p, parts, input_T(input_batch(X, order, start, mb, buf)), Yk, wk, theta,
+                    net, buf.acts, fit.loss_code, denom)
+        else:
+            for p in prange(parts):
+                hidden_forward_share(1, p, parts, input_T(input_batch(X, order, start, mb, buf)),
+                                     theta, net, buf.acts, fit.keep_prob, fit.seed, step)
+            for l in range(2, L):
+                for p in prange(parts):
+                    hidden_forward_share(l, p, parts, activation(l - 1, net.dims, buf.acts, mb),
+                                         theta, net, buf.acts, fit.keep_prob, fit.seed, step)
+            for p in prange(parts):
+                part_loss[p], part_loss[2 * parts + p] = output_share(
+                    p, parts, activation(L - 1, net.dims, buf.acts, mb), Yk, wk, theta, net,
+                    buf.acts, fit.loss_code, denom)
         for l in range(L, 0, -1):
             for p in prange(parts):
-                backward_share(l, p, parts, Xk, theta, net, buf, fit.keep_prob, fit.seed, step)
+                backward_share(l, p, parts, input_batch(X, order, start, mb, buf), theta, net, buf,
+                               fit.keep_prob, fit.seed, step)
         c = cast_like(fit.l2 / denom, net.slope)
         for p in prange(parts):
             part_loss[parts + p] = regularise_share(p, parts, theta, grad, net.dims, net.offW, c)
@@ -102,9 +118,9 @@ def train_epoch_threaded(X, Y, w, order, batch_size, theta, v, s, t, net, buf, f
 def predict_output_threaded(X, theta, net, chunk, parts):
     """:func:`.training.predict_output` with the samples split between ``parts``
     threads (each calling BLAS single-threaded, in chunks of ``chunk`` rows)."""
-    m = X.shape[0]
-    out = np.empty((net.dims[net.dims.shape[0] - 1], m), dtype=X.dtype)
+    m = input_rows(X)
+    out = np.empty((net.dims[net.dims.shape[0] - 1], m), dtype=theta.dtype)
     for p in prange(parts):
         lo, hi = share(p, parts, m)
-        out[:, lo:hi] = predict_output(X[lo:hi], theta, net, chunk)
+        out[:, lo:hi] = predict_output(row_block(X, lo, hi), theta, net, chunk)
     return out
