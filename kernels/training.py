@@ -219,11 +219,11 @@ def hidden_forward_share(l, p, parts, A_prev, theta, net, acts, keep_prob, seed,
     if rows_first(n, mb, parts):
         r0, r1 = share(p, parts, n)
         layer_forward(A[r0:r1], W[r0:r1], A_prev, b[r0:r1], code, net.slope, key, keep_prob,
-                      r0, 0, mb)
+                      r0, np.int64(0), mb)
     else:
         lo, hi = share(p, parts, mb)
         layer_forward(A[:, lo:hi], W, column_block(A_prev, lo, hi), b, code, net.slope, key,
-                      keep_prob, 0, lo, mb)
+                      keep_prob, np.int64(0), lo, mb)
 
 
 @njit(**JIT)
@@ -232,10 +232,14 @@ def hidden_forward(Xk, theta, net, acts, keep_prob, seed, step):
     network with at least one; returns A[L-1]."""
     mb = input_rows(Xk)
     # Layer 1 apart: its input Xkᵀ may be sparse, of another type than A[l].
-    hidden_forward_share(1, 0, 1, input_T(Xk), theta, net, acts, keep_prob, seed, step)
+    # Share 0 of 1 as int64 values, not literals: a literal argument compiles
+    # a specialisation of its own (132 compiles for a first fit instead of ~80).
+    first, whole = np.int64(0), np.int64(1)
+    hidden_forward_share(whole, first, whole, input_T(Xk), theta, net, acts, keep_prob, seed,
+                         step)
     for l in range(2, net.dims.shape[0] - 1):
-        hidden_forward_share(l, 0, 1, activation(l - 1, net.dims, acts, mb), theta, net, acts,
-                             keep_prob, seed, step)
+        A_prev = activation(l - 1, net.dims, acts, mb)
+        hidden_forward_share(l, first, whole, A_prev, theta, net, acts, keep_prob, seed, step)
     return activation(net.dims.shape[0] - 2, net.dims, acts, mb)
 
 
@@ -248,7 +252,7 @@ def output_forward(A_prev, theta, net, acts):
     AL = activation(L, dims, acts, n_columns(A_prev))
     layer_forward(AL, _matrix(theta, net.offW[L - 1], dims[L], dims[L - 1]), A_prev,
                   _column(theta, net.offb[L - 1], dims[L]), net.codes[L - 1], net.slope,
-                  np.uint64(0), 1.0, 0, 0, 0)
+                  np.uint64(0), 1.0, np.int64(0), np.int64(0), np.int64(0))
     return AL
 
 
@@ -258,7 +262,8 @@ def forward_into(Xk, theta, net, acts):
     returns A[L] (a view into ``acts``)."""
     if net.dims.shape[0] == 2:
         return output_forward(input_T(Xk), theta, net, acts)
-    return output_forward(hidden_forward(Xk, theta, net, acts, 1.0, 0, 0), theta, net, acts)
+    return output_forward(hidden_forward(Xk, theta, net, acts, 1.0, np.int64(0), np.int64(0)),
+                          theta, net, acts)
 
 
 @njit(**JIT)
@@ -270,7 +275,9 @@ def gather_share(p, parts, mb, X, Y, w, order, start, buf):
         lo, hi = share(p, parts, mb)
         gather_input(lo, hi, X, order, start, buf)
         for j in range(lo, hi):
-            buf.Yb[j, :] = Y[order[start + j], :]
+            row = order[start + j]
+            for i in range(Y.shape[1]):
+                buf.Yb[j, i] = Y[row, i]
         if w.shape[0] > 0:
             for j in range(lo, hi):
                 buf.wb[j] = w[order[start + j]]
@@ -310,7 +317,8 @@ def output_block(A, W, A_prev, b, Y, w, code, slope, loss_code, scale):
     """Output layer A = g(W A_prev + b) on a block of samples, its (weighted)
     loss sum and metric sum (returned) and dZ = scale · w · (A - Y) in place of
     A (see :func:`.losses.output_delta`)."""
-    layer_forward(A, W, A_prev, b, code, slope, np.uint64(0), 1.0, 0, 0, 0)
+    zero = np.int64(0)
+    layer_forward(A, W, A_prev, b, code, slope, np.uint64(0), 1.0, zero, zero, zero)
     loss = cost_sum(A, Y, loss_code, w)
     metric = metric_sum(A, Y, w, loss_code)
     output_delta(A, Y, scale, A, w, code, slope, loss_code)
@@ -392,11 +400,11 @@ def backward_share(l, p, parts, Xk, theta, net, buf, keep_prob, seed, step):
     if rows_first(n_prev, mb, parts):
         s0, s1 = share(p, parts, n_prev)
         delta_block(dA[s0:s1], W[:, s0:s1].T, dZ, A_prev[s0:s1], code, slope, key, keep_prob,
-                    s0, 0, mb)
+                    s0, np.int64(0), mb)
     else:
         lo, hi = share(p, parts, mb)
         delta_block(dA[:, lo:hi], W.T, dZ[:, lo:hi], A_prev[:, lo:hi], code, slope, key,
-                    keep_prob, 0, lo, mb)
+                    keep_prob, np.int64(0), lo, mb)
 
 
 @njit(**JIT)
@@ -458,17 +466,18 @@ def batch_gradient(Xk, Yk, wk, denom, theta, net, buf, fit, step):
     """Cost and metric sum of one batch ``(Xk, Yk)`` with sample weights ``wk``
     (empty: none), and its gradient (into ``buf.grad``), on one thread."""
     if net.dims.shape[0] == 2:
-        loss, metric = output_share(0, 1, input_T(Xk), Yk, wk, theta, net, buf.acts,
-                                    fit.loss_code, denom)
+        loss, metric = output_share(np.int64(0), np.int64(1), input_T(Xk), Yk, wk, theta, net,
+                                    buf.acts, fit.loss_code, denom)
     else:
-        loss, metric = output_share(0, 1, hidden_forward(Xk, theta, net, buf.acts, fit.keep_prob,
-                                                         fit.seed, step),
-                                    Yk, wk, theta, net, buf.acts, fit.loss_code, denom)
+        A_prev = hidden_forward(Xk, theta, net, buf.acts, fit.keep_prob, fit.seed, step)
+        loss, metric = output_share(np.int64(0), np.int64(1), A_prev, Yk, wk, theta, net,
+                                    buf.acts, fit.loss_code, denom)
     for l in range(net.dims.shape[0] - 1, 0, -1):
-        backward_share(l, 0, 1, Xk, theta, net, buf, fit.keep_prob, fit.seed, step)
+        backward_share(l, np.int64(0), np.int64(1), Xk, theta, net, buf, fit.keep_prob, fit.seed,
+                       step)
     c = cast_like(fit.l2 / denom, net.slope)
-    cost = batch_cost(loss, regularise_share(0, 1, theta, buf.grad, net.dims, net.offW, c),
-                      denom, fit.l2)
+    squares = regularise_share(np.int64(0), np.int64(1), theta, buf.grad, net.dims, net.offW, c)
+    cost = batch_cost(loss, squares, denom, fit.l2)
     return cost, metric
 
 
@@ -508,7 +517,7 @@ def train_epoch(X, Y, w, order, batch_size, theta, v, s, t, net, buf, fit):
         start = k * batch_size
         mb = min(batch_size, m - start)
         step = t + k + 1
-        gather_share(0, 1, mb, X, Y, w, order, start, buf)
+        gather_share(np.int64(0), np.int64(1), mb, X, Y, w, order, start, buf)
         wk = batch_weight_rows(w, order, start, mb, buf.wb)
         denom = batch_denominator(wk, mb)
         buf.batch_weights[k] = denom
@@ -524,7 +533,7 @@ def train_epoch(X, Y, w, order, batch_size, theta, v, s, t, net, buf, fit):
         if not np.isfinite(cost) or not all_finite(buf.grad):
             return k
         set_bias_correction(fit, step)
-        update_share(0, 1, theta, buf.grad, v, s, fit.opt_code, fit.hyper)
+        update_share(np.int64(0), np.int64(1), theta, buf.grad, v, s, fit.opt_code, fit.hyper)
     return -1
 
 
@@ -542,5 +551,10 @@ def predict_output(X, theta, net, chunk):
     acts = np.empty(width * min(chunk, max(m, 1)), dtype=theta.dtype)
     for start in range(0, m, chunk):
         mb = min(chunk, m - start)
-        out[:, start:start + mb] = forward_into(row_block(X, start, start + mb), theta, net, acts)
+        AL = forward_into(row_block(X, start, start + mb), theta, net, acts)
+        # A loop, not a slice assignment: that pulls in Numba's broadcasting
+        # and error formatting, seconds of compile for nothing.
+        for i in range(AL.shape[0]):
+            for j in range(mb):
+                out[i, start + j] = AL[i, j]
     return out

@@ -122,5 +122,8 @@ def predict_output_threaded(X, theta, net, chunk, parts):
     out = np.empty((net.dims[net.dims.shape[0] - 1], m), dtype=theta.dtype)
     for p in prange(parts):
         lo, hi = share(p, parts, m)
-        out[:, lo:hi] = predict_output(row_block(X, lo, hi), theta, net, chunk)
+        part = predict_output(row_block(X, lo, hi), theta, net, chunk)
+        for i in range(part.shape[0]):
+            for j in range(hi - lo):
+                out[i, lo + j] = part[i, j]
     return out
