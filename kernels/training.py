@@ -462,6 +462,19 @@ def set_bias_correction(fit, step):
 
 
 @njit(**JIT)
+def begin_batch(k, w, order, start, mb, buf):
+    """Batch k's sample weights and what its loss is divided by (recorded in
+    ``buf.batch_weights``), its cost and metric zeroed: a batch whose weights
+    sum to 0 stays so, skipped."""
+    wk = batch_weight_rows(w, order, start, mb, buf.wb)
+    denom = batch_denominator(wk, mb)
+    buf.batch_weights[k] = denom
+    buf.batch_costs[k] = 0.0
+    buf.batch_metrics[k] = 0.0
+    return wk, denom
+
+
+@njit(**JIT)
 def batch_gradient(Xk, Yk, wk, denom, theta, net, buf, fit, step):
     """Cost and metric sum of one batch ``(Xk, Yk)`` with sample weights ``wk``
     (empty: none), and its gradient (into ``buf.grad``), on one thread."""
@@ -518,11 +531,7 @@ def train_epoch(X, Y, w, order, batch_size, theta, v, s, t, net, buf, fit):
         mb = min(batch_size, m - start)
         step = t + k + 1
         gather_share(np.int64(0), np.int64(1), mb, X, Y, w, order, start, buf)
-        wk = batch_weight_rows(w, order, start, mb, buf.wb)
-        denom = batch_denominator(wk, mb)
-        buf.batch_weights[k] = denom
-        buf.batch_costs[k] = 0.0
-        buf.batch_metrics[k] = 0.0
+        wk, denom = begin_batch(k, w, order, start, mb, buf)
         if denom == 0:
             continue
         cost, metric = batch_gradient(input_batch(X, order, start, mb, buf),

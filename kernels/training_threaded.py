@@ -33,9 +33,8 @@ from .training import (
     all_finite,
     backward_share,
     batch_cost,
-    batch_denominator,
     batch_rows,
-    batch_weight_rows,
+    begin_batch,
     gather_share,
     hidden_forward_share,
     output_share,
@@ -65,11 +64,7 @@ def train_epoch_threaded(X, Y, w, order, batch_size, theta, v, s, t, net, buf, f
         step = t + k + 1
         for p in prange(parts):
             gather_share(p, parts, mb, X, Y, w, order, start, buf)
-        wk = batch_weight_rows(w, order, start, mb, buf.wb)
-        denom = batch_denominator(wk, mb)
-        buf.batch_weights[k] = denom
-        buf.batch_costs[k] = 0.0
-        buf.batch_metrics[k] = 0.0
+        wk, denom = begin_batch(k, w, order, start, mb, buf)
         if denom == 0:
             continue
         Yk = batch_rows(Y, order, start, mb, buf.Yb)
