@@ -17,6 +17,10 @@ the page keeps its ``integrity`` hash and the browser checks it; the flot
 files come unminified from the npm package (the CDN minified them itself) and
 stupidtable as 1.1.3 (npm has no 1.0.1): those tags lose the hash.
 
+It then runs ``dashboard_extras.py`` (``--no-extras`` does not): each
+graph page shows its benchmark's description above the graph, and ratio
+graphs a line at 1.0.
+
 A CDN address the table below does not know (a newer asv) stops the script
 with the address, rather than leaving a page that fails later. Serve the
 folder over HTTP: the pages read their JSON with XMLHttpRequest, which
@@ -185,6 +189,9 @@ def main(argv=None):
                         help="where the downloaded libraries are kept (default: %(default)s)")
     parser.add_argument("--no-fetch", action="store_true",
                         help="fail instead of downloading missing libraries")
+    parser.add_argument("--no-extras", action="store_true",
+                        help="leave out dashboard_extras.py (descriptions above the graphs, "
+                             "the line at 1.0 on ratio graphs)")
     args = parser.parse_args(argv)
     absent = missing(args.cache)
     if absent and args.no_fetch:
@@ -196,8 +203,12 @@ def main(argv=None):
     except ValueError as exc:
         raise SystemExit(f"offline_dashboard: {exc}") from None
     print(f"{', '.join(pages)} in {args.html_dir} now load their libraries from "
-          f"{args.html_dir}/{VENDOR}/; serve with: python -m http.server --bind 127.0.0.1 "
-          f"--directory {args.html_dir} 8080")
+          f"{args.html_dir}/{VENDOR}/")
+    if not args.no_extras:
+        import dashboard_extras   # next to this script
+
+        dashboard_extras.main([args.html_dir])
+    print(f"serve with: python -m http.server --bind 127.0.0.1 --directory {args.html_dir} 8080")
     return 0
 
 

@@ -6,10 +6,15 @@
   combination is one that does not exist, and the kernel timings are timeit's.
 - ``offline_dashboard.py`` points asv's pages at local copies of their
   libraries (no network: the test writes its own "copies").
+- ``dashboard_extras.py`` gives ratio benchmarks (unit "x ...") a line at 1.0
+  and every graph page its description; its patch of asv's graphdisplay.js
+  applies once, and refuses an asv whose code moved.
 - In headless Chromium, offline (skipped without chromium, asv or the cached
   libraries): a dashboard published from made-up results shows every
   backend's training time on first view, and its Regressions page lists a
-  kernel that got slower and not one that got faster.
+  kernel that got slower and not one that got faster; a ratio graph draws a
+  dark line at 1.0 on its axis (read from the screenshot's pixels), a time
+  graph none, and both show their benchmark's docstrings above the graph.
 """
 
 import base64
@@ -19,6 +24,7 @@ import inspect
 import itertools
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -39,7 +45,15 @@ PREFIXES = ("time_", "track_", "peakmem_", "mem_")
 LOWER_IS_BETTER_UNITS = {
     "seconds", "MiB", "cross-entropy", "fraction misclassified",
     "x matmul time (1 = matmul speed)", "x NumPy's time (below 1: kernel faster)",
-    "x one worker's time", "worker-s per compute-s",
+    "x one worker's time", "x compute time (1 = no overhead)",
+}
+# Units that are not a ratio of two times (no line at 1.0 on their graph).
+ABSOLUTE_UNITS = {"seconds", "MiB", "cross-entropy", "fraction misclassified"}
+RATIO_BENCHMARKS = {
+    "bench_kernels.KernelVsNumpy.track_kernel_time_over_numpy",
+    "bench_training.EpochVsMatmul.track_epoch_time_over_matmul_time",
+    "bench_dask.DaskScaling.track_time_2_workers_over_1",
+    "bench_dask.DaskScaling.track_worker_seconds_per_compute_second",
 }
 HIGHER_IS_BETTER_WORDS = ("speedup", "per_second", "throughput", "accuracy", "efficiency",
                           "fraction_of", "gflops")
@@ -272,6 +286,120 @@ def test_offline_knows_every_external_library_of_the_installed_asv(offline, tmp_
         assert "https://cdn" not in text and "https://code.jquery" not in text
 
 
+# ------------------------------------------------------ dashboard_extras.py
+
+
+@pytest.fixture(scope="module")
+def extras():
+    sys.path.insert(0, ASV_DIR)
+    try:
+        yield importlib.import_module("dashboard_extras")
+    finally:
+        sys.path.remove(ASV_DIR)
+
+
+def _unit(cls, name):
+    return getattr(getattr(cls, name), "unit", getattr(cls, "unit", "seconds"))
+
+
+def _text(paragraphs):
+    return "\n".join("".join(text for text, _ in p) for p in paragraphs)
+
+
+def test_ratio_benchmarks_and_only_they_get_a_line_at_one(suite, extras):
+    ratios = set()
+    for mod_name, cls, name in _benchmarks(suite):
+        unit = _unit(cls, name)
+        if extras.reference_line(unit) is not None:
+            assert extras.reference_line(unit) == 1.0
+            ratios.add(f"{mod_name}.{cls.__name__}.{name}")
+        else:
+            assert unit in ABSOLUTE_UNITS, (cls.__name__, name, unit)
+    assert ratios == RATIO_BENCHMARKS
+
+
+def test_description_is_the_class_and_method_docstrings(suite, extras):
+    kernels = suite["bench_kernels"]
+    entries = [_entry("bench_kernels", kernels.KernelVsNumpy, "track_kernel_time_over_numpy"),
+               _entry("bench_kernels", kernels.ActivationKernels, "track_forward")]
+    data = extras.dashboard_data({e["name"]: e for e in entries},
+                                 extras.class_docstrings(os.path.join(ASV_DIR, "benchmarks")))
+    ratio, forward = (data[e["name"]] for e in entries)
+    assert ratio["title"] == entries[0]["pretty_name"]
+    assert ratio["reference_line"] == 1.0 and forward["reference_line"] is None
+    text = _text(ratio["description"])
+    assert "measured alternating in this process" in text             # the class's
+    assert "Median over 15 alternating rounds" in text                 # the method's
+    assert "line marks 1.0" in text and "line" not in _text(forward["description"])
+    # A :func: role broken over two lines is one code segment.
+    assert ["deepnet_fast.bench_kernels.kernel_speedups", True] in ratio["description"][0]
+    assert "Seconds per call of A = g(Z)." in _text(forward["description"])
+    assert "for every activation, float32" in _text(forward["description"])
+
+
+def test_paragraphs_join_lines_and_mark_code(extras):
+    text = "First ``fit(epochs=1)`` line\n  goes on.\n\nSee :class:`FitPeak`."
+    assert extras.paragraphs(text) == [
+        [["First ", False], ["fit(epochs=1)", True], [" line goes on.", False]],
+        [["See ", False], ["FitPeak", True], [".", False]],
+    ]
+
+
+def _asv_www():
+    asv = pytest.importorskip("asv")
+    return os.path.join(os.path.dirname(asv.__file__), "www")
+
+
+def test_graphdisplay_patch_applies_once_and_refuses_a_changed_asv(extras):
+    with open(os.path.join(_asv_www(), "graphdisplay.js"), encoding="utf-8") as fh:
+        original = fh.read()
+    patched = extras.patch_graphdisplay(original)
+    assert patched.count(extras.MARK) == len(extras.GRAPHDISPLAY_PATCHES) == 3
+    for anchor, call in extras.GRAPHDISPLAY_PATCHES:
+        assert f"{anchor}{call}  {extras.MARK}\n" in patched
+    assert extras.patch_graphdisplay(patched) == patched                 # idempotent
+    for anchor, _ in extras.GRAPHDISPLAY_PATCHES:
+        with pytest.raises(ValueError, match="asv's graph page changed"):
+            extras.patch_graphdisplay(original.replace(anchor, anchor.replace("(", " (")))
+    with pytest.raises(ValueError, match="var zoom_y_axis"):
+        extras.patch_graphdisplay(original.replace("var zoom_y_axis", "let zoom_y_axis"))
+    half = "\n".join(line for line in patched.split("\n") if "show_benchmark" not in line)
+    with pytest.raises(ValueError, match="2 of the 3"):
+        extras.patch_graphdisplay(half)
+
+
+def test_index_loads_the_extras_after_graphdisplay(extras):
+    with open(os.path.join(_asv_www(), "index.html"), encoding="utf-8") as fh:
+        original = fh.read()
+    patched = extras.patch_index(original)
+    assert extras.patch_index(patched) == patched
+    ours = patched.index(f'src="{extras.SCRIPT}"')
+    assert patched.index('src="graphdisplay.js"') < ours < patched.index('src="regressions.js"')
+    with pytest.raises(ValueError, match="0 graphdisplay.js script tags"):
+        extras.patch_index(original.replace('src="graphdisplay.js"', 'src="graphs.js"'))
+
+
+def test_extras_apply_to_a_published_folder_twice(suite, extras, tmp_path):
+    www = _asv_www()
+    for page in ("graphdisplay.js", "index.html"):
+        shutil.copy(os.path.join(www, page), tmp_path / page)
+    entry = _entry("bench_kernels", suite["bench_kernels"].KernelVsNumpy,
+                   "track_kernel_time_over_numpy")
+    (tmp_path / "index.json").write_text(json.dumps({"benchmarks": {entry["name"]: entry}}))
+    extras.apply(str(tmp_path))
+    first = {p: (tmp_path / p).read_text() for p in ("graphdisplay.js", "index.html",
+                                                     extras.SCRIPT)}
+    extras.apply(str(tmp_path))
+    assert {p: (tmp_path / p).read_text() for p in first} == first
+    script = first[extras.SCRIPT]
+    prefix = "window.DEEPNET_DASHBOARD_DATA = "
+    data = json.loads(script[len(prefix):script.index(";\n\n")])
+    assert data[entry["name"]]["reference_line"] == 1.0
+    if shutil.which("node"):       # both scripts parse
+        for page in ("graphdisplay.js", extras.SCRIPT):
+            subprocess.run(["node", "--check", str(tmp_path / page)], check=True)
+
+
 # ----------------------------------------------------- headless Chromium
 
 
@@ -307,7 +435,9 @@ def _entry(module_name, cls, method):
 
 def _publish(tmp_path, suite, offline, cache):
     """A dashboard of three commits of made-up results: training times per
-    backend, and kernel times where tanh gets 4x slower and ReLU 4x faster."""
+    backend, kernel times where tanh gets 4x slower and ReLU 4x faster, and
+    kernel / NumPy ratios from 0.3 to 0.9, the same in every commit. The
+    pages are made offline, with the descriptions and the line at 1.0."""
     repo = tmp_path / "repo"
     repo.mkdir()
     git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@localhost"]
@@ -321,8 +451,12 @@ def _publish(tmp_path, suite, offline, cache):
                                       capture_output=True, text=True).stdout.strip())
     training, kernels = suite["bench_training"].TrainingPerSample, \
         suite["bench_kernels"].ActivationKernels
+    versus = suite["bench_kernels"].KernelVsNumpy
     entries = [_entry("bench_training", training, "track_seconds_per_sample"),
-               _entry("bench_kernels", kernels, "track_forward")]
+               _entry("bench_kernels", kernels, "track_forward"),
+               _entry("bench_kernels", versus, "track_kernel_time_over_numpy")]
+    n_ratios = len(list(itertools.product(*versus.params)))
+    ratios = [0.3 + 0.6 * j / (n_ratios - 1) for j in range(n_ratios)]
     results = tmp_path / "results"
     (results / "box").mkdir(parents=True)
     (results / "benchmarks.json").write_text(json.dumps(
@@ -350,6 +484,7 @@ def _publish(tmp_path, suite, offline, cache):
             "results": {
                 entries[0]["name"]: [per_sample, entries[0]["params"], "1", 0, 1.0],
                 entries[1]["name"]: [forward, entries[1]["params"], "1", 0, 1.0],
+                entries[2]["name"]: [ratios, entries[2]["params"], "1", 0, 1.0],
             },
             "durations": {}, "version": 2,
         }
@@ -361,13 +496,59 @@ def _publish(tmp_path, suite, offline, cache):
     (tmp_path / "asv.conf.json").write_text(json.dumps(conf))
     subprocess.run(["asv", "publish"], cwd=tmp_path, check=True, capture_output=True)
     offline.localise(str(tmp_path / "html"), cache)
+    sys.path.insert(0, ASV_DIR)
+    try:
+        importlib.import_module("dashboard_extras").apply(str(tmp_path / "html"))
+    finally:
+        sys.path.remove(ASV_DIR)
     return str(tmp_path / "html"), entries
 
 
-@pytest.mark.timeout(300)
-def test_published_dashboard_offline_in_headless_chromium(suite, tmp_path):
+@pytest.fixture(scope="module")
+def dashboard(suite, tmp_path_factory):
+    """``(dashboard_screenshot module, html folder, entries)`` of _publish."""
     shot, offline, cache = _browser_or_skip()
-    html, entries = _publish(tmp_path, suite, offline, cache)
+    html, entries = _publish(tmp_path_factory.mktemp("asv"), suite, offline, cache)
+    return shot, html, entries
+
+
+def _long_rows(png):
+    """``(dark, frame)``: the rows of a screenshot that a dark line crosses
+    (every channel under 60: the reference line, #1a1a1a anti-aliased) and
+    the mean row of each band of flot's grey frame (#545454), each over at
+    least 40% of the picture's width."""
+    np = pytest.importorskip("numpy")
+    image = pytest.importorskip("PIL.Image")
+    rgb = np.asarray(image.open(png).convert("RGB")).astype(int)
+    dark = [int(y) for y in np.flatnonzero((rgb.max(axis=2) < 60).mean(axis=1) > 0.4)]
+    grey = (rgb.min(axis=2) >= 70) & (rgb.max(axis=2) <= 100)
+    rows = [int(y) for y in np.flatnonzero(grey.mean(axis=1) > 0.4)
+            if all(abs(y - d) > 2 for d in dark)]      # not the line's own edge
+    bands = []
+    for y in rows:
+        if bands and y - bands[-1][-1] <= 2:
+            bands[-1].append(y)
+        else:
+            bands.append([y])
+    return dark, [statistics.mean(band) for band in bands]
+
+
+def _description(dom):
+    """The text of the description above the graph (asserting it is shown)."""
+    start = dom.index('<div id="deepnet-description"')
+    tag = dom[start:dom.index(">", start)]
+    assert "display: none" not in tag
+    body = dom[start:dom.index("</div>", start)]
+    # The graph moved below it, past asv's 48 px (Chromium writes the box's
+    # top, right, bottom and left as "inset").
+    top = re.search(r'(?:inset|top): ([\d.]+)px[^"]*">\s*<div id="main-graph"', dom)
+    assert top and float(top.group(1)) > 48 + 30, top
+    return body
+
+
+@pytest.mark.timeout(300)
+def test_published_dashboard_offline_in_headless_chromium(suite, dashboard, tmp_path):
+    shot, html, entries = dashboard
     training = "#" + entries[0]["name"]
 
     dom = shot.render(html, training)
@@ -388,3 +569,36 @@ def test_published_dashboard_offline_in_headless_chromium(suite, tmp_path):
     regressions = shot.render(html, "#/regressions")
     assert "activation='tanh'" in regressions and "implementation='kernel'" in regressions
     assert "activation='relu'" not in regressions
+
+
+@pytest.mark.timeout(300)
+def test_ratio_graph_draws_a_line_at_one_and_graphs_show_their_docstrings(suite, dashboard,
+                                                                          tmp_path):
+    shot, html, entries = dashboard
+    training, ratio = entries[0], entries[2]
+
+    ratio_png = tmp_path / "ratio.png"
+    shot.render(html, "#" + ratio["name"], png=str(ratio_png))
+    dark, frame = _long_rows(ratio_png)
+    assert dark, "no line across the ratio graph"
+    assert max(dark) - min(dark) <= 3, dark                      # one line
+    top, bottom = frame[:2]          # the main graph's frame; the overview's follows
+    # Ratios of 0.3-0.9: the axis runs from 0 to 1.3 x 1.0, the line at 1.0.
+    assert abs(1.3 * (bottom - statistics.mean(dark)) / (bottom - top) - 1.0) < 0.03
+    keep = os.environ.get("DEEPNET_FAST_SCREENSHOT_DIR")
+    if keep:
+        shutil.copy(ratio_png, os.path.join(keep, "asv_ratio_line_at_one.png"))
+
+    training_png = tmp_path / "training.png"
+    shot.render(html, "#" + training["name"], png=str(training_png))
+    dark, frame = _long_rows(training_png)
+    assert not dark and len(frame) >= 2                         # a time: no line
+
+    text = _description(shot.render(html, "#" + ratio["name"]))
+    assert ratio["pretty_name"] in text
+    assert "measured alternating in this process" in text              # the class's
+    assert "Median over 15 alternating rounds" in text                 # the method's
+    assert "line marks 1.0" in text
+    text = _description(shot.render(html, "#" + training["name"]))
+    assert "Training time per sample, each measurement padded" in text
+    assert "Seconds per training sample" in text and "line marks" not in text

@@ -40,7 +40,7 @@ class DaskScaling:
         overhead."""
         return 1.0 / results["workers_2"]["efficiency"]
 
-    track_worker_seconds_per_compute_second.unit = "worker-s per compute-s"
+    track_worker_seconds_per_compute_second.unit = "x compute time (1 = no overhead)"
     track_worker_seconds_per_compute_second.pretty_name = (
         "Dask: worker time per compute time, 2 workers")
 
