@@ -150,7 +150,22 @@ def input_T(Xk):
 def _ol_input_T(Xk):
     if _is_csr(Xk):
         return lambda Xk: Xk
-    return lambda Xk: Xk.T
+    return lambda Xk: strided(Xk.T)
+
+
+def strided(A):
+    """A dense layer input typed as any-strided ('A' layout), the one type every
+    layer's input A[l-1] is compiled for (CSR rows unchanged)."""
+
+
+@overload(strided, inline="always")
+def _ol_strided(A):
+    # Xkᵀ is F-ordered and A[l] C-ordered: two types, each compiling its own
+    # copy of every function the input passes through (seconds each), while
+    # BLAS, their only reader, takes either through its strides at run time.
+    if _is_csr(A):
+        return lambda A: A
+    return lambda A: A[:, 0:A.shape[1]]
 
 
 def n_columns(A):
@@ -215,8 +230,12 @@ def _ol_gather_input(lo, hi, X, order, start, buf):
         return sparse
 
     def dense(lo, hi, X, order, start, buf):
+        # Loops, not a row slice assignment: that compiles Numba's broadcasting
+        # and its error formatting, seconds for nothing.
         for j in range(lo, hi):
-            buf.Xb[j, :] = X[order[start + j], :]
+            row = order[start + j]
+            for i in range(X.shape[1]):
+                buf.Xb[j, i] = X[row, i]
     return dense
 
 

@@ -12,7 +12,8 @@ the forward pass (:func:`rows_first`), a block of the samples in the output
 layer (softmax needs whole columns), a block of each layer's dW and db (one
 product over the whole batch) and a block of each dZ[l-1]. No share writes what
 another reads in the same phase, so the phases need no locks, only a barrier
-between them. Here ``parts`` is 1 and the shares are whole.
+between them. Here ``parts`` is None: one share of everything, decided when
+compiling (see :func:`hidden_forward_share`).
 
 Arguments
 ---------
@@ -72,6 +73,7 @@ from .sparse import (
     n_columns,
     product,
     row_block,
+    strided,
 )
 from .updates import BC1, BC2, apply_update
 
@@ -146,7 +148,10 @@ def _column(flat, offset, rows):
 
 @njit(**JIT)
 def share(p, parts, n):
-    """[lo, hi) of share p when n items are split into ``parts`` near-equal blocks."""
+    """[lo, hi) of share p when n items are split into ``parts`` near-equal blocks
+    (``parts=None``: the one-thread epoch, one share of everything)."""
+    if parts is None:
+        return np.int64(0), np.int64(n)
     return p * n // parts, (p + 1) * n // parts
 
 
@@ -214,9 +219,15 @@ def hidden_forward_share(l, p, parts, A_prev, theta, net, acts, keep_prob, seed,
     b = _column(theta, net.offb[l - 1], n)
     code = net.codes[l - 1]
     key = layer_key(seed, step, l)
-    # Two calls, not one on a block picked by the branch: a block of rows
-    # keeps the C-contiguous type the vectorised loops need.
-    if rows_first(n, mb, parts):
+    # Three calls, not one on a block picked by the branch: a block of rows
+    # keeps the C-contiguous type the vectorised loops need. ``parts is None``
+    # (one thread) is decided when compiling: the split branches, with their
+    # own copies of every function below (seconds of compile each), exist only
+    # in the threaded epoch.
+    if parts is None:
+        layer_forward(A, W, A_prev, b, code, net.slope, key, keep_prob, np.int64(0), np.int64(0),
+                      mb)
+    elif rows_first(n, mb, parts):
         r0, r1 = share(p, parts, n)
         layer_forward(A[r0:r1], W[r0:r1], A_prev, b[r0:r1], code, net.slope, key, keep_prob,
                       r0, np.int64(0), mb)
@@ -232,15 +243,15 @@ def hidden_forward(Xk, theta, net, acts, keep_prob, seed, step):
     network with at least one; returns A[L-1]."""
     mb = input_rows(Xk)
     # Layer 1 apart: its input Xkᵀ may be sparse, of another type than A[l].
-    # Share 0 of 1 as int64 values, not literals: a literal argument compiles
-    # a specialisation of its own (132 compiles for a first fit instead of ~80).
-    first, whole = np.int64(0), np.int64(1)
-    hidden_forward_share(whole, first, whole, input_T(Xk), theta, net, acts, keep_prob, seed,
-                         step)
+    # Indices as int64 values, not literals: a literal argument compiles a
+    # specialisation of its own (132 compiles for a first fit instead of ~80).
+    first = np.int64(0)
+    hidden_forward_share(np.int64(1), first, None, input_T(Xk), theta, net, acts, keep_prob,
+                         seed, step)
     for l in range(2, net.dims.shape[0] - 1):
-        A_prev = activation(l - 1, net.dims, acts, mb)
-        hidden_forward_share(l, first, whole, A_prev, theta, net, acts, keep_prob, seed, step)
-    return activation(net.dims.shape[0] - 2, net.dims, acts, mb)
+        A_prev = strided(activation(l - 1, net.dims, acts, mb))
+        hidden_forward_share(l, first, None, A_prev, theta, net, acts, keep_prob, seed, step)
+    return strided(activation(net.dims.shape[0] - 2, net.dims, acts, mb))
 
 
 @njit(**JIT)
@@ -338,7 +349,7 @@ def output_share(p, parts, A_prev, Yk, wk, theta, net, acts, loss_code, denom):
     b = _column(theta, net.offb[L - 1], dims[L])
     code, slope = net.codes[L - 1], net.slope
     scale = cast_like(1.0 / denom, slope)
-    if parts == 1:
+    if parts is None:
         return output_block(A, W, A_prev, b, Yk.T, wk, code, slope, loss_code, scale)
     lo, hi = share(p, parts, mb)
     w_share = wk[lo:hi] if wk.shape[0] > 0 else wk
@@ -397,7 +408,10 @@ def backward_share(l, p, parts, Xk, theta, net, buf, keep_prob, seed, step):
     A_prev = activation(l - 1, dims, acts, mb)
     code = net.codes[l - 2]
     key = layer_key(seed, step, l - 1)
-    if rows_first(n_prev, mb, parts):
+    if parts is None:
+        delta_block(dA, W.T, dZ, A_prev, code, slope, key, keep_prob, np.int64(0), np.int64(0),
+                    mb)
+    elif rows_first(n_prev, mb, parts):
         s0, s1 = share(p, parts, n_prev)
         delta_block(dA[s0:s1], W[:, s0:s1].T, dZ, A_prev[s0:s1], code, slope, key, keep_prob,
                     s0, np.int64(0), mb)
@@ -478,18 +492,18 @@ def begin_batch(k, w, order, start, mb, buf):
 def batch_gradient(Xk, Yk, wk, denom, theta, net, buf, fit, step):
     """Cost and metric sum of one batch ``(Xk, Yk)`` with sample weights ``wk``
     (empty: none), and its gradient (into ``buf.grad``), on one thread."""
+    first = np.int64(0)
     if net.dims.shape[0] == 2:
-        loss, metric = output_share(np.int64(0), np.int64(1), input_T(Xk), Yk, wk, theta, net,
-                                    buf.acts, fit.loss_code, denom)
+        loss, metric = output_share(first, None, input_T(Xk), Yk, wk, theta, net, buf.acts,
+                                    fit.loss_code, denom)
     else:
         A_prev = hidden_forward(Xk, theta, net, buf.acts, fit.keep_prob, fit.seed, step)
-        loss, metric = output_share(np.int64(0), np.int64(1), A_prev, Yk, wk, theta, net,
-                                    buf.acts, fit.loss_code, denom)
+        loss, metric = output_share(first, None, A_prev, Yk, wk, theta, net, buf.acts,
+                                    fit.loss_code, denom)
     for l in range(net.dims.shape[0] - 1, 0, -1):
-        backward_share(l, np.int64(0), np.int64(1), Xk, theta, net, buf, fit.keep_prob, fit.seed,
-                       step)
+        backward_share(l, first, None, Xk, theta, net, buf, fit.keep_prob, fit.seed, step)
     c = cast_like(fit.l2 / denom, net.slope)
-    squares = regularise_share(np.int64(0), np.int64(1), theta, buf.grad, net.dims, net.offW, c)
+    squares = regularise_share(first, None, theta, buf.grad, net.dims, net.offW, c)
     cost = batch_cost(loss, squares, denom, fit.l2)
     return cost, metric
 
@@ -530,7 +544,7 @@ def train_epoch(X, Y, w, order, batch_size, theta, v, s, t, net, buf, fit):
         start = k * batch_size
         mb = min(batch_size, m - start)
         step = t + k + 1
-        gather_share(np.int64(0), np.int64(1), mb, X, Y, w, order, start, buf)
+        gather_share(np.int64(0), None, mb, X, Y, w, order, start, buf)
         wk, denom = begin_batch(k, w, order, start, mb, buf)
         if denom == 0:
             continue
@@ -542,7 +556,7 @@ def train_epoch(X, Y, w, order, batch_size, theta, v, s, t, net, buf, fit):
         if not np.isfinite(cost) or not all_finite(buf.grad):
             return k
         set_bias_correction(fit, step)
-        update_share(np.int64(0), np.int64(1), theta, buf.grad, v, s, fit.opt_code, fit.hyper)
+        update_share(np.int64(0), None, theta, buf.grad, v, s, fit.opt_code, fit.hyper)
     return -1
 
 

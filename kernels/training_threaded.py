@@ -27,13 +27,14 @@ from numba import njit, prange
 
 from ._config import JIT
 from ._scalars import cast_like
-from .sparse import input_batch, input_rows, input_T, row_block
+from .sparse import input_batch, input_rows, input_T, row_block, strided
 from .training import (
     activation,
     all_finite,
     backward_share,
     batch_cost,
     batch_rows,
+    batch_weight_rows,
     begin_batch,
     gather_share,
     hidden_forward_share,
@@ -47,6 +48,71 @@ from .training import (
 
 JIT_PARALLEL = dict(JIT, parallel=True)
 
+# The phases of a batch, in order; a barrier (the end of a prange) follows each.
+GATHER, FORWARD, OUTPUT, BACKWARD, REGULARISE, UPDATE = range(6)
+
+
+@njit(**JIT)
+def run_phase(phase, l, p, parts, X, Y, w, order, start, mb, denom, theta, v, s, net, buf, fit,
+              step):
+    """Share p of ``parts`` of one phase of a batch: gathering its rows, layer
+    l's forward or backward step, the output layer, L2 and the finiteness
+    check, or the update. Writes the share's loss, L2 and metric sums into
+    ``buf.part_loss`` and its check into ``buf.part_ok``."""
+    # One function for every phase, called from the epoch's one prange: each
+    # prange compiles into a function of its own that holds a copy of all the
+    # code it calls, so seven loops compiled the kernels seven times over.
+    part_loss = buf.part_loss
+    if phase == GATHER:
+        gather_share(p, parts, mb, X, Y, w, order, start, buf)
+        return
+    Xk = input_batch(X, order, start, mb, buf)
+    if phase == FORWARD:
+        if l == 1:
+            hidden_forward_share(l, p, parts, input_T(Xk), theta, net, buf.acts, fit.keep_prob,
+                                 fit.seed, step)
+        else:
+            hidden_forward_share(l, p, parts, strided(activation(l - 1, net.dims, buf.acts, mb)),
+                                 theta, net, buf.acts, fit.keep_prob, fit.seed, step)
+    elif phase == OUTPUT:
+        Yk = batch_rows(Y, order, start, mb, buf.Yb)
+        wk = batch_weight_rows(w, order, start, mb, buf.wb)
+        if l == 1:
+            part_loss[p], part_loss[2 * parts + p] = output_share(
+                p, parts, input_T(Xk), Yk, wk, theta, net, buf.acts, fit.loss_code, denom)
+        else:
+            part_loss[p], part_loss[2 * parts + p] = output_share(
+                p, parts, strided(activation(l - 1, net.dims, buf.acts, mb)), Yk, wk, theta, net,
+                buf.acts, fit.loss_code, denom)
+    elif phase == BACKWARD:
+        backward_share(l, p, parts, Xk, theta, net, buf, fit.keep_prob, fit.seed, step)
+    elif phase == REGULARISE:
+        grad = buf.grad
+        c = cast_like(fit.l2 / denom, net.slope)
+        part_loss[parts + p] = regularise_share(p, parts, theta, grad, net.dims, net.offW, c)
+        lo, hi = share(p, parts, grad.shape[0])
+        buf.part_ok[p] = all_finite(grad[lo:hi])
+    else:
+        update_share(p, parts, theta, buf.grad, v, s, fit.opt_code, fit.hyper)
+
+
+@njit(**JIT)
+def phase_of(i, L):
+    """Phase i of a batch of an L-layer network, and its layer: gather, the
+    hidden layers forward, the output layer, every layer backward, L2 and the
+    check, the update (``2L + 3`` phases)."""
+    if i == 0:
+        return GATHER, 0
+    if i < L:
+        return FORWARD, i
+    if i == L:
+        return OUTPUT, L
+    if i <= 2 * L:
+        return BACKWARD, 2 * L + 1 - i
+    if i == 2 * L + 1:
+        return REGULARISE, 0
+    return UPDATE, 0
+
 
 @njit(**JIT_PARALLEL)
 def train_epoch_threaded(X, Y, w, order, batch_size, theta, v, s, t, net, buf, fit):
@@ -56,56 +122,32 @@ def train_epoch_threaded(X, Y, w, order, batch_size, theta, v, s, t, net, buf, f
     m = input_rows(X)
     L = net.dims.shape[0] - 1
     n_batches = (m + batch_size - 1) // batch_size
-    part_loss, part_ok, grad = buf.part_loss, buf.part_ok, buf.grad
+    part_loss, part_ok = buf.part_loss, buf.part_ok
     for k in range(n_batches):
         start = k * batch_size
         mb = min(batch_size, m - start)
         parts = min(part_ok.shape[0], mb)
         step = t + k + 1
-        for p in prange(parts):
-            gather_share(p, parts, mb, X, Y, w, order, start, buf)
-        wk, denom = begin_batch(k, w, order, start, mb, buf)
-        if denom == 0:
-            continue
-        Yk = batch_rows(Y, order, start, mb, buf.Yb)
-        # Layer 1 apart: its input Xkᵀ may be sparse, of another type than A[l].
-        # Each share takes the batch Xk itself: prange cannot hand a named
-        # tuple made here (sparse Xk) to its threads, only the arguments.
-        if L == 1:
+        denom = 1.0
+        for i in range(2 * L + 3):
+            phase, l = phase_of(i, L)
+            if phase == GATHER and order.shape[0] == 0:
+                continue      # the batch is a block of X, read in place
+            if i == 1:
+                denom = begin_batch(k, w, order, start, mb, buf)[1]
+                if denom == 0:
+                    break     # weights summing to 0: no update
+            elif phase == UPDATE:
+                cost = batch_cost(part_loss[:parts].sum(), part_loss[parts:2 * parts].sum(),
+                                  denom, fit.l2)
+                buf.batch_costs[k] = cost
+                buf.batch_metrics[k] = part_loss[2 * parts:3 * parts].sum()
+                if not np.isfinite(cost) or not part_ok[:parts].all():
+                    return k
+                set_bias_correction(fit, step)
             for p in prange(parts):
-                part_loss[p], part_loss[2 * parts + p] = output_share(
-                    p, parts, input_T(input_batch(X, order, start, mb, buf)), Yk, wk, theta,
-                    net, buf.acts, fit.loss_code, denom)
-        else:
-            for p in prange(parts):
-                hidden_forward_share(1, p, parts, input_T(input_batch(X, order, start, mb, buf)),
-                                     theta, net, buf.acts, fit.keep_prob, fit.seed, step)
-            for l in range(2, L):
-                for p in prange(parts):
-                    hidden_forward_share(l, p, parts, activation(l - 1, net.dims, buf.acts, mb),
-                                         theta, net, buf.acts, fit.keep_prob, fit.seed, step)
-            for p in prange(parts):
-                part_loss[p], part_loss[2 * parts + p] = output_share(
-                    p, parts, activation(L - 1, net.dims, buf.acts, mb), Yk, wk, theta, net,
-                    buf.acts, fit.loss_code, denom)
-        for l in range(L, 0, -1):
-            for p in prange(parts):
-                backward_share(l, p, parts, input_batch(X, order, start, mb, buf), theta, net, buf,
-                               fit.keep_prob, fit.seed, step)
-        c = cast_like(fit.l2 / denom, net.slope)
-        for p in prange(parts):
-            part_loss[parts + p] = regularise_share(p, parts, theta, grad, net.dims, net.offW, c)
-            lo, hi = share(p, parts, grad.shape[0])
-            part_ok[p] = all_finite(grad[lo:hi])
-        cost = batch_cost(part_loss[:parts].sum(), part_loss[parts:2 * parts].sum(), denom,
-                          fit.l2)
-        buf.batch_costs[k] = cost
-        buf.batch_metrics[k] = part_loss[2 * parts:3 * parts].sum()
-        if not np.isfinite(cost) or not part_ok[:parts].all():
-            return k
-        set_bias_correction(fit, step)
-        for p in prange(parts):
-            update_share(p, parts, theta, grad, v, s, fit.opt_code, fit.hyper)
+                run_phase(phase, l, np.int64(p), parts, X, Y, w, order, start, mb, denom, theta,
+                          v, s, net, buf, fit, step)
     return -1
 
 
