@@ -80,3 +80,12 @@ _cache.install()
 _locate_cache()
 
 jit = njit(**JIT)
+
+# The glue between the kernels (views, shares, the steps of a batch) is
+# inlined into its caller when typed, not compiled as a function of its own:
+# Numba optimises and compiles to machine code each function together with
+# everything it calls, so every level of calls compiled all the code below it
+# once more (a first fit: 84 compiled functions, ~19 s of CPU; inlined, ~14 s).
+# The leaves (activations, losses, updates, BLAS calls) stay functions, each
+# compiled once.
+INLINE = dict(JIT, inline="always")

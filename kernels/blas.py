@@ -50,7 +50,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ._config import JIT
+from ._config import INLINE, JIT
 
 LIBRARIES = ("auto", "mkl", "scipy")
 ENV_VAR = "DEEPNET_FAST_BLAS"
@@ -441,7 +441,7 @@ def _layout(X):
     return -1, 0
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def gemm(alpha, A, B, beta, C):
     """C = alpha · A @ B + beta · C, in place.
 
@@ -449,6 +449,14 @@ def gemm(alpha, A, B, beta, C):
     rows or contiguous columns (a block of rows, a block of columns or a
     transpose of a C-contiguous array all qualify), C contiguous rows.
     """
+    # Every operand typed any-strided: one compiled product per dtype, not
+    # one per combination of C, F and strided layouts (BLAS reads the
+    # strides at run time anyway).
+    _gemm(alpha, A[:, 0:A.shape[1]], B[:, 0:B.shape[1]], beta, C[:, 0:C.shape[1]])
+
+
+@njit(**JIT)
+def _gemm(alpha, A, B, beta, C):
     M, K = A.shape
     N = B.shape[1]
     if B.shape[0] != K or C.shape[0] != M or C.shape[1] != N:

@@ -55,7 +55,7 @@ from collections import namedtuple
 import numpy as np
 from numba import njit
 
-from ._config import JIT
+from ._config import INLINE, JIT
 from ._scalars import cast_like, one_like, zero_like
 from .activations import bias_activation, scale_by_derivative
 from .blas import gemm
@@ -197,7 +197,7 @@ def rows_first(n_rows, mb, parts):
     return parts == 1 or n_rows >= mb
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def layer_forward(A, W, A_prev, b, code, slope, key, keep_prob, row0, col0, width):
     """A = g(W A_prev + b), then inverted dropout with ``keep_prob < 1`` (A is
     the block from row ``row0``, column ``col0`` of a layer ``width`` wide)."""
@@ -207,7 +207,7 @@ def layer_forward(A, W, A_prev, b, code, slope, key, keep_prob, row0, col0, widt
         apply_mask(A, key, keep_prob, cast_like(1.0 / keep_prob, slope), row0, col0, width)
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def hidden_forward_share(l, p, parts, A_prev, theta, net, acts, keep_prob, seed, step):
     """Share p of hidden layer l's A[l] = g(W[l] A[l-1] + b[l]): a block of
     rows or of samples (:func:`rows_first`), with the dropout masks of
@@ -237,7 +237,7 @@ def hidden_forward_share(l, p, parts, A_prev, theta, net, acts, keep_prob, seed,
                       keep_prob, np.int64(0), lo, mb)
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def hidden_forward(Xk, theta, net, acts, keep_prob, seed, step):
     """Every hidden layer of a batch ``Xk`` (mb, n0) on one thread, for a
     network with at least one; returns A[L-1]."""
@@ -254,7 +254,7 @@ def hidden_forward(Xk, theta, net, acts, keep_prob, seed, step):
     return strided(activation(net.dims.shape[0] - 2, net.dims, acts, mb))
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def output_forward(A_prev, theta, net, acts):
     """Output layer's A[L] = g(W[L] A[L-1] + b[L]) on one thread, no dropout;
     returns it (a view into ``acts``)."""
@@ -267,7 +267,7 @@ def output_forward(A_prev, theta, net, acts):
     return AL
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def forward_into(Xk, theta, net, acts):
     """Forward pass of a batch ``Xk`` (mb, n0) on one thread, no dropout;
     returns A[L] (a view into ``acts``)."""
@@ -277,7 +277,7 @@ def forward_into(Xk, theta, net, acts):
                           theta, net, acts)
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def gather_share(p, parts, mb, X, Y, w, order, start, buf):
     """Copies share p of the batch's rows (and weights) into ``buf.Xb``/``Yb``/``wb``
     (when the epoch has an ``order``; without one the batch is a block of X's
@@ -323,7 +323,7 @@ def batch_denominator(wk, mb):
     return total
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def output_block(A, W, A_prev, b, Y, w, code, slope, loss_code, scale):
     """Output layer A = g(W A_prev + b) on a block of samples, its (weighted)
     loss sum and metric sum (returned) and dZ = scale · w · (A - Y) in place of
@@ -336,7 +336,7 @@ def output_block(A, W, A_prev, b, Y, w, code, slope, loss_code, scale):
     return loss, metric
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def output_share(p, parts, A_prev, Yk, wk, theta, net, acts, loss_code, denom):
     """Share p's samples of the output layer (split by samples: softmax needs
     whole columns); returns their loss and metric sums and leaves dZ[L]/denom
@@ -357,7 +357,7 @@ def output_share(p, parts, A_prev, Yk, wk, theta, net, acts, loss_code, denom):
                         code, slope, loss_code, scale)
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def delta_block(dA, Wt, dZ, A_prev, code, slope, key, keep_prob, row0, col0, width):
     """dA = Wᵀ dZ · g'(Z[l-1]) on a block (see :func:`layer_forward` for the
     dropout arguments); A_prev is the same block of A[l-1]."""
@@ -372,7 +372,7 @@ def delta_block(dA, Wt, dZ, A_prev, code, slope, key, keep_prob, row0, col0, wid
     scale_by_derivative(dA, A_prev, code, slope, a_scale)
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def backward_share(l, p, parts, Xk, theta, net, buf, keep_prob, seed, step):
     """Layer l's (1-based) backward step for share p of the batch ``Xk``.
 
@@ -421,7 +421,7 @@ def backward_share(l, p, parts, Xk, theta, net, buf, keep_prob, seed, step):
                     keep_prob, np.int64(0), lo, mb)
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def regularise_share(p, parts, theta, grad, dims, offW, c):
     """Adds ``c`` W to dW over share p of the parameter vector; returns Σ W² there."""
     if c == 0:
@@ -451,7 +451,7 @@ def all_finite(x):
     return acc == zero
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def update_share(p, parts, theta, grad, v, s, opt_code, hyper):
     """The optimizer update of share p of the parameter vector (v, s may be empty)."""
     lo, hi = share(p, parts, theta.shape[0])
@@ -475,7 +475,7 @@ def set_bias_correction(fit, step):
     fit.hyper[BC2] = 1.0 - fit.beta2 ** step
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def begin_batch(k, w, order, start, mb, buf):
     """Batch k's sample weights and what its loss is divided by (recorded in
     ``buf.batch_weights``), its cost and metric zeroed: a batch whose weights
@@ -488,7 +488,7 @@ def begin_batch(k, w, order, start, mb, buf):
     return wk, denom
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def batch_gradient(Xk, Yk, wk, denom, theta, net, buf, fit, step):
     """Cost and metric sum of one batch ``(Xk, Yk)`` with sample weights ``wk``
     (empty: none), and its gradient (into ``buf.grad``), on one thread."""
