@@ -337,6 +337,25 @@ def test_history_records_the_training_score_of_each_epoch(backend, output, units
             assert h.metrics[name][i] == pytest.approx(want, rel=1e-10)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_kernel_metric_decides_ties_as_numpy_argmax(dtype):
+    from deepnet_fast.kernels.activations import SIGMOID, SOFTMAX
+    from deepnet_fast.kernels.losses import metric_sum
+
+    rng = np.random.default_rng(13)
+    AL = rng.integers(0, 3, (4, 60)).astype(dtype)        # ties in most columns
+    labels = rng.integers(0, 4, 60)
+    Y = np.eye(4, dtype=dtype)[labels]                    # row per sample, read as Yᵀ
+    w = rng.random(60).astype(dtype)
+    right = AL.argmax(axis=0) == labels
+    assert metric_sum(AL, Y.T, w[:0], SOFTMAX) == right.sum()
+    assert metric_sum(AL, Y.T, w, SOFTMAX) == pytest.approx(np.sum(w * right), rel=1e-6)
+    P = rng.random((3, 60)).astype(dtype)
+    T = (rng.random((60, 3)) > 0.5).astype(dtype)
+    right = np.all((P > 0.5) == (T.T > 0.5), axis=0)
+    assert metric_sum(P, T.T, w[:0], SIGMOID) == right.sum()
+
+
 def test_training_score_is_weighted_like_the_cost():
     rng = np.random.default_rng(12)
     X = rng.standard_normal((40, 5))
