@@ -64,7 +64,11 @@ class Architecture:
         return Network(np.asarray(self.layer_dims, dtype=np.int64), codes, offW, offb,
                        self.dtype.type(self.negative_slope))
 
+    @cached_property
+    def _multiply_adds_per_sample(self):
+        dims = self.layer_dims
+        return sum(a * b for a, b in zip(dims[:-1], dims[1:]))
+
     def multiply_adds(self, n_samples):
         """Multiply-adds of one forward pass over ``n_samples`` samples."""
-        dims = self.layer_dims
-        return n_samples * sum(a * b for a, b in zip(dims[:-1], dims[1:]))
+        return n_samples * self._multiply_adds_per_sample

@@ -13,6 +13,7 @@ format, as scikit-learn's own estimators do.
 import numpy as np
 
 from ._validation import as_float_array
+from .kernels.training import all_finite
 
 _INT32_MAX = np.iinfo(np.int32).max
 
@@ -44,6 +45,13 @@ def check_rows(X, n_features, dtype, name="X", accept_sparse=False):
     TypeError, ValueError
         Naming ``name``.
     """
+    if _ready_rows(X, n_features, dtype):
+        # A prediction's usual input, checked in 0.5 us (digits-small, one
+        # row): np.isfinite(X).all() alone took 1.1-1.4 us at 1-32 rows (a
+        # temporary and two ufunc calls), the general path 2.1 us.
+        if not all_finite(X.ravel()):
+            raise ValueError(f"{name} must not contain NaN or infinity")
+        return X
     if is_sparse(X):
         if not accept_sparse:
             raise TypeError(f"{name} must be a dense array here; got a sparse {X.format} "
@@ -57,6 +65,19 @@ def check_rows(X, n_features, dtype, name="X", accept_sparse=False):
         raise ValueError(f"{name} must have {n_features} features (columns) to match "
                          f"layer_dims[0]; got shape {X.shape}")
     return X if is_sparse(X) else np.ascontiguousarray(X)
+
+
+def _ready_rows(X, n_features, dtype):
+    """Whether ``X`` is already what :func:`check_rows` returns, but for the
+    finiteness of its values: a plain, C-contiguous, aligned, writable
+    ``(n_samples >= 1, n_features)`` ndarray of ``dtype`` (as the training
+    kernels pass arrays to ``all_finite``: a read-only or unaligned array
+    would be another Numba type, another compile)."""
+    if type(X) is not np.ndarray or X.dtype != dtype or X.ndim != 2 \
+            or X.shape[1] != n_features or X.shape[0] == 0:
+        return False
+    flags = X.flags
+    return flags.c_contiguous and flags.aligned and flags.writeable
 
 
 def check_sparse_rows(X, dtype, name="X"):
@@ -107,7 +128,7 @@ def kernel_rows(X):
     :data:`~deepnet_fast.kernels.sparse.CSR` of C-contiguous arrays whose
     indices and row pointers share one integer type (:func:`_index_dtype`;
     :func:`check_sparse_rows` has already made them so)."""
-    if not is_sparse(X):
+    if type(X) is np.ndarray or not is_sparse(X):
         return X
     from .kernels.sparse import CSR
     int_dtype = _index_dtype(X.shape[1], int(X.indptr[-1]))

@@ -87,6 +87,15 @@ def _available():
     return _requested or numba.get_num_threads()
 
 
+def runs_single(macs):
+    """``fit_threads(...).single`` for a batch of ``macs`` multiply-adds,
+    without building the context: a small prediction asks this on every call
+    (building the context took 1.7 us of a 9-us one-row prediction)."""
+    if macs < SINGLE_THREAD_BELOW and _requested is None:
+        return True
+    return _available() == 1
+
+
 # Held around parallel kernel calls while the threading layer may be workqueue.
 # Reentrant: fit's validation predict enters again on the same thread.
 _workqueue_lock = threading.RLock()

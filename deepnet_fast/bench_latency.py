@@ -1,0 +1,389 @@
+"""Prediction latency: ``predict_proba`` of one sample and of 32, against ONNX
+Runtime running the exported model and PyTorch under ``inference_mode``.
+
+A service predicts a few rows at a time, so what it waits for is a call's
+fixed cost (validation, conversion, dispatch, allocation), not FLOPs. Every
+implementation computes the same float32 probabilities of the same network
+(the workloads of :mod:`deepnet_fast.bench`, as initialised from seed 0:
+latency does not depend on the weights' values) on the same rows:
+
+- ``compiled``: :meth:`DeepNet.predict_proba` on the compiled backend;
+- ``onnxruntime``: an ``InferenceSession`` (CPU provider, default options) of
+  :meth:`DeepNet.to_onnx`'s graph pruned to its ``probabilities`` output,
+  called as ``session.run([name], {input: X})[0]``;
+- ``torch``: ``nn.Sequential`` of ``Linear`` + activation holding the same
+  weights, called under ``torch.inference_mode()`` on ``torch.from_numpy(X)``,
+  returning ``.numpy()``.
+
+Each implementation runs in a process of its own (``spawn``), on its
+library's default threads; the parent asks them in turn for one measurement
+of each case, round after round, with a pause before each measurement (thread
+pools spin after their last task, see :mod:`deepnet_fast.bench`), so that the
+load of other processes falls on every implementation alike. A measurement
+is the median of a few timeit samples of back-to-back calls (garbage
+collection off); the report gives the median over rounds, and ratios as the
+median over rounds of the two implementations' times in that round.
+
+``overhead`` is the compiled ``predict_proba`` time minus that of the bare
+prediction kernel (:func:`deepnet_fast.kernels.training.predict_output`,
+with its transposed copy) on the same rows in the same round: the Python
+layer's validation, conversion and thread decision.
+
+Run ``python -m deepnet_fast.bench_latency`` (or, in ``asv_benchmarks/``,
+``python -m benchmarks.bench_predict``); asv tracks the same numbers in
+``benchmarks/bench_predict.py``. Measure with ``env -u OPENBLAS_CORETYPE
+-u OPENBLAS_L2_SIZE`` (see DESIGN.md §5). Not a test; nothing is asserted
+beyond the implementations agreeing on the probabilities.
+"""
+
+import argparse
+import importlib.util
+import multiprocessing
+import os
+import statistics
+import sys
+import time
+import timeit
+
+import numpy as np
+
+__all__ = ["NETWORKS", "SAMPLES", "IMPLEMENTATIONS", "PEERS", "implementation_unavailable",
+           "make_predictor", "latency_rows", "seconds_per_call", "measure", "format_report",
+           "main"]
+
+NETWORKS = ("digits-small", "mnist-medium")
+SAMPLES = (1, 32)
+IMPLEMENTATIONS = ("compiled", "onnxruntime", "torch")
+PEERS = ("onnxruntime", "torch")
+DTYPE = "float32"
+# The optional peers and the modules whose absence skips them.
+_MODULES = {"onnxruntime": ("onnx", "onnxruntime"), "torch": ("torch",)}
+_PAUSE_SECONDS = 0.2
+
+
+def implementation_unavailable(name):
+    """Why ``name`` cannot run here (a library is not installed), or None;
+    looks for the modules without importing them."""
+    for module in _MODULES.get(name, ()):
+        if importlib.util.find_spec(module) is None:
+            return f"{name} is not installed (No module named {module!r})"
+    return None
+
+
+def make_network(workload, backend="compiled"):
+    """The workload's network, float32, as initialised from seed 0."""
+    from .bench import WORKLOADS
+    from .network import DeepNet
+    w = WORKLOADS[workload]
+    return DeepNet(list(w.layer_dims), w.hidden_activation, w.output_activation, seed=0,
+                   dtype=DTYPE, backend=backend)
+
+
+def latency_rows(workload, n_samples):
+    """The first ``n_samples`` rows of the workload's data, C-contiguous float32."""
+    from .bench import make_data
+    X, _ = make_data(workload, DTYPE, n_samples=max(max(SAMPLES), n_samples))
+    return np.ascontiguousarray(X[:n_samples])
+
+
+def _probabilities_only(model):
+    """``model`` without the outputs other than the probabilities (the
+    ``label`` an exported classifier adds) and the nodes only they need."""
+    import onnx
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    graph = model.graph
+    keep = [o for o in graph.output if o.name in ("probabilities", "predictions")]
+    needed = {o.name for o in keep}
+    nodes = []
+    for node in reversed(list(graph.node)):
+        if needed.intersection(node.output):
+            nodes.append(node)
+            needed.update(node.input)
+    del graph.output[:]
+    graph.output.extend(keep)
+    del graph.node[:]
+    graph.node.extend(reversed(nodes))
+    return model
+
+
+def _torch_model(net):
+    import torch
+    from torch import nn
+
+    from .bench import _TORCH_ACTIVATIONS
+    layers = []
+    params = net.parameters
+    for l in range(1, net.n_layers + 1):
+        linear = nn.Linear(net.layer_dims[l - 1], net.layer_dims[l])
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(params[f"W{l}"]))
+            linear.bias.copy_(torch.from_numpy(params[f"b{l}"][:, 0]))
+        layers.append(linear)
+        activation = net.activations[l - 1]
+        if activation == "softmax":
+            layers.append(nn.Softmax(dim=1))
+        elif activation == "sigmoid":
+            layers.append(nn.Sigmoid())
+        elif activation != "identity":
+            layers.append(getattr(nn, _TORCH_ACTIVATIONS[activation])())
+    return nn.Sequential(*layers).to(torch.float32).eval()
+
+
+def make_predictor(implementation, workload):
+    """``predict(X) -> probabilities (n_samples, nL)`` of ``implementation``
+    for the workload's network (see the module docstring)."""
+    net = make_network(workload)
+    if implementation == "compiled":
+        return net.predict_proba
+    if implementation == "kernel":
+        # The compiled code under predict_proba, past Numba's dispatcher, for
+        # the overhead (the same result, transposed into rows).
+        from numba import typeof
+
+        from .engines import PREDICT_CHUNK
+        from .kernels.training import predict_output
+        theta, kernel_net = net.training_state.theta, net.architecture.kernel_network
+        # For C-contiguous, writable float32 rows such as latency_rows'.
+        args = (np.zeros((1, net.layer_dims[0]), DTYPE), theta, kernel_net, PREDICT_CHUNK)
+        predict_output(*args)
+        entry = predict_output.get_overload(tuple(typeof(a) for a in args))
+        return lambda X: np.ascontiguousarray(entry(X, theta, kernel_net, PREDICT_CHUNK).T)
+    if implementation == "onnxruntime":
+        import onnxruntime as ort
+        session = ort.InferenceSession(_probabilities_only(net.to_onnx()).SerializeToString(),
+                                       providers=["CPUExecutionProvider"])
+        names = [session.get_outputs()[0].name]
+        feed = session.get_inputs()[0].name
+        return lambda X: session.run(names, {feed: X})[0]
+    if implementation == "torch":
+        import torch
+        model = _torch_model(net)
+
+        def predict(X):
+            with torch.inference_mode():
+                return model(torch.from_numpy(X)).numpy()
+        return predict
+    raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}; got {implementation!r}")
+
+
+def seconds_per_call(fn, sample_time=0.002, samples=7, number=None):
+    """``(seconds per call, number)``: the median of ``samples`` timeit
+    samples of ``number`` back-to-back calls (calibrated to last about
+    ``sample_time`` when not given), each divided by ``number``."""
+    timer = timeit.Timer(fn)
+    if number is None:
+        number = 1
+        while True:
+            elapsed = timer.timeit(number)
+            if elapsed >= sample_time:
+                break
+            number = max(number + 1, int(number * min(10.0, 1.2 * sample_time / max(elapsed,
+                                                                                     1e-9))))
+    return statistics.median(timer.repeat(repeat=samples, number=number)) / number, number
+
+
+def _cases(networks, samples):
+    return [(w, n) for w in networks for n in samples]
+
+
+def _worker(conn, implementation, networks, samples):
+    """One implementation's predictors in a process of their own: check them
+    against the reference backend, calibrate, report ``("ready",)``, then
+    answer every case ``(network, n)`` with ``("seconds", {label: s})`` until
+    None (the compiled implementation also times the bare kernel)."""
+    try:
+        labels = [implementation] + (["kernel"] if implementation == "compiled" else [])
+        timed = {}
+        for workload, n in _cases(networks, samples):
+            X = latency_rows(workload, n)
+            expected = make_network(workload, backend="reference").predict_proba(X)
+            for label in labels:
+                predict = make_predictor(label, workload)
+                got = predict(X)
+                if not np.allclose(got, expected, rtol=1e-4, atol=1e-6):
+                    raise AssertionError(f"{label} on {workload} gives other probabilities "
+                                         f"(largest difference {np.abs(got - expected).max():g})")
+                _, number = seconds_per_call(lambda: predict(X))
+                timed[(workload, n, label)] = (predict, X, number)
+        conn.send(("ready",))
+    except Exception as exc:  # noqa: BLE001 - reported by the parent
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        return
+    while (case := conn.recv()) is not None:
+        workload, n = case
+        out = {}
+        for label in labels:
+            predict, X, number = timed[(workload, n, label)]
+            out[label] = seconds_per_call(lambda: predict(X), number=number)[0]
+        conn.send(("seconds", out))
+
+
+class _Process:
+    def __init__(self, implementation, networks, samples):
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_worker, daemon=True,
+                                   args=(child, implementation, networks, samples))
+        self.process.start()
+        child.close()
+
+    def ask(self, message):
+        if message is not None:
+            self.conn.send(message)
+        try:
+            return self.conn.recv()
+        except EOFError:
+            self.process.join(timeout=5)
+            return ("error", f"the worker process died (exit code {self.process.exitcode})")
+
+    def close(self):
+        try:
+            self.conn.send(None)
+        except OSError:
+            pass
+        self.process.join(timeout=10)
+        if self.process.is_alive():  # pragma: no cover - a hung worker
+            self.process.terminate()
+            self.process.join()
+
+
+def measure(implementations=IMPLEMENTATIONS, networks=NETWORKS, samples=SAMPLES, rounds=21,
+            pause=_PAUSE_SECONDS, progress=None):
+    """Latency of every case, each implementation in its own process.
+
+    Returns
+    -------
+    dict
+        ``seconds[(implementation, network, n)]``: seconds per call of every
+        round (``"kernel"`` too: the compiled implementation's bare kernel);
+        ``skipped``: ``{implementation: reason}``; ``errors`` likewise.
+    """
+    result = {"seconds": {}, "skipped": {}, "errors": {}, "rounds": rounds}
+    workers = {}
+    try:
+        for name in implementations:
+            reason = implementation_unavailable(name)
+            if reason:
+                result["skipped"][name] = reason
+                continue
+            worker = _Process(name, tuple(networks), tuple(samples))   # one at a time
+            reply = worker.ask(None)
+            if reply[0] == "ready":
+                workers[name] = worker
+            else:
+                result["errors"][name] = reply[1]
+                worker.close()
+        cases = _cases(networks, samples)
+        for r in range(rounds):
+            order = list(workers.items())
+            if r % 2:
+                order.reverse()
+            for case in cases:
+                for name, worker in order:
+                    if name in result["errors"]:
+                        continue
+                    time.sleep(pause)
+                    reply = worker.ask(case)
+                    if reply[0] != "seconds":
+                        result["errors"][name] = reply[1]
+                        continue
+                    for label, seconds in reply[1].items():
+                        result["seconds"].setdefault((label, *case), []).append(seconds)
+            if progress:
+                progress(r + 1, rounds)
+    finally:
+        for worker in workers.values():
+            worker.close()
+    return result
+
+
+def median_seconds(result, implementation, network, n):
+    """Median over rounds of one implementation's seconds per call, or None."""
+    secs = result["seconds"].get((implementation, network, n))
+    return statistics.median(secs) if secs else None
+
+
+def median_ratio(result, implementation, other, network, n):
+    """Median over rounds of ``implementation``'s time over ``other``'s in
+    the same round, or None."""
+    a = result["seconds"].get((implementation, network, n))
+    b = result["seconds"].get((other, network, n))
+    if not a or not b:
+        return None
+    return statistics.median(x / y for x, y in zip(a, b))
+
+
+def format_report(result):
+    """The table: microseconds per call, overhead, and our time over each peer's."""
+    present = [i for i in IMPLEMENTATIONS
+               if any(k[0] == i for k in result["seconds"])]
+    peers = [p for p in PEERS if p in present]
+    head = ["network", "rows", *[f"{i} us" for i in present], "overhead us",
+            *[f"compiled/{p}" for p in peers]]
+    rows = []
+    cases = sorted({k[1:] for k in result["seconds"]},
+                   key=lambda c: (NETWORKS.index(c[0]) if c[0] in NETWORKS else 99, c[1]))
+    for network, n in cases:
+        row = [network, str(n)]
+        for i in present:
+            s = median_seconds(result, i, network, n)
+            row.append("-" if s is None else f"{s * 1e6:.2f}")
+        ours, kernel = (result["seconds"].get((k, network, n)) for k in ("compiled", "kernel"))
+        row.append(f"{statistics.median(a - b for a, b in zip(ours, kernel)) * 1e6:.2f}"
+                   if ours and kernel else "-")
+        for p in peers:
+            ratio = median_ratio(result, "compiled", p, network, n)
+            row.append("-" if ratio is None else f"{ratio:.2f}")
+        rows.append(row)
+    widths = [max(len(x) for x in col) for col in zip(head, *rows)]
+    lines = ["  ".join(x.ljust(w) if i == 0 else x.rjust(w)
+                       for i, (x, w) in enumerate(zip(line, widths))) for line in [head, *rows]]
+    lines.insert(1, "-" * len(lines[0]))
+    for name, reason in result["skipped"].items():
+        lines.append(f"{name}: skipped: {reason}")
+    for name, text in result["errors"].items():
+        lines.append(f"{name}: failed: {text}")
+    return "\n".join(lines)
+
+
+def _versions():
+    from importlib import metadata
+    out = []
+    for name in ("numpy", "numba", "onnxruntime", "torch"):
+        try:
+            out.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            pass
+    return ", ".join(out)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m deepnet_fast.bench_latency",
+        description="predict_proba latency of 1 and 32 samples: deepnet_fast's compiled "
+                    "backend against ONNX Runtime (exported model) and PyTorch "
+                    "(inference_mode), each in its own process.")
+    parser.add_argument("--rounds", type=int, default=21,
+                        help="measurements of every case per implementation (median reported)")
+    parser.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=NETWORKS)
+    parser.add_argument("--samples", nargs="+", type=int, default=list(SAMPLES))
+    parser.add_argument("--implementations", nargs="+", default=list(IMPLEMENTATIONS),
+                        choices=IMPLEMENTATIONS)
+    args = parser.parse_args(argv)
+
+    from .bench import header_lines
+    print(f"predict_proba latency, {DTYPE}, median of {args.rounds} rounds "
+          "(microseconds per call; ratios below 1: deepnet_fast faster)")
+    for line in header_lines(os.cpu_count() or 1):
+        print(line)
+    print(f"  {_versions()}; load average {os.getloadavg()[0]:.1f} before", flush=True)
+    result = measure(args.implementations, args.networks, args.samples, rounds=args.rounds,
+                     progress=lambda r, n: print(f"  round {r}/{n}", end="\r", file=sys.stderr,
+                                                 flush=True))
+    print(f"  load average {os.getloadavg()[0]:.1f} after" + " " * 20)
+    print(format_report(result))
+    return 1 if result["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
