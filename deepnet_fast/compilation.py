@@ -28,12 +28,13 @@ import numpy as np
 DTYPES = ("float32", "float64")
 
 # Seconds to compile each kernel with an empty cache, the estimates the notice
-# quotes: measured on a 2-core AMD EPYC (Numba 0.68, machine shared with other
-# work) as the first fit's compile (digits, float64: 45 s of CPU with the
-# prediction; a 784-1024-1024-10 float32 fit on the threaded kernel: 107 s).
-# Revise them with the kernels.
-ESTIMATE_SECONDS = {"training": 40, "prediction": 10, "threaded training": 100,
-                    "threaded prediction": 20}
+# quotes: measured on a 2-core AMD EPYC (family 26, Numba 0.68, machine shared
+# with other work) as the first fits' compile (`python -m benchmarks.bench_compile`
+# in asv_benchmarks: the README's digits command 15.5 s in all, a
+# 784-1024-1024-10 float32 fit on the threaded kernel 33 s). Revise them with
+# the kernels.
+ESTIMATE_SECONDS = {"training": 12, "prediction": 3, "threaded training": 25,
+                    "threaded prediction": 6}
 
 _always = False
 

@@ -43,17 +43,19 @@ PREFIXES = ("time_", "track_", "peakmem_", "mem_")
 
 # Units of track_* benchmarks, each a quantity where lower is better.
 LOWER_IS_BETTER_UNITS = {
-    "seconds", "MiB", "cross-entropy", "fraction misclassified",
+    "seconds", "MiB", "cross-entropy", "fraction misclassified", "functions",
     "x matmul time (1 = matmul speed)", "x NumPy's time (below 1: kernel faster)",
     "x one worker's time", "x compute time (1 = no overhead)",
+    "x the peer's time (below 1: deepnet_fast faster)",
 }
 # Units that are not a ratio of two times (no line at 1.0 on their graph).
-ABSOLUTE_UNITS = {"seconds", "MiB", "cross-entropy", "fraction misclassified"}
+ABSOLUTE_UNITS = {"seconds", "MiB", "cross-entropy", "fraction misclassified", "functions"}
 RATIO_BENCHMARKS = {
     "bench_kernels.KernelVsNumpy.track_kernel_time_over_numpy",
     "bench_training.EpochVsMatmul.track_epoch_time_over_matmul_time",
     "bench_dask.DaskScaling.track_time_2_workers_over_1",
     "bench_dask.DaskScaling.track_worker_seconds_per_compute_second",
+    "bench_predict.PredictLatencyRatio.track_time_over_peer",
 }
 HIGHER_IS_BETTER_WORDS = ("speedup", "per_second", "throughput", "accuracy", "efficiency",
                           "fraction_of", "gflops")
