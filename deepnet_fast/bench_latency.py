@@ -8,9 +8,11 @@ implementation computes the same float32 probabilities of the same network
 latency does not depend on the weights' values) on the same rows:
 
 - ``compiled``: :meth:`DeepNet.predict_proba` on the compiled backend;
-- ``onnxruntime``: an ``InferenceSession`` (CPU provider, default options) of
-  :meth:`DeepNet.to_onnx`'s graph pruned to its ``probabilities`` output,
-  called as ``session.run([name], {input: X})[0]``;
+- ``onnxruntime``: an ``InferenceSession`` (CPU provider, default options:
+  its threads on every core) of :meth:`DeepNet.to_onnx`'s graph pruned to
+  its ``probabilities`` output, called as ``session.run([name], {input: X})[0]``;
+  ``onnxruntime-1thread`` the same on one thread (``intra_op_num_threads=1``),
+  as our small predictions run (the script's table only, not asv's);
 - ``torch``: ``nn.Sequential`` of ``Linear`` + activation holding the same
   weights, called under ``torch.inference_mode()`` on ``torch.from_numpy(X)``,
   returning ``.numpy()``.
@@ -47,7 +49,7 @@ import timeit
 
 import numpy as np
 
-__all__ = ["NETWORKS", "SAMPLES", "IMPLEMENTATIONS", "PEERS", "implementation_unavailable",
+__all__ = ["NETWORKS", "SAMPLES", "IMPLEMENTATIONS", "PEERS", "EXTRA", "implementation_unavailable",
            "make_predictor", "latency_rows", "seconds_per_call", "measure", "format_report",
            "main"]
 
@@ -55,9 +57,13 @@ NETWORKS = ("digits-small", "mnist-medium")
 SAMPLES = (1, 32)
 IMPLEMENTATIONS = ("compiled", "onnxruntime", "torch")
 PEERS = ("onnxruntime", "torch")
+# Also in the script's table: where the time goes, not a user's default.
+EXTRA = ("onnxruntime-1thread",)
+_ORDER = ("compiled", "onnxruntime", "onnxruntime-1thread", "torch")
 DTYPE = "float32"
 # The optional peers and the modules whose absence skips them.
-_MODULES = {"onnxruntime": ("onnx", "onnxruntime"), "torch": ("torch",)}
+_MODULES = {"onnxruntime": ("onnx", "onnxruntime"), "onnxruntime-1thread": ("onnx", "onnxruntime"),
+            "torch": ("torch",)}
 _PAUSE_SECONDS = 0.2
 
 
@@ -148,10 +154,13 @@ def make_predictor(implementation, workload):
         predict_output(*args)
         entry = predict_output.get_overload(tuple(typeof(a) for a in args))
         return lambda X: np.ascontiguousarray(entry(X, theta, kernel_net, PREDICT_CHUNK).T)
-    if implementation == "onnxruntime":
+    if implementation in ("onnxruntime", "onnxruntime-1thread"):
         import onnxruntime as ort
+        options = ort.SessionOptions()
+        if implementation == "onnxruntime-1thread":
+            options.intra_op_num_threads = options.inter_op_num_threads = 1
         session = ort.InferenceSession(_probabilities_only(net.to_onnx()).SerializeToString(),
-                                       providers=["CPUExecutionProvider"])
+                                       options, providers=["CPUExecutionProvider"])
         names = [session.get_outputs()[0].name]
         feed = session.get_inputs()[0].name
         return lambda X: session.run(names, {feed: X})[0]
@@ -163,7 +172,7 @@ def make_predictor(implementation, workload):
             with torch.inference_mode():
                 return model(torch.from_numpy(X)).numpy()
         return predict
-    raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}; got {implementation!r}")
+    raise ValueError(f"implementation must be one of {_ORDER}; got {implementation!r}")
 
 
 def seconds_per_call(fn, sample_time=0.002, samples=7, number=None):
@@ -315,9 +324,8 @@ def median_ratio(result, implementation, other, network, n):
 
 def format_report(result):
     """The table: microseconds per call, overhead, and our time over each peer's."""
-    present = [i for i in IMPLEMENTATIONS
-               if any(k[0] == i for k in result["seconds"])]
-    peers = [p for p in PEERS if p in present]
+    present = [i for i in _ORDER if any(k[0] == i for k in result["seconds"])]
+    peers = [p for p in present if p != "compiled"]
     head = ["network", "rows", *[f"{i} us" for i in present], "overhead us",
             *[f"compiled/{p}" for p in peers]]
     rows = []
@@ -367,8 +375,7 @@ def main(argv=None):
                         help="measurements of every case per implementation (median reported)")
     parser.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=NETWORKS)
     parser.add_argument("--samples", nargs="+", type=int, default=list(SAMPLES))
-    parser.add_argument("--implementations", nargs="+", default=list(IMPLEMENTATIONS),
-                        choices=IMPLEMENTATIONS)
+    parser.add_argument("--implementations", nargs="+", default=list(_ORDER), choices=_ORDER)
     args = parser.parse_args(argv)
 
     from .bench import header_lines
