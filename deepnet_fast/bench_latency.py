@@ -27,9 +27,10 @@ collection off); the report gives the median over rounds, and ratios as the
 median over rounds of the two implementations' times in that round.
 
 ``overhead`` is the compiled ``predict_proba`` time minus that of the bare
-prediction kernel (:func:`deepnet_fast.kernels.training.predict_output`,
-with its transposed copy) on the same rows in the same round: the Python
-layer's validation, conversion and thread decision.
+prediction kernel (the compiled entry point of
+:func:`deepnet_fast.kernels.training.predict_output`, past Numba's
+dispatcher, and the transposed copy) on the same rows in the same round: the
+Python layer's validation, conversion, thread decision and dispatch.
 
 Run ``python -m deepnet_fast.bench_latency`` (or, in ``asv_benchmarks/``,
 ``python -m benchmarks.bench_predict``); asv tracks the same numbers in
