@@ -328,11 +328,12 @@ def predict_output(arch, backend, theta, X):
         return np.concatenate([forward(X[i:i + PREDICT_CHUNK].toarray())
                                for i in range(0, X.shape[0], PREDICT_CHUNK)], axis=1)
     args = (kernel_rows(X), theta, arch.kernel_network, PREDICT_CHUNK)
-    if runs_single(arch.multiply_adds(X.shape[0])):
+    threads = (None if runs_single(arch.multiply_adds(X.shape[0]))
+               else fit_threads(arch.layer_dims, X.shape[0], backend))
+    if threads is None or threads.single:
         if type(X) is np.ndarray:
             return _predict_dense(*args)
         return ktrain.predict_output(*args)
-    threads = fit_threads(arch.layer_dims, X.shape[0], backend)
     from .kernels.training_threaded import predict_output_threaded
     with threads:
         return predict_output_threaded(*args, threads.kernel_threads)

@@ -13,6 +13,7 @@ run at a time.
 
 import os
 import threading
+import time
 
 _requested = None
 _limiter = None
@@ -87,10 +88,61 @@ def _available():
     return _requested or numba.get_num_threads()
 
 
+def _running_tasks():
+    """Runnable tasks on the machine and among this process's own threads,
+    from /proc (Linux); None elsewhere."""
+    try:
+        with open("/proc/loadavg", encoding="ascii") as f:
+            machine = int(f.read().split()[3].split("/")[0])
+        own = 0
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{tid}/stat", encoding="ascii") as f:
+                    # The state follows the parenthesised command name.
+                    own += f.read().rpartition(")")[2].split()[0] == "R"
+            except OSError:       # the thread ended meanwhile
+                pass
+    except (OSError, ValueError, IndexError):
+        return None
+    return machine, own
+
+
+def free_cores(samples=3, interval=0.0005):
+    """Cores this process may use that no other process is keeping busy now.
+
+    The CPUs this process may run on, less the other processes' runnable
+    tasks (``/proc/loadavg``'s running count, less this process's own running
+    threads: its BLAS and OpenMP threads spin for a while after a call and
+    are not competitors). The fewest competitors over a few samples ``interval``
+    seconds apart (a daemon's wake-up is not a competing job). At least 1;
+    None where /proc is not available.
+
+    Why: a kernel that splits every batch between threads meets at a barrier
+    several times per batch, so one thread that shares its core with another
+    process stalls all of them. mnist-medium float32 (784-256-128-10, batch
+    128), samples/s, on a 2-core AMD EPYC (family 26 model 2): alone, two
+    threads 265k-273k, one thread 164k-168k; beside one busy process, two
+    threads 7k-137k (each fit between), one thread 164k-167k, and this rule
+    (which then picks one) 136k-161k.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    others = None
+    for i in range(samples):
+        if i:
+            time.sleep(interval)
+        tasks = _running_tasks()
+        if tasks is None:
+            return None
+        machine, own = tasks
+        others = machine - own if others is None else min(others, machine - own)
+    return max(1, (cores or 1) - max(others, 0))
+
+
 def runs_single(macs):
-    """``fit_threads(...).single`` for a batch of ``macs`` multiply-adds,
-    without building the context: a small prediction asks this on every call
-    (building the context took 1.7 us of a 9-us one-row prediction)."""
+    """Whether ``fit_threads(...).single`` holds for a batch of ``macs``
+    multiply-adds whatever the machine's load, without building the context:
+    a small prediction asks this on every call (building the context took
+    1.7 us of a 9-us one-row prediction). False: build it and ask it."""
     if macs < SINGLE_THREAD_BELOW and _requested is None:
         return True
     return _available() == 1
@@ -140,13 +192,16 @@ class fit_threads:
     backend : {"compiled", "reference"}
     available : int, optional
         Threads to use; default: the number set by :func:`set_num_threads`,
-        else Numba's thread count (all cores).
+        else Numba's thread count (all cores) capped by the cores no other
+        process keeps busy when the fit starts (:func:`free_cores`).
     """
 
     def __init__(self, layer_dims, batch, backend="compiled", available=None):
         macs = batch * sum(a * b for a, b in zip(layer_dims[:-1], layer_dims[1:]))
         n = available or _available()
         small = macs < SINGLE_THREAD_BELOW and _requested is None
+        if not small and available is None and _requested is None and n > 1:
+            n = min(n, free_cores() or n)
         self.single = small or n == 1
         if backend == "compiled":
             self.kernel_threads = 1 if self.single else n

@@ -1,6 +1,7 @@
 """The threaded epoch (each batch split between threads) and the strided BLAS
 product it is built on, against the reference and against NumPy."""
 
+import numba
 import numpy as np
 import pytest
 
@@ -172,6 +173,60 @@ def test_small_networks_stay_on_one_thread():
     assert plan.single and plan.kernel_threads == 1 and plan.blas_threads == 1
     big = threads.fit_threads([784, 256, 128, 10], 128, "compiled", available=2)
     assert not big.single and big.kernel_threads == 2 and big.blas_threads == 1
+
+
+def _load(monkeypatch, *samples, cores=2):
+    """/proc as seen by free_cores: (machine, own) runnable tasks per sample."""
+    seq = iter(samples)
+    monkeypatch.setattr(threads, "_running_tasks", lambda: next(seq))
+    monkeypatch.setattr(threads.time, "sleep", lambda s: None)
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: set(range(cores)),
+                        raising=False)
+
+
+def test_free_cores_counts_other_processes_not_this_ones_threads(monkeypatch):
+    _load(monkeypatch, (3, 1), (3, 1), (3, 1))
+    assert threads.free_cores() == 1            # two others busy on two cores: still 1
+    _load(monkeypatch, (2, 1), (2, 1), (2, 1))
+    assert threads.free_cores() == 1
+    _load(monkeypatch, (3, 3), (3, 3), (3, 3))  # this process's own spinning threads
+    assert threads.free_cores() == 2
+    _load(monkeypatch, (2, 1), (1, 1), (2, 1))  # the fewest competitors over the samples
+    assert threads.free_cores() == 2
+    _load(monkeypatch, (5, 1), (5, 1), (5, 1), cores=8)
+    assert threads.free_cores() == 4
+    _load(monkeypatch, None)
+    assert threads.free_cores() is None
+
+
+def test_running_tasks_reads_this_machine():
+    tasks = threads._running_tasks()
+    if tasks is None:
+        pytest.skip("no /proc")
+    machine, own = tasks
+    assert machine >= own >= 1                  # the calling thread is running
+
+
+def test_a_busy_machine_trains_a_large_network_on_the_free_cores(monkeypatch):
+    big = [784, 256, 128, 10]
+    monkeypatch.setattr(threads, "free_cores", lambda: 1)
+    plan = threads.fit_threads(big, 128, "compiled")
+    assert plan.single and plan.kernel_threads == 1
+    monkeypatch.setattr(threads, "free_cores", lambda: None)     # no /proc: all threads
+    assert threads.fit_threads(big, 128, "compiled").kernel_threads == numba.get_num_threads()
+    monkeypatch.setattr(threads, "free_cores", lambda: 1)
+    previous = dn.get_num_threads()
+    try:
+        dn.set_num_threads(2)                  # the user's choice is kept, load or not
+        assert threads.fit_threads(big, 128, "compiled").kernel_threads == min(
+            2, numba.config.NUMBA_NUM_THREADS)
+    finally:
+        dn.set_num_threads(previous)
+    X = np.random.default_rng(0).standard_normal((300, 784))
+    net = dn.DeepNet(big, "relu", "softmax", seed=0)
+    one = net.predict_proba(X)                 # on the one free core: the one-thread kernel
+    monkeypatch.setattr(threads, "free_cores", lambda: 2)
+    np.testing.assert_allclose(net.predict_proba(X), one, rtol=1e-12, atol=1e-15)
 
 
 # ------------------------------------------------------------------ gemm
