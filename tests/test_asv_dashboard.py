@@ -221,13 +221,18 @@ def test_convergence_tracks_the_error_rate(suite):
 # ------------------------------------------------------ offline_dashboard.py
 
 
-@pytest.fixture(scope="module")
-def offline():
+def _asv_script(name):
+    """Imports one of asv_benchmarks' scripts (not a package) for the module."""
     sys.path.insert(0, ASV_DIR)
     try:
-        yield importlib.import_module("offline_dashboard")
+        yield importlib.import_module(name)
     finally:
         sys.path.remove(ASV_DIR)
+
+
+@pytest.fixture(scope="module")
+def offline():
+    yield from _asv_script("offline_dashboard")
 
 
 def _sri(data, algorithm="sha256"):
@@ -293,11 +298,7 @@ def test_offline_knows_every_external_library_of_the_installed_asv(offline, tmp_
 
 @pytest.fixture(scope="module")
 def extras():
-    sys.path.insert(0, ASV_DIR)
-    try:
-        yield importlib.import_module("dashboard_extras")
-    finally:
-        sys.path.remove(ASV_DIR)
+    yield from _asv_script("dashboard_extras")
 
 
 def _unit(cls, name):
