@@ -10,6 +10,7 @@ the best epoch of early stopping).
 
 import numpy as np
 
+from .kernels.training import all_finite
 from .registry import OPTIMIZERS
 
 
@@ -87,8 +88,10 @@ class TrainingState:
 
     def is_finite(self):
         """Whether the parameters and moments hold no NaN or infinity."""
-        return bool(np.isfinite(self.theta).all() and np.isfinite(self.v).all()
-                    and np.isfinite(self.s).all())
+        # The compiled check, with no temporary: 20 us against 38 us for
+        # np.isfinite(...).all() on course-cat's 246k float64 parameters
+        # (AMD EPYC family 26), after every epoch.
+        return bool(all_finite(self.theta) and all_finite(self.v) and all_finite(self.s))
 
     def snapshot(self, into=None):
         """A copy of parameters, moments, step and stream position (written into
