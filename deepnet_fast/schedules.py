@@ -4,6 +4,7 @@ Any callable with that signature works as ``fit(lr_schedule=...)``; these are
 the usual ones, also selectable by name with their default settings.
 """
 
+import math
 import numbers
 
 import numpy as np
@@ -89,7 +90,7 @@ def get_schedule(schedule):
 def rate_at(schedule, epoch, initial_rate):
     """Evaluate a schedule and check that it gave a usable rate."""
     rate = schedule(epoch, initial_rate)
-    if not isinstance(rate, numbers.Real) or not np.isfinite(rate) or rate <= 0:
+    if not isinstance(rate, numbers.Real) or not math.isfinite(rate) or rate <= 0:
         raise ValueError(f"lr_schedule returned {rate!r} at epoch {epoch}; "
                          "expected a finite number > 0")
     return float(rate)

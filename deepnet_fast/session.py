@@ -139,11 +139,12 @@ class TrainingSession:
         self.history = History() if history is None else history
         self.epoch = 0
         self.lr_scale = 1.0     # callbacks such as ReduceLROnPlateau change it
+        self._max_rate = float(np.finfo(arch.dtype).max)
         self.model = None       # the DeepNet being trained, for callbacks that save it
-        limit = float(np.finfo(arch.dtype).max)
-        if config.learning_rate >= limit:
+        if config.learning_rate >= self._max_rate:
             raise ValueError(f"learning_rate must be a finite number of the model's dtype "
-                             f"({arch.dtype.name}, below {limit:.3g}); got {config.learning_rate:g}")
+                             f"({arch.dtype.name}, below {self._max_rate:.3g}); "
+                             f"got {config.learning_rate:g}")
 
     @classmethod
     def local(cls, arch, backend, state, config, X, Y, validation=None, *, seed=None,
@@ -263,7 +264,7 @@ class TrainingSession:
     def _rate(self, epoch):
         rate = rate_at(self.config.lr_schedule, epoch, self.config.learning_rate)
         rate *= self.runner.rate_scale * self.lr_scale
-        if rate >= float(np.finfo(self.arch.dtype).max):
+        if rate >= self._max_rate:
             raise ValueError(f"the learning rate of epoch {epoch} ({rate:g}) does not fit in "
                              f"the model's dtype {self.arch.dtype.name}")
         return rate
