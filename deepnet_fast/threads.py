@@ -107,6 +107,13 @@ def _running_tasks():
     return machine, own
 
 
+# Seconds for which free_cores' answer stands: reading /proc takes ~50 us a
+# sample, which a stream of mid-size predictions or partial_fit calls would
+# otherwise pay on every call.
+FREE_CORES_TTL = 0.5
+_free_cores_seen = [float("-inf"), None]      # (time.monotonic(), answer)
+
+
 def free_cores(samples=3, interval=0.0005):
     """Cores this process may use that no other process is keeping busy now.
 
@@ -114,8 +121,9 @@ def free_cores(samples=3, interval=0.0005):
     tasks (``/proc/loadavg``'s running count, less this process's own running
     threads: its BLAS and OpenMP threads spin for a while after a call and
     are not competitors). The fewest competitors over a few samples ``interval``
-    seconds apart (a daemon's wake-up is not a competing job). At least 1;
-    None where /proc is not available.
+    seconds apart (a daemon's wake-up is not a competing job; one sample when
+    it finds none). At least 1; None where /proc is not available. The answer
+    stands for ``FREE_CORES_TTL`` seconds.
 
     Why: a kernel that splits every batch between threads meets at a barrier
     several times per batch, so one thread that shares its core with another
@@ -125,6 +133,9 @@ def free_cores(samples=3, interval=0.0005):
     threads 7k-137k (each fit between), one thread 164k-167k, and this rule
     (which then picks one) 136k-161k.
     """
+    seen, answer = _free_cores_seen
+    if time.monotonic() - seen < FREE_CORES_TTL:
+        return answer
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     others = None
     for i in range(samples):
@@ -132,10 +143,14 @@ def free_cores(samples=3, interval=0.0005):
             time.sleep(interval)
         tasks = _running_tasks()
         if tasks is None:
-            return None
+            break
         machine, own = tasks
         others = machine - own if others is None else min(others, machine - own)
-    return max(1, (cores or 1) - max(others, 0))
+        if others <= 0:
+            break
+    answer = None if others is None else max(1, (cores or 1) - max(others, 0))
+    _free_cores_seen[:] = [time.monotonic(), answer]
+    return answer
 
 
 def runs_single(macs):

@@ -179,6 +179,7 @@ def _load(monkeypatch, *samples, cores=2):
     """/proc as seen by free_cores: (machine, own) runnable tasks per sample."""
     seq = iter(samples)
     monkeypatch.setattr(threads, "_running_tasks", lambda: next(seq))
+    monkeypatch.setattr(threads, "FREE_CORES_TTL", 0.0)
     monkeypatch.setattr(threads.time, "sleep", lambda s: None)
     monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: set(range(cores)),
                         raising=False)
@@ -197,6 +198,20 @@ def test_free_cores_counts_other_processes_not_this_ones_threads(monkeypatch):
     assert threads.free_cores() == 4
     _load(monkeypatch, None)
     assert threads.free_cores() is None
+    _load(monkeypatch, (1, 1))                  # none seen: one sample is enough
+    assert threads.free_cores() == 2
+
+
+def test_free_cores_answer_stands_for_a_while(monkeypatch):
+    calls = []
+    monkeypatch.setattr(threads, "_running_tasks", lambda: calls.append(1) or (3, 1))
+    monkeypatch.setattr(threads.time, "sleep", lambda s: None)
+    monkeypatch.setattr(threads, "_free_cores_seen", [float("-inf"), None])
+    first = threads.free_cores()
+    assert threads.free_cores() == first and len(calls) == 3     # read once, then reused
+    monkeypatch.setattr(threads, "FREE_CORES_TTL", 0.0)
+    threads.free_cores()
+    assert len(calls) == 6
 
 
 def test_running_tasks_reads_this_machine():
