@@ -686,28 +686,31 @@ def _worker(conn, spec):
             return
 
 
-class _Process:
-    """A backend's worker process (see :func:`_worker`) and its pipe."""
+class WorkerProcess:
+    """A measuring worker in a process of its own (``spawn``: no library's
+    state or thread pool is inherited) and its pipe: ``target(conn, *args)``
+    runs there, answering each message with one reply until it receives None.
+    Used by ``deepnet-fast bench`` (:func:`_worker`) and by
+    :mod:`deepnet_fast.bench_latency`."""
 
-    def __init__(self, spec):
+    def __init__(self, target, *args):
         import multiprocessing
         ctx = multiprocessing.get_context("spawn")
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_worker, args=(child, spec), daemon=True)
+        self.process = ctx.Process(target=target, args=(child, *args), daemon=True)
         self.process.start()
         child.close()
 
     def ask(self, message="train"):
+        """Send ``message`` (None: send nothing, only wait) and return the reply,
+        or ``("error", ...)`` when the process died."""
         if message is not None:
             self.conn.send(message)
         try:
             return self.conn.recv()
         except EOFError:
-            return ("error", f"the worker process died (exit code {self._exitcode()})")
-
-    def _exitcode(self):
-        self.process.join(timeout=5)
-        return self.process.exitcode
+            self.process.join(timeout=5)
+            return ("error", f"the worker process died (exit code {self.process.exitcode})")
 
     def close(self):
         try:
@@ -754,7 +757,7 @@ def _measure_case(name, dtype, backends, repeat, epochs, threads, quick, seed, n
             spec = {"backend": backend, "workload": name, "dtype": dtype, "n_samples": n,
                     "seed": seed, "threads": threads, "blas": library, "epochs": epochs,
                     "quick": quick}
-            worker = _Process(spec)
+            worker = WorkerProcess(_worker, spec)
             reply = worker.ask(None)
             if reply[0] == "ready":
                 workers[label] = worker

@@ -41,7 +41,6 @@ beyond the implementations agreeing on the probabilities.
 
 import argparse
 import importlib.util
-import multiprocessing
 import os
 import statistics
 import sys
@@ -49,6 +48,8 @@ import time
 import timeit
 
 import numpy as np
+
+from .bench import WorkerProcess
 
 __all__ = ["NETWORKS", "SAMPLES", "IMPLEMENTATIONS", "PEERS", "EXTRA", "implementation_unavailable",
            "make_predictor", "latency_rows", "seconds_per_call", "measure", "format_report",
@@ -228,35 +229,6 @@ def _worker(conn, implementation, networks, samples):
         conn.send(("seconds", out))
 
 
-class _Process:
-    def __init__(self, implementation, networks, samples):
-        ctx = multiprocessing.get_context("spawn")
-        self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_worker, daemon=True,
-                                   args=(child, implementation, networks, samples))
-        self.process.start()
-        child.close()
-
-    def ask(self, message):
-        if message is not None:
-            self.conn.send(message)
-        try:
-            return self.conn.recv()
-        except EOFError:
-            self.process.join(timeout=5)
-            return ("error", f"the worker process died (exit code {self.process.exitcode})")
-
-    def close(self):
-        try:
-            self.conn.send(None)
-        except OSError:
-            pass
-        self.process.join(timeout=10)
-        if self.process.is_alive():  # pragma: no cover - a hung worker
-            self.process.terminate()
-            self.process.join()
-
-
 def measure(implementations=IMPLEMENTATIONS, networks=NETWORKS, samples=SAMPLES, rounds=21,
             pause=_PAUSE_SECONDS, progress=None):
     """Latency of every case, each implementation in its own process.
@@ -276,7 +248,7 @@ def measure(implementations=IMPLEMENTATIONS, networks=NETWORKS, samples=SAMPLES,
             if reason:
                 result["skipped"][name] = reason
                 continue
-            worker = _Process(name, tuple(networks), tuple(samples))   # one at a time
+            worker = WorkerProcess(_worker, name, tuple(networks), tuple(samples))   # one at a time
             reply = worker.ask(None)
             if reply[0] == "ready":
                 workers[name] = worker
