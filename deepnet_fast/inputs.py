@@ -21,18 +21,21 @@ _INT32_MAX = np.iinfo(np.int32).max
 def is_dask(obj):
     """Whether ``obj`` is a dask collection (array, DataFrame, Series).
 
-    Checked by module name so that dask is never imported for in-memory data.
+    Checked by module name so that dask is never imported for in-memory data
+    (a plain ndarray, a prediction's usual input, is answered first).
     """
-    return type(obj).__module__.split(".")[0] in ("dask", "dask_expr")
+    kind = type(obj)
+    return kind is not np.ndarray and kind.__module__.split(".")[0] in ("dask", "dask_expr")
 
 
 def is_sparse(obj):
     """Whether ``obj`` is a SciPy sparse matrix or array (of any format).
 
     Checked by module name so that SciPy's sparse package is not imported for
-    dense data.
+    dense data (a plain ndarray is answered first).
     """
-    return type(obj).__module__.startswith("scipy.sparse")
+    kind = type(obj)
+    return kind is not np.ndarray and kind.__module__.startswith("scipy.sparse")
 
 
 def check_rows(X, n_features, dtype, name="X", accept_sparse=False):
@@ -128,7 +131,7 @@ def kernel_rows(X):
     :data:`~deepnet_fast.kernels.sparse.CSR` of C-contiguous arrays whose
     indices and row pointers share one integer type (:func:`_index_dtype`;
     :func:`check_sparse_rows` has already made them so)."""
-    if type(X) is np.ndarray or not is_sparse(X):
+    if not is_sparse(X):
         return X
     from .kernels.sparse import CSR
     int_dtype = _index_dtype(X.shape[1], int(X.indptr[-1]))

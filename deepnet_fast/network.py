@@ -178,7 +178,7 @@ class DeepNet:
             Sigmoid probabilities, softmax class probabilities, or the
             regression outputs.
         """
-        if type(X) is not np.ndarray and is_dask(X):
+        if is_dask(X):
             from .distributed import predict_dask
             return predict_dask(self.architecture, self.backend, self._state.theta, X,
                                 "predict_proba")
@@ -194,7 +194,7 @@ class DeepNet:
             (n_samples,) for one output unit, else (n_samples, nL); identity: the
             outputs, shape (n_samples,) for one unit, else (n_samples, nL).
         """
-        if type(X) is not np.ndarray and is_dask(X):
+        if is_dask(X):
             from .distributed import predict_dask
             return predict_dask(self.architecture, self.backend, self._state.theta, X,
                                 "predict")

@@ -158,9 +158,13 @@ def runs_single(macs):
     multiply-adds whatever the machine's load, without building the context:
     a small prediction asks this on every call (building the context took
     1.7 us of a 9-us one-row prediction). False: build it and ask it."""
-    if macs < SINGLE_THREAD_BELOW and _requested is None:
-        return True
-    return _available() == 1
+    return _small(macs) or _available() == 1
+
+
+def _small(macs):
+    """Whether a batch of ``macs`` multiply-adds runs on one thread whatever
+    the threads available (unless the user chose a count)."""
+    return macs < SINGLE_THREAD_BELOW and _requested is None
 
 
 # Held around parallel kernel calls while the threading layer may be workqueue.
@@ -214,7 +218,7 @@ class fit_threads:
     def __init__(self, layer_dims, batch, backend="compiled", available=None):
         macs = batch * sum(a * b for a, b in zip(layer_dims[:-1], layer_dims[1:]))
         n = available or _available()
-        small = macs < SINGLE_THREAD_BELOW and _requested is None
+        small = _small(macs)
         if not small and available is None and _requested is None and n > 1:
             n = min(n, free_cores() or n)
         self.single = small or n == 1
