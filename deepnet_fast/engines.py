@@ -22,7 +22,7 @@ from .inputs import batch_nonzeros, is_sparse, kernel_rows
 from .kernels import training as ktrain
 from .kernels import updates as kupd
 from .kernels.sparse import CSR
-from .threads import fit_threads, runs_single
+from .threads import fit_threads, parallel_section, runs_single, units_split
 
 # Rows per chunk of a prediction: bounds the activations held at once.
 PREDICT_CHUNK = 4096
@@ -270,8 +270,9 @@ _TYPE_FLAGS = 0x0001 | 0x0002 | 0x0100 | 0x0400
 
 
 class _DenseKernel:
-    """:func:`kernels.training.predict_output` on dense rows, called through
-    the compiled entry point of its signature (``Dispatcher.get_overload``).
+    """A prediction kernel (:func:`kernels.training.predict_output`) on dense
+    rows, called through the compiled entry point of its signature
+    (``Dispatcher.get_overload``).
 
     Numba's dispatcher types every argument of every call, and the
     ``Network`` namedtuple is typed by Python code: 0.9 us of a 3.1-us
@@ -286,14 +287,15 @@ class _DenseKernel:
         self.dispatcher = dispatcher
         self._entries = {}
 
-    def __call__(self, X, theta, net, chunk):
+    def __call__(self, X, theta, net, n):
+        # The last argument is an int (rows per chunk, or threads).
         key = (X.dtype, X.ndim, X.flags.num & _TYPE_FLAGS, theta.dtype, theta.ndim,
                theta.flags.num & _TYPE_FLAGS)
         entry = self._entries.get(key)
         if entry is not None:
-            return entry(X, theta, net, chunk)
-        out = self.dispatcher(X, theta, net, chunk)
-        self._entries[key] = self._entry((X, theta, net, chunk))
+            return entry(X, theta, net, n)
+        out = self.dispatcher(X, theta, net, n)
+        self._entries[key] = self._entry((X, theta, net, n))
         return out
 
     def _entry(self, args):
@@ -306,6 +308,16 @@ class _DenseKernel:
 
 
 _predict_dense = _DenseKernel(ktrain.predict_output)
+_predict_units = None
+
+
+def _units_kernel():
+    global _predict_units
+    if _predict_units is None:
+        # Loaded on first use: it is a parallel kernel (see training_threaded).
+        from .kernels.training_threaded import predict_output_units
+        _predict_units = _DenseKernel(predict_output_units)
+    return _predict_units
 
 
 def predict_output(arch, backend, theta, X):
@@ -313,7 +325,9 @@ def predict_output(arch, backend, theta, X):
     dense or sparse.
 
     The compiled backend splits large predictions between threads by the same
-    rule as ``fit`` (all the samples as one batch); the reference runs
+    rule as ``fit`` (all the samples as one batch), and the first layer's
+    units of a one-row prediction when that pays
+    (:func:`~deepnet_fast.threads.units_split`); the reference runs
     :func:`deepnet_fast.reference.forward` (on dense chunks of sparse rows).
     """
     if backend == "reference":
@@ -328,6 +342,10 @@ def predict_output(arch, backend, theta, X):
         return np.concatenate([forward(X[i:i + PREDICT_CHUNK].toarray())
                                for i in range(0, X.shape[0], PREDICT_CHUNK)], axis=1)
     args = (kernel_rows(X), theta, arch.kernel_network, PREDICT_CHUNK)
+    parts = units_split(arch.layer_dims, X.shape[0])
+    if parts > 1 and type(X) is np.ndarray:
+        with parallel_section(parts):
+            return _units_kernel()(*args[:3], parts)
     threads = (None if runs_single(arch.multiply_adds(X.shape[0]))
                else fit_threads(arch.layer_dims, X.shape[0], backend))
     if threads is None or threads.single:

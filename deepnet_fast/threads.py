@@ -167,6 +167,40 @@ def _small(macs):
     return macs < SINGLE_THREAD_BELOW and _requested is None
 
 
+# One-row predictions whose first layer's product is at least this many
+# multiply-adds split its units between two threads
+# (kernels.training_threaded.predict_output_units). predict_proba of one row,
+# float32, us, on a 2-core AMD EPYC (family 26 model 2), the layers after the
+# first as in brackets, units split / one thread: 512-128 (65 k) 8.9 / 5.6,
+# 512-256 (131 k) 7.5 / 8.1, 784-256 (201 k: mnist-medium) 10.8 / 14.0,
+# 784-512 (401 k) 18.3 / 25.4, 1024-512 (524 k) 26.2 / 33.4. A second row
+# already made the split break even on mnist-medium (14.0 / 14.4): one row's
+# product reads every weight once, so it is bound by the cache that holds
+# W[1], and two cores hold half of it each.
+UNITS_SPLIT_ABOVE = 150_000
+# OpenBLAS runs a product of fewer multiply-adds than this on the calling
+# thread (its GEMM_MULTITHREAD_THRESHOLD 4 × 65,536). A thread's share of the
+# units split stays below it, so that no BLAS pool starts inside the kernel's
+# threads (the split then needs no BLAS limit, a 20-us call).
+BLAS_SINGLE_BELOW = 262_144
+
+
+def units_split(layer_dims, rows):
+    """Threads that split the first layer's units in a prediction of ``rows``
+    rows (:func:`~deepnet_fast.kernels.training_threaded.predict_output_units`),
+    or 1: not worth it, or not possible (no hidden layer, one thread
+    available, a core busy with another process)."""
+    if rows != 1 or len(layer_dims) < 3:
+        return 1
+    macs = layer_dims[0] * layer_dims[1]
+    n = _available()
+    if macs < UNITS_SPLIT_ABOVE or n < 2:
+        return 1
+    if _requested is None:
+        n = min(n, free_cores() or n)
+    return n if n > 1 and macs <= BLAS_SINGLE_BELOW * n else 1
+
+
 # Held around parallel kernel calls while the threading layer may be workqueue.
 # Reentrant: fit's validation predict enters again on the same thread.
 _workqueue_lock = threading.RLock()
@@ -190,7 +224,31 @@ def _kernel_blas_is_sequential():
     return library()[0] == "mkl"
 
 
-class fit_threads:
+class parallel_section:
+    """A context around calls of a parallel kernel on ``kernel_threads``
+    threads: under Numba's ``workqueue`` threading layer, which is not
+    thread-safe, it holds a process-wide lock while ``kernel_threads > 1``,
+    so that parallel kernel calls from several Python threads run one after
+    the other."""
+
+    def __init__(self, kernel_threads):
+        self.kernel_threads = kernel_threads
+
+    def __enter__(self):
+        take = self.kernel_threads > 1 and _layer_may_be_workqueue()
+        if take:
+            _workqueue_lock.acquire()
+        _held.__dict__.setdefault("stack", []).append(take)
+        return self
+
+    def __exit__(self, *exc):
+        stack = getattr(_held, "stack", None)
+        if stack and stack.pop():
+            _workqueue_lock.release()
+        return False
+
+
+class fit_threads(parallel_section):
     """Threads for one ``fit``: a context that sets the BLAS pool for its duration.
 
     Below ``SINGLE_THREAD_BELOW`` multiply-adds per batch everything runs on
@@ -198,10 +256,8 @@ class fit_threads:
     Otherwise the compiled backend splits each batch between
     ``kernel_threads`` threads that each call BLAS single-threaded (see
     :mod:`deepnet_fast.kernels.training_threaded`), while the reference
-    backend leaves the threads to BLAS. Under Numba's ``workqueue`` threading
-    layer, which is not thread-safe, the context also holds a process-wide
-    lock while ``kernel_threads > 1``: parallel kernel calls from several
-    Python threads then run one after the other.
+    backend leaves the threads to BLAS. It is a :class:`parallel_section`
+    too.
 
     Parameters
     ----------
@@ -223,19 +279,16 @@ class fit_threads:
             n = min(n, free_cores() or n)
         self.single = small or n == 1
         if backend == "compiled":
-            self.kernel_threads = 1 if self.single else n
+            super().__init__(1 if self.single else n)
             self.blas_threads = 1
         else:
-            self.kernel_threads = 1
+            super().__init__(1)
             self.blas_threads = 1 if small else n
         self._backend = backend
         self._ctx = None
 
     def __enter__(self):
-        take = self.kernel_threads > 1 and _layer_may_be_workqueue()
-        if take:
-            _workqueue_lock.acquire()
-        _held.__dict__.setdefault("stack", []).append(take)
+        super().__enter__()
         try:
             self._limit_blas()
         except BaseException:
@@ -256,7 +309,4 @@ class fit_threads:
         if self._ctx is not None:
             self._ctx.restore_original_limits()
             self._ctx = None
-        stack = getattr(_held, "stack", None)
-        if stack and stack.pop():
-            _workqueue_lock.release()
-        return False
+        return super().__exit__(*exc)
