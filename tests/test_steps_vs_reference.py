@@ -157,6 +157,35 @@ def test_compute_cost_is_finite_for_saturated_outputs(output, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("output", ["sigmoid", "softmax"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_compute_cost_of_a_non_finite_output_is_nan_where_the_target_is_zero(output, bad, dtype):
+    # The kernels skip the log of an entry whose target is 0, but such an
+    # entry must still make the cost NaN when its output is (divergence).
+    AL = np.array([[0.2, 0.7], [0.8, 0.3]], dtype=dtype)
+    Y = np.array([[0.0, 1.0], [1.0, 0.0]], dtype=dtype)
+    assert np.isfinite(C.compute_cost(AL, Y, output))
+    AL[0, 0] = bad                      # Y[0, 0] == 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        assert np.isnan(R.compute_cost(AL, Y, output))
+    assert np.isnan(C.compute_cost(AL, Y, output))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("soft", [False, True])
+def test_cross_entropy_of_soft_targets_matches_reference(soft, dtype, rng):
+    AL = rng.random((4, 9)).astype(dtype) + 0.05
+    AL /= AL.sum(axis=0)
+    Y = np.eye(4, dtype=dtype)[:, rng.integers(0, 4, 9)]
+    if soft:
+        Y = (0.8 * Y + 0.05).astype(dtype)      # no zero entry: every log counts
+    tol = 1e-10 if dtype == np.float64 else 1e-4
+    for output in ("softmax", "sigmoid"):      # costs are float64 whatever the dtype
+        np.testing.assert_allclose(C.compute_cost(AL, Y, output), R.compute_cost(AL, Y, output),
+                                   rtol=tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("optimizer", ["gd", "momentum", "rmsprop", "adam"])
 def test_optimizer_updates_match_reference(optimizer, dtype, rng):
     dims = [4, 3, 2]
