@@ -31,17 +31,10 @@ and the dispatch of an epoch measured the same as with the arrays one by one:
 The parameters ``theta`` and the moments ``v``, ``s`` travel on their own: a
 fit may swap them for a snapshot between epochs.
 
-Where a small network's time goes
----------------------------------
-perf (cpu-clock samples, a digits-small epoch: 64-32-10, batches of 32,
-float32, on a 2-core AMD EPYC family 26 model 2) put 37% of the epoch in
-Numba's ``NRT_incref``/``NRT_decref``: the atomic reference counts of the
-dozens of array views a batch makes (``_matrix``, slices, transposes, named
-tuple fields), about 2.7 us of a 7.4-us batch, against 4.2 us for all its
-leaves (products, activations, loss, update). Views of arrays without a
-memory record skip the count; giving the kernel's arguments such views (an
-intrinsic that clears the record) lost writes made through them in inlined
-code, and was left out.
+Reference counts
+----------------
+:func:`train_epoch` borrows its arguments (:mod:`._borrow`): the views of a
+batch then skip Numba's atomic reference counts, 37% of a digits-small epoch.
 
 Layouts
 -------
@@ -67,6 +60,7 @@ from collections import namedtuple
 import numpy as np
 from numba import njit
 
+from ._borrow import borrow, returns_its_argument
 from ._config import INLINE, JIT
 from ._scalars import cast_like, one_like, zero_like
 from .activations import bias_activation, scale_by_derivative
@@ -146,6 +140,32 @@ hyper : array of the parameters' dtype
 beta1, beta2 : float
     Adam's decay rates, in float64 for the bias corrections.
 """
+
+
+@returns_its_argument
+@njit(**JIT)
+def borrowed_network(net):
+    """``net`` with its arrays borrowed (:func:`._borrow.borrow`)."""
+    return Network(borrow(net.dims), borrow(net.codes), borrow(net.offW), borrow(net.offb),
+                   net.slope)
+
+
+@returns_its_argument
+@njit(**JIT)
+def borrowed_buffers(buf):
+    """``buf`` with its arrays borrowed (:func:`._borrow.borrow`)."""
+    return Buffers(borrow(buf.grad), borrow(buf.acts), borrow(buf.deltas), borrow(buf.Xb),
+                   borrow(buf.Xb_indices), borrow(buf.Xb_indptr), borrow(buf.Yb), borrow(buf.wb),
+                   borrow(buf.batch_costs), borrow(buf.batch_weights), borrow(buf.batch_metrics),
+                   borrow(buf.part_loss), borrow(buf.part_ok))
+
+
+@returns_its_argument
+@njit(**JIT)
+def borrowed_settings(fit):
+    """``fit`` with its array borrowed (:func:`._borrow.borrow`)."""
+    return Settings(fit.loss_code, fit.l2, fit.keep_prob, fit.seed, fit.opt_code,
+                    borrow(fit.hyper), fit.beta1, fit.beta2)
 
 
 @njit(**JIT)
@@ -550,6 +570,18 @@ def train_epoch(X, Y, w, order, batch_size, theta, v, s, t, net, buf, fit):
         -1 when every batch finished with a finite cost and gradient, else the
         index of the batch that did not (its update is not applied).
     """
+    # Every argument borrowed (see ._borrow), one per line: a tuple
+    # unpacking would hide from Numba which argument each one aliases.
+    X = borrow(X)
+    Y = borrow(Y)
+    w = borrow(w)
+    order = borrow(order)
+    theta = borrow(theta)
+    v = borrow(v)
+    s = borrow(s)
+    net = borrowed_network(net)
+    buf = borrowed_buffers(buf)
+    fit = borrowed_settings(fit)
     m = input_rows(X)
     n_batches = (m + batch_size - 1) // batch_size
     for k in range(n_batches):
