@@ -570,9 +570,9 @@ def train_epoch(X, Y, w, order, batch_size, theta, v, s, t, net, buf, fit):
         -1 when every batch finished with a finite cost and gradient, else the
         index of the batch that did not (its update is not applied).
     """
-    # Every argument borrowed (see ._borrow), one per line: a tuple
-    # unpacking would hide from Numba which argument each one aliases.
-    X = borrow(X)
+    # The arguments borrowed (see ._borrow), one per line: a tuple unpacking
+    # would hide from Numba which argument each one aliases. X may be sparse
+    # rows, read only by the gather: left as it is.
     Y = borrow(Y)
     w = borrow(w)
     order = borrow(order)
@@ -608,6 +608,10 @@ def train_epoch(X, Y, w, order, batch_size, theta, v, s, t, net, buf, fit):
 def predict_output(X, theta, net, chunk):
     """A[L] (nL, m) for X (m, n0), dense or sparse rows, in chunks of ``chunk``
     rows to bound memory."""
+    # The parameters borrowed (see ._borrow), not the work arrays allocated
+    # here: a borrowed view would not keep them alive.
+    theta = borrow(theta)
+    net = borrowed_network(net)
     m = input_rows(X)
     dims = net.dims
     L = dims.shape[0] - 1

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from deepnet_fast.kernels._borrow import borrow, returns_its_argument
-from deepnet_fast.kernels.sparse import CSR
 
 Pair = namedtuple("Pair", "a b")
 
@@ -67,14 +66,3 @@ def test_inlined_writes_through_a_borrowed_tuple_are_kept():
     p = Pair(np.zeros(2), np.zeros(3))
     _write_through_a_borrowed_tuple(p, 7.0)
     np.testing.assert_array_equal(p.b, [7.0, 0.0, 0.0])
-
-
-@numba.njit
-def _csr_sum(X):
-    Y = borrow(X)
-    return Y.data.sum(), Y.indices.sum(), Y.indptr[-1]
-
-
-def test_borrowed_csr_rows_hold_the_same_arrays():
-    X = CSR(np.array([1.0, 2.0, 3.0]), np.array([0, 2, 1], np.int32), np.array([0, 2, 3], np.int32))
-    assert _csr_sum(X) == (6.0, 3, 3)
