@@ -57,9 +57,10 @@ def _alias_of_first_argument(lhs, args, alias_map, arg_aliases):
 def returns_its_argument(function):
     """Tell Numba's dead-code elimination that ``function``'s result holds
     the memory of its first argument (see the module docstring); returns it."""
-    name = getattr(function, "__name__", None) or function.py_func.__name__
-    module = getattr(function, "__module__", None) or function.py_func.__module__
-    ir_utils.alias_func_extensions[(name, module)] = _alias_of_first_argument
+    # Numba names a call by the callee's __name__ and __module__ (a
+    # dispatcher and an intrinsic both have them).
+    key = (function.__name__, function.__module__)
+    ir_utils.alias_func_extensions[key] = _alias_of_first_argument
     return function
 
 
