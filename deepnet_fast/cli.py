@@ -154,6 +154,8 @@ def build_parser():
                    help="floating-point types, comma-separated")
     c.add_argument("--threaded", action=argparse.BooleanOptionalAction, default=True,
                    help="also the threaded kernels that large networks use on several cores")
+    c.add_argument("--kind", action="append", choices=compilation.KINDS, default=None,
+                   help="only this kernel (repeat for several; default: all)")
 
     b = sub.add_parser("bench", help="samples/s of each backend on the standard workloads")
     try:
@@ -352,7 +354,7 @@ def main(argv=None):
         if args.command == "train":
             return train(args)
         if args.command == "compile":
-            compilation.compile_ahead(args.dtype, args.threaded)
+            compilation.compile_ahead(args.dtype, args.threaded, kinds=args.kind)
             return 0
         from .bench import run
         return run(args)

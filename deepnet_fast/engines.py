@@ -16,6 +16,7 @@ prediction chunk) at a time, which is all an oracle needs.
 
 import numpy as np
 
+from . import compilation
 from . import params as flat
 from . import reference as R
 from .inputs import batch_nonzeros, is_sparse, kernel_rows
@@ -341,6 +342,7 @@ def predict_output(arch, backend, theta, X):
             return forward(X)
         return np.concatenate([forward(X[i:i + PREDICT_CHUNK].toarray())
                                for i in range(0, X.shape[0], PREDICT_CHUNK)], axis=1)
+    compilation.settle()       # a helper may be compiling the kernel below
     args = (kernel_rows(X), theta, arch.kernel_network, PREDICT_CHUNK)
     parts = units_split(arch.layer_dims, X.shape[0])
     if parts > 1 and type(X) is np.ndarray:

@@ -205,6 +205,7 @@ class TrainingSession:
             self.state.use_optimizer(config.optimizer)
             self.state.settings = config.settings()
             compilation.announce(self)
+            compilation.compile_beside(self)
             runner.open()
             progress = Progress(steps, config.verbose)
             for cb in self.callbacks:

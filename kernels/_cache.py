@@ -14,6 +14,17 @@ stamp every kernel cache with one fingerprint of all the package's sources.
 An edit to any kernel module recompiles every kernel on its next use; an
 unchanged tree loads from the cache as before. The fingerprint is one hash of
 some 3,000 lines, computed once per process.
+
+Two processes may compile the same kernels at once (a fit and the helper that
+compiles its prediction kernel beside it, dask workers on a first run).
+Numba numbers a function's data files in the order their signatures arrive:
+two processes that read the same index pick the same number for two
+different signatures, and the index can end up naming, for one signature,
+the file of the other (numba/numba#10128: the wrong machine code for the
+argument types). :class:`KeyedDataFiles` names each data file of this
+package by a hash of its key instead, and writes it before the index: an
+interleaving can lose an index entry (a later miss, compiled again), never
+pair a key with another key's code.
 """
 
 import hashlib
@@ -22,6 +33,9 @@ import os
 from numba.core import caching
 
 PACKAGE_DIR = os.path.dirname(os.path.realpath(__file__))
+
+# The first item of this package's source stamp, which marks its cache files.
+STAMP = "deepnet_fast.kernels"
 
 _fingerprint = None
 
@@ -59,7 +73,7 @@ class _KernelSources:
         return super().from_function(py_func, py_file)
 
     def get_source_stamp(self):
-        return ("deepnet_fast.kernels", sources_fingerprint())
+        return (STAMP, sources_fingerprint())
 
 
 def _numba_class(*names):
@@ -87,6 +101,21 @@ class UserWideLocator(_KernelSources, _numba_class("UserWideCacheLocator",
 
 LOCATORS = (UserProvidedLocator, InTreeLocator, UserWideLocator)
 
+class KeyedDataFiles(caching.IndexDataCacheFile):
+    """Numba's index and data files, with this package's data files named by
+    their key (see the module's docstring); other files as Numba names them."""
+
+    def save(self, key, data):
+        if not (isinstance(self._source_stamp, tuple) and self._source_stamp[:1] == (STAMP,)):
+            return super().save(key, data)
+        number = int(hashlib.sha256(repr(key).encode()).hexdigest()[:12], 16)
+        name = self._data_name(number)
+        self._save_data(name, data)
+        overloads = self._load_index()
+        if overloads.get(key) != name:
+            overloads[key] = name
+            self._save_index(overloads)
+
 
 def install():
     """Put :data:`LOCATORS` first in Numba's list (once; idempotent). They decline
@@ -96,3 +125,5 @@ def install():
     for cls in reversed(LOCATORS):
         if cls not in classes:
             classes.insert(0, cls)
+    # Numba's Cache creates its files through this module-level name.
+    caching.IndexDataCacheFile = KeyedDataFiles

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -21,3 +23,10 @@ def blas_library(request):
     dn.set_blas(request.param)
     yield request.param
     dn.set_blas(previous)
+
+
+# A first fit with an empty cache starts a helper process that compiles the
+# prediction kernel beside it (compilation.compile_beside): not in the suite,
+# whose tests count compiles; tests/test_compilation.py turns it on where it
+# tests it.
+os.environ.setdefault("DEEPNET_FAST_COMPILE_BESIDE", "0")

@@ -96,6 +96,33 @@ def test_kernel_caches_use_the_package_locators():
         assert cls.from_function(test_kernel_caches_use_the_package_locators, __file__) is None
 
 
+def test_data_files_are_named_by_their_key_so_racing_writers_never_swap_code(tmp_path):
+    from numba.core import caching
+
+    stamp = (_cache.STAMP, "fingerprint")
+    first = caching.IndexDataCacheFile(str(tmp_path), "kernel-123", stamp)
+    assert isinstance(first, _cache.KeyedDataFiles)
+    # Two processes that read the index before either wrote it: Numba would
+    # number both signatures' data file 1.
+    second = caching.IndexDataCacheFile(str(tmp_path), "kernel-123", stamp)
+    stale = second._load_index()
+    first.save(("sig1", "cpu", "code"), "machine code 1")
+    second._load_index = lambda: dict(stale)
+    second.save(("sig2", "cpu", "code"), "machine code 2")
+    reader = caching.IndexDataCacheFile(str(tmp_path), "kernel-123", stamp)
+    # The index lost the first entry (a later miss), never paired it with the
+    # other signature's code.
+    assert reader.load(("sig2", "cpu", "code")) == "machine code 2"
+    assert reader.load(("sig1", "cpu", "code")) in (None, "machine code 1")
+    assert len(list(tmp_path.glob("kernel-123.*.nbc"))) == 2
+    # The same key keeps its file; another library's files keep Numba's names.
+    first.save(("sig2", "cpu", "code"), "machine code 2")
+    assert len(list(tmp_path.glob("kernel-123.*.nbc"))) == 2
+    other = caching.IndexDataCacheFile(str(tmp_path), "other", ("x", 1))
+    other.save(("sig",), "code")
+    assert (tmp_path / "other.1.nbc").exists()
+
+
 # ---------------------------------------------------------------- the notice
 
 def _session(dtype, verbose, layer_dims=(4, 3, 1), batch=16, validation=None):
@@ -160,6 +187,146 @@ def test_compile_command_rejects_unknown_dtypes(capsys):
     from deepnet_fast.cli import main
     assert main(["compile", "--dtype", "float16"]) == 2
     assert "float64 or float32" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- beside
+
+class _FakeHelper:
+    """Stands for the helper process: records how it was started and stopped."""
+    started = []
+
+    def __init__(self, args, env=None, **kwargs):
+        self.args, self.env, self.kwargs = args, env, kwargs
+        self.returncode, self.waited, self.killed = None, [], False
+        _FakeHelper.started.append(self)
+
+    def poll(self):
+        return self.returncode
+
+    def wait(self, timeout=None):
+        self.waited.append(timeout)
+        if self.returncode is None and getattr(self, "hangs", False) and not self.killed:
+            raise subprocess.TimeoutExpired(self.args, timeout)
+        self.returncode = -9 if self.killed else 0
+        return self.returncode
+
+    def kill(self):
+        self.killed = True
+
+
+@pytest.fixture
+def beside(monkeypatch):
+    """compile_beside with every kernel missing, two cores, a fake helper."""
+    _FakeHelper.started = []
+    ready = {}
+    monkeypatch.setenv(compilation.BESIDE_VARIABLE, "1")
+    monkeypatch.setattr(compilation, "is_ready", lambda kind, dtype: ready.get((kind, dtype), False))
+    monkeypatch.setattr(compilation, "_cores", lambda: 2)
+    monkeypatch.setattr(compilation.subprocess, "Popen", _FakeHelper)
+    yield ready
+    compilation._stop_beside()
+
+
+def _fit_session(dtype="float32", rows=100):
+    session = _session(dtype, verbose=0)
+    session.runner.X = np.zeros((rows, 4), dtype=dtype)
+    return session
+
+
+def test_compile_beside_starts_one_helper_for_the_prediction_kernel(beside):
+    helper = compilation.compile_beside(_fit_session("float32"))
+    assert _FakeHelper.started == [helper]
+    assert helper.args == [sys.executable, "-m", "deepnet_fast", "compile", "--dtype", "float32",
+                           "--kind", "prediction"]
+    assert helper.env[compilation.BESIDE_VARIABLE] == "0"      # helpers start no helpers
+    assert helper.kwargs["stdout"] == subprocess.DEVNULL
+    # One at a time.
+    assert compilation.compile_beside(_fit_session("float64")) is None
+    # A prediction waits for it; then the next first fit may start another.
+    compilation.settle()
+    assert helper.waited == [compilation.SETTLE_TIMEOUT] and not helper.killed
+    second = compilation.compile_beside(_fit_session("float64"))
+    assert second.args[-3:] == ["float64", "--kind", "prediction"]
+    # One still running when the process exits is stopped.
+    compilation._stop_beside()
+    assert second.killed
+
+
+def test_compile_beside_stops_a_helper_that_outlasts_the_wait(beside):
+    helper = compilation.compile_beside(_fit_session())
+    helper.hangs = True
+    compilation.settle(timeout=0.01)
+    assert helper.killed and helper.waited == [0.01, None]
+
+
+def test_compile_beside_only_when_it_saves_a_compile(beside, monkeypatch):
+    def starts(session):
+        helper = compilation.compile_beside(session)
+        compilation._stop_beside()
+        return helper is not None
+
+    assert starts(_fit_session())
+    beside[("training", "float32")] = True          # nothing to compile beside
+    assert not starts(_fit_session())
+    beside[("training", "float32")] = False
+    beside[("prediction", "float32")] = True        # nothing for the helper
+    assert not starts(_fit_session())
+    beside[("prediction", "float32")] = None        # cache unreadable
+    assert not starts(_fit_session())
+    del beside[("prediction", "float32")]
+    session = _fit_session()
+    session.runner.backend = "reference"
+    assert not starts(session)
+    session.runner = types.SimpleNamespace(epochs_per_step=1)     # the dask runner
+    assert not starts(session)
+    monkeypatch.setattr(compilation, "_cores", lambda: 1)
+    assert not starts(_fit_session())
+    monkeypatch.setattr(compilation, "_cores", lambda: 2)
+    monkeypatch.setenv(compilation.BESIDE_VARIABLE, "0")
+    assert not starts(_fit_session())
+    monkeypatch.setenv(compilation.BESIDE_VARIABLE, "1")
+    monkeypatch.setattr(compilation, "_cached", lambda: False)   # nothing to share
+    assert not starts(_fit_session())
+    assert len(_FakeHelper.started) == 1
+
+
+def test_compile_command_compiles_only_the_kinds_asked(capsys):
+    from deepnet_fast.cli import main
+    assert main(["compile", "--dtype", "float64", "--kind", "prediction"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    kernels = [line.split()[:2] for line in lines[1:-1]]
+    assert kernels == [["float64", "prediction"]]
+    assert main(["compile", "--kind", "nothing"]) == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+BESIDE_FIT = """
+    import numpy as np
+    import deepnet_fast as dn
+    from deepnet_fast import compilation
+    from deepnet_fast.kernels import training
+
+    X = np.random.default_rng(1).standard_normal((60, 5))
+    net = dn.DeepNet([5, 4, 3], "relu", "softmax", seed=0)
+    net.fit(X, np.argmax(X[:, :3], axis=1), epochs=2, batch_size=20, verbose=0)
+    helper = list(compilation._beside.values())
+    net.predict_proba(X)
+    print(len(helper), helper[0].returncode if helper else None,
+          sum(training.predict_output.stats.cache_hits.values()),
+          sum(training.predict_output.stats.cache_misses.values()))
+"""
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.skipif(compilation._cores() < 2, reason="the helper needs a second core")
+def test_first_fit_gets_its_prediction_kernel_from_the_helper(tmp_path):
+    env = {"NUMBA_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT),
+           compilation.BESIDE_VARIABLE: "1"}
+    out = _run(BESIDE_FIT, env, ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    helpers, code, hits, misses = out.stdout.split()
+    # The helper ran to the end, and the prediction loaded what it compiled.
+    assert (helpers, code, hits, misses) == ("1", "0", "1", "0")
 
 
 # ---------------------------------------------------------------- ahead of time
