@@ -163,6 +163,7 @@ BESIDE_VARIABLE = "DEEPNET_FAST_COMPILE_BESIDE"
 SETTLE_TIMEOUT = 120
 
 _beside = {}           # kernel kind -> the helper process compiling it
+_compiling_ahead = False
 
 
 def compile_beside(session):
@@ -191,8 +192,7 @@ def compile_beside(session):
     runner = session.runner
     if getattr(runner, "backend", None) != "compiled" or not hasattr(runner, "batch"):
         return None
-    if (_beside or os.environ.get(BESIDE_VARIABLE, "1") == "0" or not _cached()
-            or getattr(sys, "frozen", False) or not sys.executable or _cores() < 2):
+    if _beside or _compiling_ahead or not _helpers_pay():
         return None
     dtype = np.dtype(session.arch.dtype).name
     # The prediction most likely next: the fit's own rows, as a score makes.
@@ -227,6 +227,14 @@ def settle(timeout=SETTLE_TIMEOUT):
         except subprocess.TimeoutExpired:
             helper.kill()
             helper.wait()
+
+
+def _helpers_pay():
+    """Whether a helper process can compile beside this one into a shared
+    cache: a second core, a writable cache, a Python to start, and
+    ``DEEPNET_FAST_COMPILE_BESIDE`` not ``0``."""
+    return (os.environ.get(BESIDE_VARIABLE, "1") != "0" and _cached() and _cores() >= 2
+            and bool(sys.executable) and not getattr(sys, "frozen", False))
 
 
 def _cores():
@@ -305,10 +313,14 @@ def compile_ahead(dtypes=DTYPES, threaded=True, out=None, kinds=None):
         Also the threaded kernels (what large networks use on several cores;
         skipped where Numba has a single thread).
     out : file, default sys.stdout
+        Receives one line per kernel: compiled, or loaded from the cache.
     kinds : sequence of str, optional
         Only these kernels (keys of :data:`ESTIMATE_SECONDS`, or
         ``"gradient"``); default all.
-        Receives one line per kernel: compiled, or loaded from the cache.
+
+    With two dtypes or more, the last ones compile in a helper process on
+    another core meanwhile (as :func:`compile_beside` decides whether one
+    pays), and their lines follow the first one's.
 
     Returns
     -------
@@ -316,7 +328,6 @@ def compile_ahead(dtypes=DTYPES, threaded=True, out=None, kinds=None):
     """
     import numba
 
-    from . import threads
     from .kernels import training
 
     out = sys.stdout if out is None else out
@@ -329,12 +340,46 @@ def compile_ahead(dtypes=DTYPES, threaded=True, out=None, kinds=None):
     if threaded and numba.config.NUMBA_NUM_THREADS < 2:
         print("  threaded kernels skipped: Numba has one thread here "
               "(NUMBA_NUM_THREADS=2 compiles them anyway)", file=out, flush=True)
-    done = []
     start = time.perf_counter()
+    dtypes = [np.dtype(dtype).name for dtype in dtypes]
+    helper = None
+    if len(dtypes) > 1 and _helpers_pay():
+        # The dtypes share no compiled function: the last ones compile in a
+        # helper process, on the other core, meanwhile.
+        import concurrent.futures
+        import multiprocessing
+
+        helper = concurrent.futures.ProcessPoolExecutor(
+            1, mp_context=multiprocessing.get_context("spawn"))
+        rest = helper.submit(_compile_quietly, dtypes[1:], threaded, kinds)
+        dtypes = dtypes[:1]
+    global _compiling_ahead
+    previous, _compiling_ahead = _compiling_ahead, True     # its fits start no helper
+    try:
+        done = _compile_dtypes(dtypes, threaded, kinds, out)
+        if helper is not None:
+            more, lines = rest.result()
+            print(lines, end="", file=out, flush=True)
+            done += more
+    finally:
+        _compiling_ahead = previous
+        if helper is not None:
+            helper.shutdown(cancel_futures=True)
+    n = sum(1 for d in done if d[3])
+    print(f"Done in {time.perf_counter() - start:.0f} s: {n} kernel{'s' if n != 1 else ''} "
+          f"compiled, {len(done) - n} already cached.", file=out, flush=True)
+    return done
+
+
+def _compile_dtypes(dtypes, threaded, kinds, out):
+    """The kernels of ``dtypes`` (:func:`compile_ahead`'s loop): one line each
+    on ``out``, and the list it returns."""
+    from . import threads
+
+    done = []
     previous = threads.get_num_threads()
     try:
         for dtype in dtypes:
-            dtype = np.dtype(dtype).name
             for kind, n, run in _steps(dtype, threaded):
                 if kinds is not None and kind not in kinds:
                     continue
@@ -349,10 +394,17 @@ def compile_ahead(dtypes=DTYPES, threaded=True, out=None, kinds=None):
                 print(f"  {dtype}  {kind:<20} {state} in {seconds:.1f} s", file=out, flush=True)
     finally:
         threads.set_num_threads(previous)
-    n = sum(1 for d in done if d[3])
-    print(f"Done in {time.perf_counter() - start:.0f} s: {n} kernel{'s' if n != 1 else ''} "
-          f"compiled, {len(done) - n} already cached.", file=out, flush=True)
     return done
+
+
+def _compile_quietly(dtypes, threaded, kinds):
+    """:func:`_compile_dtypes` in a helper process: its list and its lines."""
+    import io
+
+    global _compiling_ahead
+    _compiling_ahead = True
+    out = io.StringIO()
+    return _compile_dtypes(dtypes, threaded, kinds, out), out.getvalue()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -300,6 +300,25 @@ def test_compile_command_compiles_only_the_kinds_asked(capsys):
     assert "invalid choice" in capsys.readouterr().err
 
 
+@pytest.mark.timeout(900)
+@pytest.mark.skipif(compilation._cores() < 2, reason="the helper needs a second core")
+def test_compile_command_compiles_the_second_dtype_in_a_helper(tmp_path):
+    env = {"NUMBA_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT),
+           compilation.BESIDE_VARIABLE: "1"}
+    out = _run(None, env, ROOT, args=["-m", "deepnet_fast", "compile", "--no-threaded",
+                                      "--kind", "prediction", "--dtype", "float64,float32"])
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = out.stdout.splitlines()
+    assert [line.split()[:3] for line in lines[1:-1]] == [
+        ["float64", "prediction", "compiled"], ["float32", "prediction", "compiled"]]
+    later = _run("""
+        from deepnet_fast import compilation
+        print(compilation.is_ready("prediction", "float64"),
+              compilation.is_ready("prediction", "float32"))
+    """, env, ROOT)
+    assert later.stdout.split() == ["True", "True"], later.stderr[-3000:]
+
+
 BESIDE_FIT = """
     import numpy as np
     import deepnet_fast as dn

@@ -12,8 +12,12 @@ The three starts of issue 17:
 - ``tiny``: ``import deepnet_fast`` and a two-epoch fit of a tiny network,
   to the first prediction.
 
-Each start also records how many functions Numba compiled (the count a
-restructuring of the kernels moves first, and noise-free).
+Each cold start runs twice: as a user meets it (a first fit starts a helper
+process that compiles the prediction kernel on the other core, see
+``deepnet_fast.compilation.compile_beside``), and in one process
+(``DEEPNET_FAST_COMPILE_BESIDE=0``), which also records how many functions
+Numba compiled (the count a restructuring of the kernels moves first, and
+noise-free: with the helper, what each process compiles depends on timing).
 """
 
 import json
@@ -71,10 +75,11 @@ def _child(start):
     return _FIT.replace("{body}", _BODIES[start]).replace("{{", "{").replace("}}", "}")
 
 
-def run_start(start, cache_dir):
+def run_start(start, cache_dir, beside=True):
     """Wall seconds of one fresh process running ``start`` with ``cache_dir`` as
-    Numba's cache, and the number of functions it compiled."""
-    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    Numba's cache (``beside``: with the compile helper), and the number of
+    functions it compiled."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir, DEEPNET_FAST_COMPILE_BESIDE=str(int(beside)))
     began = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", _child(start)], env=env, check=True,
                          capture_output=True, text=True, timeout=900)
@@ -95,6 +100,8 @@ class StartUp(Benchmark):
             with tempfile.TemporaryDirectory(prefix="deepnet_fast_numba_cache_") as cache_dir:
                 times[start] = {"cold": run_start(start, cache_dir),
                                 "warm": run_start(start, cache_dir)}
+            with tempfile.TemporaryDirectory(prefix="deepnet_fast_numba_cache_") as cache_dir:
+                times[start]["alone"] = run_start(start, cache_dir, beside=False)
         return times
 
     def track_cold_cache(self, times, start):
@@ -105,6 +112,14 @@ class StartUp(Benchmark):
     track_cold_cache.unit = "seconds"
     track_cold_cache.pretty_name = "Start-up: seconds to a trained network, empty cache"
 
+    def track_cold_cache_one_process(self, times, start):
+        """The same with every kernel compiled in the one process (no helper)."""
+        return times[start]["alone"]["seconds"]
+
+    track_cold_cache_one_process.unit = "seconds"
+    track_cold_cache_one_process.pretty_name = ("Start-up: seconds to a trained network, empty "
+                                                "cache, one process")
+
     def track_warm_cache(self, times, start):
         """The same with the kernels loaded from the cache the cold run filled
         (target: the fit itself adds at most 0.5 s to the interpreter's start)."""
@@ -114,9 +129,9 @@ class StartUp(Benchmark):
     track_warm_cache.pretty_name = "Start-up: seconds to a trained network, warm cache"
 
     def track_compiled_functions(self, times, start):
-        """Functions Numba compiled in the cold run (Numba's own overloads
-        included): fewer, larger compilation units compile faster."""
-        return times[start]["cold"]["compiles"]
+        """Functions Numba compiled in the cold run in one process (Numba's own
+        overloads included): fewer, larger compilation units compile faster."""
+        return times[start]["alone"]["compiles"]
 
     track_compiled_functions.unit = "functions"
     track_compiled_functions.pretty_name = "Start-up: functions compiled, empty cache"
@@ -127,6 +142,8 @@ if __name__ == "__main__":
     print(f"CPU: {cpu_name()}, {os.cpu_count()} logical cores")
     for start in StartUp.params:
         with tempfile.TemporaryDirectory(prefix="deepnet_fast_numba_cache_") as cache_dir:
+            alone = run_start(start, cache_dir, beside=False)
+        with tempfile.TemporaryDirectory(prefix="deepnet_fast_numba_cache_") as cache_dir:
             cold, warm = run_start(start, cache_dir), run_start(start, cache_dir)
-        print(f"{start:14s} cold {cold['seconds']:6.1f} s ({cold['compiles']} compiled)  "
-              f"warm {warm['seconds']:5.2f} s")
+        print(f"{start:14s} cold {cold['seconds']:6.1f} s, in one process {alone['seconds']:6.1f} s "
+              f"({alone['compiles']} compiled)  warm {warm['seconds']:5.2f} s", flush=True)
