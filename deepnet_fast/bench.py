@@ -686,6 +686,14 @@ def _worker(conn, spec):
             return
 
 
+def _measuring(target, conn, *args):
+    """``target(conn, *args)`` with no compile helper: a helper compiling
+    beside the measured fits would share their cores."""
+    from .compilation import BESIDE_VARIABLE
+    os.environ[BESIDE_VARIABLE] = "0"
+    return target(conn, *args)
+
+
 class WorkerProcess:
     """A measuring worker in a process of its own (``spawn``: no library's
     state or thread pool is inherited) and its pipe: ``target(conn, *args)``
@@ -697,7 +705,7 @@ class WorkerProcess:
         import multiprocessing
         ctx = multiprocessing.get_context("spawn")
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=target, args=(child, *args), daemon=True)
+        self.process = ctx.Process(target=_measuring, args=(target, child, *args), daemon=True)
         self.process.start()
         child.close()
 

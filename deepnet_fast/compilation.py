@@ -21,6 +21,31 @@ a fresh install pays the compile once, later processes load the machine code.
 Whether a kernel is cached is read from its Numba cache index, without
 loading or compiling anything: an entry for the dtype, this CPU and the
 kernel's current code (an edit to any kernel module makes every entry stale).
+
+Where a first fit's compile goes
+--------------------------------
+Measured with Numba's compile events, its per-pass timings and
+``NUMBA_LLVM_PASS_TIMINGS`` on a 2-core AMD EPYC (family 26, a loaded shared
+host), the README's digits command (float64, one thread), seconds exclusive of
+the functions each compiles in turn:
+
+- ``train_epoch`` ~7: typing the inlined glue, Numba's inliner (it deep-copies
+  the callee's IR at every call site, ~2 s), and LLVM 4.3 (function passes 1.5,
+  module passes 1.75, machine code 0.8);
+- its ~55 leaves ~9, none above 1 s (``cost_sum`` 0.9, ``bias_activation``
+  0.8); the glue ``@overload(inline="always")`` functions of ``kernels.sparse``
+  and ``kernels._scalars`` ~1.8 of it: Numba compiles an inlined overload whole
+  to type it;
+- ``predict_output`` ~3.5, now in the helper of :func:`compile_beside`.
+
+Numba links each callee's optimised module into its caller and optimises the
+whole again: 14,000 of the 18,500 lines of ``train_epoch``'s optimised IR are
+its leaves, each optimised and emitted once more per kernel that calls it. The
+threaded epoch pays this twice over: ``run_phase``'s code (9.6 s) is optimised
+in itself, in the ``prange``'s function and in the epoch (whose parfor lowering
+takes 13.4 s), 35-39 s for a first 784-1024-1024-10 float32 fit. Calling the
+leaves through unresolved symbols instead of linking them would avoid it, at
+the price of Numba's cache internals; not done.
 """
 
 import atexit
@@ -178,11 +203,13 @@ def compile_beside(session):
     and it never outlives this process.
 
     Why: Numba compiles one function at a time per process, and a first run
-    needs both kernels. They share their leaves (activations, products), which
-    the helper puts in the cache as well, so this process loads them instead
-    of compiling them. On a 2-core AMD EPYC (family 26, a shared host), the
-    first ``deepnet-fast train --data digits`` took 22.6-25.4 s alone and
-    15.2-18.3 s with the helper (three runs each, alternating).
+    needs both kernels. On a 2-core AMD EPYC (family 26, a shared host), the
+    first ``deepnet-fast train --data digits`` took 25.4-28.2 s in one process
+    and 20.7-23.9 s with the helper (three runs each, alternating): its fit as
+    long either way, its predictions loading the kernel instead of compiling
+    it. (A helper started with the process, ahead of the fit, also puts the
+    leaves both kernels share in the cache first: 15.2-18.3 s against
+    22.6-25.4 s alone; a fit cannot know that early what it will compile.)
 
     Returns
     -------
@@ -220,13 +247,22 @@ def settle(timeout=SETTLE_TIMEOUT):
     """Wait for the helper of :func:`compile_beside`, if one runs: the caller
     is about to run a kernel that the helper may be compiling. A helper still
     running after ``timeout`` seconds is stopped (the caller then compiles)."""
-    while _beside:
-        _, helper = _beside.popitem()
+    while _beside:               # empty on every call but the first few: one test
+        helper = _take_helper()
+        if helper is None:
+            return
         try:
             helper.wait(timeout)
         except subprocess.TimeoutExpired:
             helper.kill()
             helper.wait()
+
+
+def _take_helper():
+    try:
+        return _beside.popitem()[1]
+    except KeyError:             # another thread took the last one
+        return None
 
 
 def _helpers_pay():
@@ -249,8 +285,8 @@ def _stop_beside():
     cache file whole, under a temporary name: a stopped helper leaves none
     half-written)."""
     while _beside:
-        _, helper = _beside.popitem()
-        if helper.poll() is None:
+        helper = _take_helper()
+        if helper is not None and helper.poll() is None:
             helper.kill()
             helper.wait()
 
