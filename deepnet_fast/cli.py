@@ -206,19 +206,24 @@ def _plot(history, path):
 # ---------------------------------------------------------------- train
 
 def train(args):
-    from sklearn.model_selection import train_test_split
-    from sklearn.preprocessing import StandardScaler
-
-    from .datasets import load_dataset
-    from .exceptions import DivergenceError
-    from .network import DeepNet
-
     if args.save:
         _check_output(args.save, "--save")
     if args.plot:
         _check_plot(args.plot)
         if args.save and os.path.abspath(args.save) == os.path.abspath(args.plot):
             raise CommandLineError("--save and --plot name the same file")
+    if args.backend == "compiled":
+        # Before scikit-learn and the data load: the earlier the helper
+        # starts, the more of the kernels it compiles before this process
+        # needs them.
+        compilation.start_helper("prediction", args.dtype)
+
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    from .datasets import load_dataset
+    from .exceptions import DivergenceError
+    from .network import DeepNet
 
     X, y, task = load_dataset(args.data, args.target_column)
     if task == "classification" and len(np.unique(y)) < 2:

@@ -290,6 +290,29 @@ def test_compile_beside_only_when_it_saves_a_compile(beside, monkeypatch):
     assert len(_FakeHelper.started) == 1
 
 
+def test_cli_train_starts_the_helper_before_it_loads_the_data(beside, monkeypatch, capsys):
+    from deepnet_fast import datasets
+    from deepnet_fast.cli import main
+
+    load = datasets.load_dataset
+
+    def loading(*args, **kwargs):
+        assert len(_FakeHelper.started) == 1         # already started
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(datasets, "load_dataset", loading)
+    assert main(["train", "--data", "iris", "--epochs", "1", "--quiet", "--dtype", "float32"]) == 0
+    [helper] = _FakeHelper.started                   # the fit started no second one
+    assert helper.args[-3:] == ["float32", "--kind", "prediction"]
+    assert helper.waited                             # the score waited for it
+    monkeypatch.setattr(datasets, "load_dataset", load)
+    _FakeHelper.started = []
+    assert main(["train", "--data", "iris", "--epochs", "1", "--quiet",
+                 "--backend", "reference"]) == 0
+    assert _FakeHelper.started == []
+    capsys.readouterr()
+
+
 def test_compile_command_compiles_only_the_kinds_asked(capsys):
     from deepnet_fast.cli import main
     assert main(["compile", "--dtype", "float64", "--kind", "prediction"]) == 0
