@@ -151,15 +151,17 @@ def _cached():
     return JIT["cache"]
 
 
-def notice(kinds, dtype):
-    """The line that says a fit is about to compile the kernels ``kinds``."""
+def notice(kinds, dtype, beside=()):
+    """The line that says a fit is about to compile the kernels ``kinds``
+    (and that a helper process compiles the kernels ``beside`` meanwhile)."""
     what = " and ".join(kinds)
     plural = "s" if len(kinds) > 1 else ""
     seconds = sum(ESTIMATE_SECONDS[k] for k in kinds)
     once = ("once: later runs load it from Numba's cache" if _cached()
             else "no writable cache: every process compiles it again")
+    helper = "".join(f"; the {k} kernel in a helper process beside it" for k in beside)
     return (f"deepnet_fast: compiling the {dtype} {what} kernel{plural} for this machine "
-            f"({once}; about {seconds} s)...")
+            f"({once}; about {seconds} s{helper})...")
 
 
 def announce(session):
@@ -176,7 +178,8 @@ def announce(session):
     missing = [k for k in fit_kernels(session.arch, runner.batch, n_validation)
                if is_ready(k, dtype) is False]
     if missing:
-        print(notice(missing, dtype), file=sys.stderr, flush=True)
+        beside = [k for k in _beside if k not in missing]
+        print(notice(missing, dtype, beside), file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------- beside

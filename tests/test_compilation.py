@@ -139,6 +139,8 @@ def test_notice_says_what_compiles_once_and_how_long():
                + compilation.ESTIMATE_SECONDS["prediction"])
     assert "once" in line and f"about {seconds} s" in line
     assert "\n" not in line
+    line = compilation.notice(["training"], "float64", beside=["prediction"])
+    assert line.endswith("s; the prediction kernel in a helper process beside it)...")
 
 
 def test_announce_speaks_only_when_a_kernel_will_compile(monkeypatch, capsys):
@@ -305,6 +307,7 @@ def test_cli_train_starts_the_helper_before_it_loads_the_data(beside, monkeypatc
     [helper] = _FakeHelper.started                   # the fit started no second one
     assert helper.args[-3:] == ["float32", "--kind", "prediction"]
     assert helper.waited                             # the score waited for it
+    assert "the prediction kernel in a helper process beside it" in capsys.readouterr().err
     monkeypatch.setattr(datasets, "load_dataset", load)
     _FakeHelper.started = []
     assert main(["train", "--data", "iris", "--epochs", "1", "--quiet",
