@@ -205,7 +205,7 @@ def input_weight_gradient(one, dZ, Xk, c0, c1, dW):
     """dW = dZ Xk[:, c0:c1] for the first layer (dW the matching block).
 
     CSR input is only ever split by rows of dW (``c0, c1 = 0, n0``): see
-    :func:`.training.backward_share`.
+    :func:`.training.weight_gradient_share`.
     """
 
 

@@ -12,8 +12,13 @@ the forward pass (:func:`rows_first`), a block of the samples in the output
 layer (softmax needs whole columns), a block of each layer's dW and db (one
 product over the whole batch) and a block of each dZ[l-1]. No share writes what
 another reads in the same phase, so the phases need no locks, only a barrier
-between them. Here ``parts`` is None: one share of everything, decided when
-compiling (see :func:`hidden_forward_share`).
+between them. Here one thread takes everything: the functions that only split
+(``hidden_forward_share``, ``output_share``, ``delta_share``) have a whole-batch
+twin (``hidden_layer``, ``output_layer``, ``layer_delta``) that computes the
+same operands and calls the same block function. A ``parts is None`` branch
+would do it with one function, but Numba inlines every branch before it
+prunes the dead ones: the split branches then cost the one-thread kernels
+~0.6 s of compile (and the prediction kernel ~0.4 s) for code they never run.
 
 Arguments
 ---------
@@ -240,10 +245,21 @@ def layer_forward(A, W, A_prev, b, code, slope, key, keep_prob, row0, col0, widt
 
 
 @njit(**INLINE)
+def hidden_layer(l, A_prev, theta, net, acts, keep_prob, seed, step):
+    """Hidden layer l's A[l] = g(W[l] A[l-1] + b[l]) whole, on one thread, with
+    the dropout masks of optimizer step ``step`` when ``keep_prob < 1``."""
+    dims = net.dims
+    n, mb = dims[l], n_columns(A_prev)
+    zero = np.int64(0)
+    layer_forward(activation(l, dims, acts, mb), _matrix(theta, net.offW[l - 1], n, dims[l - 1]),
+                  A_prev, _column(theta, net.offb[l - 1], n), net.codes[l - 1], net.slope,
+                  layer_key(seed, step, l), keep_prob, zero, zero, mb)
+
+
+@njit(**INLINE)
 def hidden_forward_share(l, p, parts, A_prev, theta, net, acts, keep_prob, seed, step):
-    """Share p of hidden layer l's A[l] = g(W[l] A[l-1] + b[l]): a block of
-    rows or of samples (:func:`rows_first`), with the dropout masks of
-    optimizer step ``step`` when ``keep_prob < 1``."""
+    """Share p of ``parts`` (threads) of :func:`hidden_layer`: a block of rows
+    or of samples (:func:`rows_first`)."""
     dims = net.dims
     n, mb = dims[l], n_columns(A_prev)
     A = activation(l, dims, acts, mb)
@@ -251,15 +267,9 @@ def hidden_forward_share(l, p, parts, A_prev, theta, net, acts, keep_prob, seed,
     b = _column(theta, net.offb[l - 1], n)
     code = net.codes[l - 1]
     key = layer_key(seed, step, l)
-    # Three calls, not one on a block picked by the branch: a block of rows
-    # keeps the C-contiguous type the vectorised loops need. ``parts is None``
-    # (one thread) is decided when compiling: the split branches, with their
-    # own copies of every function below (seconds of compile each), exist only
-    # in the threaded epoch.
-    if parts is None:
-        layer_forward(A, W, A_prev, b, code, net.slope, key, keep_prob, np.int64(0), np.int64(0),
-                      mb)
-    elif rows_first(n, mb, parts):
+    # Two calls, not one on a block picked by the branch: a block of rows
+    # keeps the C-contiguous type the vectorised loops need.
+    if rows_first(n, mb, parts):
         r0, r1 = share(p, parts, n)
         layer_forward(A[r0:r1], W[r0:r1], A_prev, b[r0:r1], code, net.slope, key, keep_prob,
                       r0, np.int64(0), mb)
@@ -277,12 +287,10 @@ def hidden_forward(Xk, theta, net, acts, keep_prob, seed, step):
     # Layer 1 apart: its input Xkᵀ may be sparse, of another type than A[l].
     # Indices as int64 values, not literals: a literal argument compiles a
     # specialisation of its own (132 compiles for a first fit instead of ~80).
-    first = np.int64(0)
-    hidden_forward_share(np.int64(1), first, None, input_T(Xk), theta, net, acts, keep_prob,
-                         seed, step)
+    hidden_layer(np.int64(1), input_T(Xk), theta, net, acts, keep_prob, seed, step)
     for l in range(2, net.dims.shape[0] - 1):
         A_prev = strided(activation(l - 1, net.dims, acts, mb))
-        hidden_forward_share(l, first, None, A_prev, theta, net, acts, keep_prob, seed, step)
+        hidden_layer(l, A_prev, theta, net, acts, keep_prob, seed, step)
     return strided(activation(net.dims.shape[0] - 2, net.dims, acts, mb))
 
 
@@ -369,10 +377,22 @@ def output_block(A, W, A_prev, b, Y, w, code, slope, loss_code, scale):
 
 
 @njit(**INLINE)
+def output_layer(A_prev, Yk, wk, theta, net, acts, loss_code, denom):
+    """The output layer of a whole batch on one thread: returns its loss and
+    metric sums and leaves dZ[L]/denom in place of A[L]."""
+    dims = net.dims
+    L = dims.shape[0] - 1
+    slope = net.slope
+    return output_block(activation(L, dims, acts, Yk.shape[0]),
+                        _matrix(theta, net.offW[L - 1], dims[L], dims[L - 1]), A_prev,
+                        _column(theta, net.offb[L - 1], dims[L]), Yk.T, wk, net.codes[L - 1],
+                        slope, loss_code, cast_like(1.0 / denom, slope))
+
+
+@njit(**INLINE)
 def output_share(p, parts, A_prev, Yk, wk, theta, net, acts, loss_code, denom):
-    """Share p's samples of the output layer (split by samples: softmax needs
-    whole columns); returns their loss and metric sums and leaves dZ[L]/denom
-    in place of A[L]."""
+    """Share p of ``parts`` (threads) of :func:`output_layer`: a block of the
+    samples (softmax needs whole columns)."""
     dims = net.dims
     L = dims.shape[0] - 1
     mb = Yk.shape[0]
@@ -381,8 +401,6 @@ def output_share(p, parts, A_prev, Yk, wk, theta, net, acts, loss_code, denom):
     b = _column(theta, net.offb[L - 1], dims[L])
     code, slope = net.codes[L - 1], net.slope
     scale = cast_like(1.0 / denom, slope)
-    if parts is None:
-        return output_block(A, W, A_prev, b, Yk.T, wk, code, slope, loss_code, scale)
     lo, hi = share(p, parts, mb)
     w_share = wk[lo:hi] if wk.shape[0] > 0 else wk
     return output_block(A[:, lo:hi], W, column_block(A_prev, lo, hi), b, Yk[lo:hi].T, w_share,
@@ -405,15 +423,15 @@ def delta_block(dA, Wt, dZ, A_prev, code, slope, key, keep_prob, row0, col0, wid
 
 
 @njit(**INLINE)
-def backward_share(l, p, parts, Xk, theta, net, buf, keep_prob, seed, step):
-    """Layer l's (1-based) backward step for share p of the batch ``Xk``.
+def weight_gradient_share(l, p, parts, Xk, net, buf):
+    """Share p of layer l's (1-based) dW[l] and db[l] for the batch ``Xk``
+    (``parts`` None: all of them, on one thread).
 
-    Writes a block of dW[l] (rows, or columns where the layer has more inputs
-    than units: the thread then reads 1/parts of the larger operand; rows
-    always for sparse X, whose columns are not contiguous), rows
-    ``share(p, parts, n[l])`` of db[l] and, for l > 1, a block of dZ[l-1] =
-    W[l]ᵀ dZ[l] · g'(Z[l-1]) (rows or samples, see :func:`rows_first`). Every
-    product of dW spans the whole batch as its inner dimension.
+    A block of dW[l]'s rows, or of its columns where the layer has more
+    inputs than units (the thread then reads 1/parts of the larger operand;
+    rows always for sparse X, whose columns are not contiguous), and rows
+    ``share(p, parts, n[l])`` of db[l]. Every product spans the whole batch as
+    its inner dimension.
     """
     dims, acts, slope = net.dims, buf.acts, net.slope
     one = one_like(slope)
@@ -433,17 +451,32 @@ def backward_share(l, p, parts, Xk, theta, net, buf, keep_prob, seed, step):
         gemm(one, dZ[r0:r1], activation(l - 1, dims, acts, mb)[c0:c1].T, zero, dW[r0:r1, c0:c1])
     b0, b1 = share(p, parts, n)
     row_sums(dZ[b0:b1], one, _column(buf.grad, net.offb[l - 1], n)[b0:b1])
-    if l == 1:
-        return       # nobody needs dA[0]
+
+
+@njit(**INLINE)
+def layer_delta(l, theta, net, buf, mb, keep_prob, seed, step):
+    """dZ[l-1] = W[l]ᵀ dZ[l] · g'(Z[l-1]) of a whole batch on one thread (l > 1)."""
+    dims, acts = net.dims, buf.acts
+    delta_block(delta(l - 1, dims, acts, buf.deltas, mb),
+                _matrix(theta, net.offW[l - 1], dims[l], dims[l - 1]).T,
+                delta(l, dims, acts, buf.deltas, mb), activation(l - 1, dims, acts, mb),
+                net.codes[l - 2], net.slope, layer_key(seed, step, l - 1), keep_prob,
+                np.int64(0), np.int64(0), mb)
+
+
+@njit(**INLINE)
+def delta_share(l, p, parts, theta, net, buf, mb, keep_prob, seed, step):
+    """Share p of ``parts`` (threads) of :func:`layer_delta`: a block of rows
+    or of samples (see :func:`rows_first`)."""
+    dims, acts, slope = net.dims, buf.acts, net.slope
+    n, n_prev = dims[l], dims[l - 1]
+    dZ = delta(l, dims, acts, buf.deltas, mb)
     W = _matrix(theta, net.offW[l - 1], n, n_prev)
     dA = delta(l - 1, dims, acts, buf.deltas, mb)
     A_prev = activation(l - 1, dims, acts, mb)
     code = net.codes[l - 2]
     key = layer_key(seed, step, l - 1)
-    if parts is None:
-        delta_block(dA, W.T, dZ, A_prev, code, slope, key, keep_prob, np.int64(0), np.int64(0),
-                    mb)
-    elif rows_first(n_prev, mb, parts):
+    if rows_first(n_prev, mb, parts):
         s0, s1 = share(p, parts, n_prev)
         delta_block(dA[s0:s1], W[:, s0:s1].T, dZ, A_prev[s0:s1], code, slope, key, keep_prob,
                     s0, np.int64(0), mb)
@@ -526,14 +559,16 @@ def batch_gradient(Xk, Yk, wk, denom, theta, net, buf, fit, step):
     (empty: none), and its gradient (into ``buf.grad``), on one thread."""
     first = np.int64(0)
     if net.dims.shape[0] == 2:
-        loss, metric = output_share(first, None, input_T(Xk), Yk, wk, theta, net, buf.acts,
-                                    fit.loss_code, denom)
+        loss, metric = output_layer(input_T(Xk), Yk, wk, theta, net, buf.acts, fit.loss_code,
+                                    denom)
     else:
         A_prev = hidden_forward(Xk, theta, net, buf.acts, fit.keep_prob, fit.seed, step)
-        loss, metric = output_share(first, None, A_prev, Yk, wk, theta, net, buf.acts,
-                                    fit.loss_code, denom)
+        loss, metric = output_layer(A_prev, Yk, wk, theta, net, buf.acts, fit.loss_code, denom)
+    mb = input_rows(Xk)
     for l in range(net.dims.shape[0] - 1, 0, -1):
-        backward_share(l, first, None, Xk, theta, net, buf, fit.keep_prob, fit.seed, step)
+        weight_gradient_share(l, first, None, Xk, net, buf)
+        if l > 1:       # nobody needs dA[0]
+            layer_delta(l, theta, net, buf, mb, fit.keep_prob, fit.seed, step)
     c = cast_like(fit.l2 / denom, net.slope)
     squares = regularise_share(first, None, theta, buf.grad, net.dims, net.offW, c)
     cost = batch_cost(loss, squares, denom, fit.l2)

@@ -33,13 +33,14 @@ from .sparse import input_batch, input_rows, input_T, row_block, strided
 from .training import (
     activation,
     all_finite,
-    backward_share,
     batch_cost,
     batch_rows,
     batch_weight_rows,
     begin_batch,
+    delta_share,
     gather_share,
     hidden_forward_share,
+    hidden_layer,
     output_forward,
     output_share,
     predict_output,
@@ -47,6 +48,7 @@ from .training import (
     set_bias_correction,
     share,
     update_share,
+    weight_gradient_share,
 )
 
 JIT_PARALLEL = dict(JIT, parallel=True)
@@ -88,7 +90,9 @@ def run_phase(phase, l, p, parts, X, Y, w, order, start, mb, denom, theta, v, s,
                 p, parts, strided(activation(l - 1, net.dims, buf.acts, mb)), Yk, wk, theta, net,
                 buf.acts, fit.loss_code, denom)
     elif phase == BACKWARD:
-        backward_share(l, p, parts, Xk, theta, net, buf, fit.keep_prob, fit.seed, step)
+        weight_gradient_share(l, p, parts, Xk, net, buf)
+        if l > 1:       # nobody needs dA[0]
+            delta_share(l, p, parts, theta, net, buf, mb, fit.keep_prob, fit.seed, step)
     elif phase == REGULARISE:
         grad = buf.grad
         c = cast_like(fit.l2 / denom, net.slope)
@@ -195,8 +199,8 @@ def predict_output_units(X, theta, net, parts):
         hidden_forward_share(np.int64(1), np.int64(p), parts, XT, theta, net, acts, no_dropout,
                              first, first)
     for l in range(2, L):
-        hidden_forward_share(l, first, None, strided(activation(l - 1, dims, acts, m)), theta,
-                             net, acts, no_dropout, first, first)
+        hidden_layer(l, strided(activation(l - 1, dims, acts, m)), theta, net, acts, no_dropout,
+                     first, first)
     AL = output_forward(strided(activation(L - 1, dims, acts, m)), theta, net, acts)
     out = np.empty((dims[L], m), dtype=theta.dtype)
     for i in range(AL.shape[0]):
