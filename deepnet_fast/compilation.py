@@ -38,6 +38,9 @@ the functions each compiles in turn:
   to type it;
 - ``predict_output`` ~3.5, now in the helper of :func:`compile_beside`.
 
+(Since then the one-thread kernels stopped inlining the thread-split code, 2 s
+less for the whole command; see ``kernels/training.py``.)
+
 Numba links each callee's optimised module into its caller and optimises the
 whole again: 14,000 of the 18,500 lines of ``train_epoch``'s optimised IR are
 its leaves, each optimised and emitted once more per kernel that calls it. The
