@@ -594,10 +594,8 @@ def _check_args(args):
 
 
 def _default_threads():
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not on Linux
-        return os.cpu_count() or 1
+    from .threads import usable_cores
+    return usable_cores()
 
 
 def _load_average():

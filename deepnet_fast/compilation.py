@@ -224,7 +224,7 @@ def compile_beside(session):
     runner = session.runner
     if getattr(runner, "backend", None) != "compiled" or not hasattr(runner, "batch"):
         return None
-    if _beside or _compiling_ahead or not _helpers_pay():
+    if not _may_start_helper():      # before the cache reads below
         return None
     dtype = np.dtype(session.arch.dtype).name
     # The prediction most likely next: the fit's own rows, as a score makes.
@@ -252,7 +252,7 @@ def start_helper(kind, dtype):
     subprocess.Popen or None
         The helper, or None when none was started.
     """
-    if _beside or _compiling_ahead or not _helpers_pay():
+    if not _may_start_helper():
         return None
     dtype = np.dtype(dtype).name
     if is_ready(kind, dtype) is not False:
@@ -300,14 +300,15 @@ def _helpers_pay():
     """Whether a helper process can compile beside this one into a shared
     cache: a second core, a writable cache, a Python to start, and
     ``DEEPNET_FAST_COMPILE_BESIDE`` not ``0``."""
-    return (os.environ.get(BESIDE_VARIABLE, "1") != "0" and _cached() and _cores() >= 2
+    from .threads import usable_cores
+
+    return (os.environ.get(BESIDE_VARIABLE, "1") != "0" and _cached() and usable_cores() >= 2
             and bool(sys.executable) and not getattr(sys, "frozen", False))
 
 
-def _cores():
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+def _may_start_helper():
+    """No helper runs already, none is compiling ahead, and helpers pay."""
+    return not _beside and not _compiling_ahead and _helpers_pay()
 
 
 @atexit.register

@@ -114,6 +114,13 @@ FREE_CORES_TTL = 0.5
 _free_cores_seen = [float("-inf"), None]      # (time.monotonic(), answer)
 
 
+def usable_cores():
+    """The CPUs this process may run on (its affinity where the OS tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def free_cores(samples=3, interval=0.0005):
     """Cores this process may use that no other process is keeping busy now.
 
@@ -136,7 +143,7 @@ def free_cores(samples=3, interval=0.0005):
     seen, answer = _free_cores_seen
     if time.monotonic() - seen < FREE_CORES_TTL:
         return answer
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = usable_cores()
     others = None
     for i in range(samples):
         if i:

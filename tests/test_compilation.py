@@ -16,7 +16,7 @@ import types
 import numpy as np
 import pytest
 
-from deepnet_fast import compilation
+from deepnet_fast import compilation, threads
 from deepnet_fast.kernels import _cache
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -223,7 +223,7 @@ def beside(monkeypatch):
     ready = {}
     monkeypatch.setenv(compilation.BESIDE_VARIABLE, "1")
     monkeypatch.setattr(compilation, "is_ready", lambda kind, dtype: ready.get((kind, dtype), False))
-    monkeypatch.setattr(compilation, "_cores", lambda: 2)
+    monkeypatch.setattr(threads, "usable_cores", lambda: 2)
     monkeypatch.setattr(compilation.subprocess, "Popen", _FakeHelper)
     yield ready
     compilation._stop_beside()
@@ -281,9 +281,9 @@ def test_compile_beside_only_when_it_saves_a_compile(beside, monkeypatch):
     assert not starts(session)
     session.runner = types.SimpleNamespace(epochs_per_step=1)     # the dask runner
     assert not starts(session)
-    monkeypatch.setattr(compilation, "_cores", lambda: 1)
+    monkeypatch.setattr(threads, "usable_cores", lambda: 1)
     assert not starts(_fit_session())
-    monkeypatch.setattr(compilation, "_cores", lambda: 2)
+    monkeypatch.setattr(threads, "usable_cores", lambda: 2)
     monkeypatch.setenv(compilation.BESIDE_VARIABLE, "0")
     assert not starts(_fit_session())
     monkeypatch.setenv(compilation.BESIDE_VARIABLE, "1")
@@ -327,7 +327,7 @@ def test_compile_command_compiles_only_the_kinds_asked(capsys):
 
 
 @pytest.mark.timeout(900)
-@pytest.mark.skipif(compilation._cores() < 2, reason="the helper needs a second core")
+@pytest.mark.skipif(threads.usable_cores() < 2, reason="the helper needs a second core")
 def test_compile_command_compiles_the_second_dtype_in_a_helper(tmp_path):
     env = {"NUMBA_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT),
            compilation.BESIDE_VARIABLE: "1"}
@@ -363,7 +363,7 @@ BESIDE_FIT = """
 
 
 @pytest.mark.timeout(900)
-@pytest.mark.skipif(compilation._cores() < 2, reason="the helper needs a second core")
+@pytest.mark.skipif(threads.usable_cores() < 2, reason="the helper needs a second core")
 def test_first_fit_gets_its_prediction_kernel_from_the_helper(tmp_path):
     env = {"NUMBA_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT),
            compilation.BESIDE_VARIABLE: "1"}
