@@ -17,16 +17,24 @@ latency does not depend on the weights' values) on the same rows:
   weights, called under ``torch.inference_mode()`` on ``torch.from_numpy(X)``,
   returning ``.numpy()``.
 
+Every case runs at two paces: ``back-to-back`` calls (a batch job, a
+benchmark loop), and calls ``GAP_SECONDS`` apart, as a service meets its
+requests. The second is the one a user waits for: between its calls a thread
+pool goes to sleep and the weights leave the caches, so it costs up to tens
+of times more, and the ranking of implementations can change (a second
+thread that pays in a stream of calls costs its wake-up after a pause).
+
 Each implementation runs in a process of its own (``spawn``), on its
 library's default threads; the parent asks them in turn for one measurement
 of each case, round after round, with a pause before each measurement (thread
 pools spin after their last task, see :mod:`deepnet_fast.bench`), so that the
 load of other processes falls on every implementation alike. A measurement
 is the median of a few timeit samples of back-to-back calls (garbage
-collection off); the report gives the median over rounds, and ratios as the
+collection off), or of ``PACED_CALLS`` single calls each ``GAP_SECONDS``
+after the last; the report gives the median over rounds, and ratios as the
 median over rounds of the two implementations' times in that round.
 
-``overhead`` is the compiled ``predict_proba`` time minus that of the bare
+``overhead`` (back-to-back only) is the compiled ``predict_proba`` time minus that of the bare
 prediction kernel (the compiled entry point of
 :func:`deepnet_fast.kernels.training.predict_output`, past Numba's
 dispatcher, and the transposed copy) on the same rows in the same round: the
@@ -51,12 +59,17 @@ import numpy as np
 
 from .bench import WorkerProcess
 
-__all__ = ["NETWORKS", "SAMPLES", "IMPLEMENTATIONS", "PEERS", "EXTRA", "implementation_unavailable",
-           "make_predictor", "latency_rows", "seconds_per_call", "measure", "format_report",
+__all__ = ["NETWORKS", "SAMPLES", "GAPS", "GAP_SECONDS", "IMPLEMENTATIONS", "PEERS", "EXTRA", "implementation_unavailable",
+           "make_predictor", "latency_rows", "seconds_per_call", "seconds_per_paced_call", "measure", "format_report",
            "main"]
 
 NETWORKS = ("digits-small", "mnist-medium")
 SAMPLES = (1, 32)
+# Seconds between the calls of a paced measurement: a service's requests.
+GAP_SECONDS = 0.01
+PACED_CALLS = 11
+# The paces: 0.0 back to back, GAP_SECONDS apart.
+GAPS = (0.0, GAP_SECONDS)
 IMPLEMENTATIONS = ("compiled", "onnxruntime", "torch")
 PEERS = ("onnxruntime", "torch")
 # Also in the script's table: where the time goes, not a user's default.
@@ -193,19 +206,32 @@ def seconds_per_call(fn, sample_time=0.002, samples=7, number=None):
     return statistics.median(timer.repeat(repeat=samples, number=number)) / number, number
 
 
-def _cases(networks, samples):
-    return [(w, n) for w in networks for n in samples]
+def seconds_per_paced_call(fn, gap=GAP_SECONDS, calls=PACED_CALLS):
+    """The median of ``calls`` single calls of ``fn``, each ``gap`` seconds
+    after the previous one ended."""
+    times = []
+    for _ in range(calls):
+        time.sleep(gap)
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _cases(networks, samples, gaps=GAPS):
+    return [(w, n, g) for w in networks for n in samples for g in gaps]
 
 
 def _worker(conn, implementation, networks, samples):
     """One implementation's predictors in a process of their own: check them
     against the reference backend, calibrate, report ``("ready",)``, then
-    answer every case ``(network, n)`` with ``("seconds", {label: s})`` until
-    None (the compiled implementation also times the bare kernel)."""
+    answer every case ``(network, n, gap)`` with ``("seconds", {label: s})``
+    until None (the compiled implementation also times the bare kernel,
+    back to back)."""
     try:
         labels = [implementation] + (["kernel"] if implementation == "compiled" else [])
         timed = {}
-        for workload, n in _cases(networks, samples):
+        for workload, n, _ in _cases(networks, samples, (0.0,)):
             X = latency_rows(workload, n)
             expected = make_network(workload, backend="reference").predict_proba(X)
             for label in labels:
@@ -221,23 +247,25 @@ def _worker(conn, implementation, networks, samples):
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         return
     while (case := conn.recv()) is not None:
-        workload, n = case
+        workload, n, gap = case
         out = {}
-        for label in labels:
+        for label in labels if gap == 0 else labels[:1]:
             predict, X, number = timed[(workload, n, label)]
-            out[label] = seconds_per_call(lambda: predict(X), number=number)[0]
+            out[label] = (seconds_per_call(lambda: predict(X), number=number)[0] if gap == 0
+                          else seconds_per_paced_call(lambda: predict(X), gap))
         conn.send(("seconds", out))
 
 
 def measure(implementations=IMPLEMENTATIONS, networks=NETWORKS, samples=SAMPLES, rounds=21,
-            pause=_PAUSE_SECONDS, progress=None):
+            pause=_PAUSE_SECONDS, progress=None, gaps=GAPS):
     """Latency of every case, each implementation in its own process.
 
     Returns
     -------
     dict
-        ``seconds[(implementation, network, n)]``: seconds per call of every
-        round (``"kernel"`` too: the compiled implementation's bare kernel);
+        ``seconds[(implementation, network, n, gap)]``: seconds per call of
+        every round, ``gap`` 0.0 for back-to-back calls (``"kernel"`` too,
+        back to back: the compiled implementation's bare kernel);
         ``skipped``: ``{implementation: reason}``; ``errors`` likewise.
     """
     result = {"seconds": {}, "skipped": {}, "errors": {}, "rounds": rounds}
@@ -255,7 +283,7 @@ def measure(implementations=IMPLEMENTATIONS, networks=NETWORKS, samples=SAMPLES,
             else:
                 result["errors"][name] = reply[1]
                 worker.close()
-        cases = _cases(networks, samples)
+        cases = _cases(networks, samples, gaps)
         for r in range(rounds):
             order = list(workers.items())
             if r % 2:
@@ -279,17 +307,17 @@ def measure(implementations=IMPLEMENTATIONS, networks=NETWORKS, samples=SAMPLES,
     return result
 
 
-def median_seconds(result, implementation, network, n):
+def median_seconds(result, implementation, network, n, gap=0.0):
     """Median over rounds of one implementation's seconds per call, or None."""
-    secs = result["seconds"].get((implementation, network, n))
+    secs = result["seconds"].get((implementation, network, n, gap))
     return statistics.median(secs) if secs else None
 
 
-def median_ratio(result, implementation, other, network, n):
+def median_ratio(result, implementation, other, network, n, gap=0.0):
     """Median over rounds of ``implementation``'s time over ``other``'s in
     the same round, or None."""
-    a = result["seconds"].get((implementation, network, n))
-    b = result["seconds"].get((other, network, n))
+    a = result["seconds"].get((implementation, network, n, gap))
+    b = result["seconds"].get((other, network, n, gap))
     if not a or not b:
         return None
     return statistics.median(x / y for x, y in zip(a, b))
@@ -299,21 +327,21 @@ def format_report(result):
     """The table: microseconds per call, overhead, and our time over each peer's."""
     present = [i for i in _ORDER if any(k[0] == i for k in result["seconds"])]
     peers = [p for p in present if p != "compiled"]
-    head = ["network", "rows", *[f"{i} us" for i in present], "overhead us",
+    head = ["network", "rows", "pace", *[f"{i} us" for i in present], "overhead us",
             *[f"compiled/{p}" for p in peers]]
     rows = []
     cases = sorted({k[1:] for k in result["seconds"]},
-                   key=lambda c: (NETWORKS.index(c[0]) if c[0] in NETWORKS else 99, c[1]))
-    for network, n in cases:
-        row = [network, str(n)]
+                   key=lambda c: (NETWORKS.index(c[0]) if c[0] in NETWORKS else 99, c[1], c[2]))
+    for network, n, gap in cases:
+        row = [network, str(n), "back-to-back" if gap == 0 else f"{gap * 1e3:g} ms apart"]
         for i in present:
-            s = median_seconds(result, i, network, n)
+            s = median_seconds(result, i, network, n, gap)
             row.append("-" if s is None else f"{s * 1e6:.2f}")
-        ours, kernel = (result["seconds"].get((k, network, n)) for k in ("compiled", "kernel"))
+        ours, kernel = (result["seconds"].get((k, network, n, gap)) for k in ("compiled", "kernel"))
         row.append(f"{statistics.median(a - b for a, b in zip(ours, kernel)) * 1e6:.2f}"
                    if ours and kernel else "-")
         for p in peers:
-            ratio = median_ratio(result, "compiled", p, network, n)
+            ratio = median_ratio(result, "compiled", p, network, n, gap)
             row.append("-" if ratio is None else f"{ratio:.2f}")
         rows.append(row)
     widths = [max(len(x) for x in col) for col in zip(head, *rows)]
@@ -349,7 +377,12 @@ def main(argv=None):
     parser.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=NETWORKS)
     parser.add_argument("--samples", nargs="+", type=int, default=list(SAMPLES))
     parser.add_argument("--implementations", nargs="+", default=list(_ORDER), choices=_ORDER)
+    parser.add_argument("--gaps-ms", nargs="+", type=float, default=[g * 1e3 for g in GAPS],
+                        help="milliseconds between calls: 0 back to back, else single calls "
+                             "that far apart (default: %(default)s)")
     args = parser.parse_args(argv)
+    if any(g < 0 for g in args.gaps_ms):
+        parser.error("--gaps-ms: expected milliseconds >= 0")
 
     from .bench import header_lines
     print(f"predict_proba latency, {DTYPE}, median of {args.rounds} rounds "
@@ -358,7 +391,7 @@ def main(argv=None):
         print(line)
     print(f"  {_versions()}; load average {os.getloadavg()[0]:.1f} before", flush=True)
     result = measure(args.implementations, args.networks, args.samples, rounds=args.rounds,
-                     progress=lambda r, n: print(f"  round {r}/{n}", end="\r", file=sys.stderr,
+                     gaps=tuple(g / 1e3 for g in args.gaps_ms), progress=lambda r, n: print(f"  round {r}/{n}", end="\r", file=sys.stderr,
                                                  flush=True))
     print(f"  load average {os.getloadavg()[0]:.1f} after" + " " * 20)
     print(format_report(result))

@@ -69,7 +69,7 @@ DTYPES = ("float32", "float64")
 # 784-1024-1024-10 float32 fit on the threaded kernel 33 s). Revise them with
 # the kernels.
 ESTIMATE_SECONDS = {"training": 12, "prediction": 3, "threaded training": 25,
-                    "threaded prediction": 6, "threaded one-row prediction": 5}
+                    "threaded prediction": 6}
 
 KINDS = (*ESTIMATE_SECONDS, "gradient")
 """What ``deepnet-fast compile --kind`` takes."""
@@ -101,7 +101,6 @@ def _dispatcher(kind):
         "prediction": lambda: module.predict_output,
         "threaded training": lambda: module.train_epoch_threaded,
         "threaded prediction": lambda: module.predict_output_threaded,
-        "threaded one-row prediction": lambda: module.predict_output_units,
     }[kind]()
 
 
@@ -351,24 +350,9 @@ def _steps(dtype, threaded):
         steps.append((prefix + "training", n,
                       lambda: net.fit(X, y, epochs=1, batch_size=16, verbose=0)))
         steps.append((prefix + "prediction", n, lambda: net.predict_proba(X)))
-        if n > 1:
-            steps.append(("threaded one-row prediction", n, lambda: _one_row(net, X[:1])))
     if dtype == "float64":     # gradient_check runs in float64 only
         steps.append(("gradient", 1, lambda: gradient_check(net, X[:8], y[:8])))
     return steps
-
-
-def _one_row(net, X):
-    """``net.predict_proba`` of one row with the first layer's units split
-    (:func:`~deepnet_fast.threads.units_split`), however small the network."""
-    from . import threads
-
-    previous = threads.UNITS_SPLIT_ABOVE
-    threads.UNITS_SPLIT_ABOVE = 0
-    try:
-        return net.predict_proba(X)
-    finally:
-        threads.UNITS_SPLIT_ABOVE = previous
 
 
 def compile_ahead(dtypes=DTYPES, threaded=True, out=None, kinds=None):

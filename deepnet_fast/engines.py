@@ -23,7 +23,7 @@ from .inputs import batch_nonzeros, is_sparse, kernel_rows
 from .kernels import training as ktrain
 from .kernels import updates as kupd
 from .kernels.sparse import CSR
-from .threads import fit_threads, parallel_section, runs_single, units_split
+from .threads import fit_threads, runs_single
 
 # Rows per chunk of a prediction: bounds the activations held at once.
 PREDICT_CHUNK = 4096
@@ -309,16 +309,6 @@ class _DenseKernel:
 
 
 _predict_dense = _DenseKernel(ktrain.predict_output)
-_predict_units = None
-
-
-def _units_kernel():
-    global _predict_units
-    if _predict_units is None:
-        # Loaded on first use: it is a parallel kernel (see training_threaded).
-        from .kernels.training_threaded import predict_output_units
-        _predict_units = _DenseKernel(predict_output_units)
-    return _predict_units
 
 
 def predict_output(arch, backend, theta, X):
@@ -326,9 +316,7 @@ def predict_output(arch, backend, theta, X):
     dense or sparse.
 
     The compiled backend splits large predictions between threads by the same
-    rule as ``fit`` (all the samples as one batch), and the first layer's
-    units of a one-row prediction when that pays
-    (:func:`~deepnet_fast.threads.units_split`); the reference runs
+    rule as ``fit`` (all the samples as one batch); the reference runs
     :func:`deepnet_fast.reference.forward` (on dense chunks of sparse rows).
     """
     if backend == "reference":
@@ -344,10 +332,6 @@ def predict_output(arch, backend, theta, X):
                                for i in range(0, X.shape[0], PREDICT_CHUNK)], axis=1)
     compilation.settle()       # a helper may be compiling the kernel below
     args = (kernel_rows(X), theta, arch.kernel_network, PREDICT_CHUNK)
-    parts = units_split(arch.layer_dims, X.shape[0])
-    if parts > 1 and type(X) is np.ndarray:
-        with parallel_section(parts):
-            return _units_kernel()(*args[:3], parts)
     threads = (None if runs_single(arch.multiply_adds(X.shape[0]))
                else fit_threads(arch.layer_dims, X.shape[0], backend))
     if threads is None or threads.single:

@@ -80,6 +80,17 @@ def get_num_threads():
 # digits-small (75 k), where a product is too short to split. Splitting the
 # batch instead (kernels/training_threaded.py) adds 1.0-1.3x on top at the
 # three large ones.
+#
+# A prediction follows the same rule (all its rows as one batch), so one row
+# always runs on one thread. Splitting one row's first layer by units between
+# the two cores (tried in sessions 8-9) won only back to back, and lost where
+# a service waits: mnist-medium predict_proba of one row, float32, median us,
+# split / one thread, six alternating blocks in one process, on a 2-core AMD
+# EPYC (family 26 model 2): calls back to back 13.4-20.1 / 16.1-20.5, 1 ms
+# apart 36-76 / 27-77, 10 ms apart 316-390 / 205-250, 50 ms apart 2,900-5,700
+# / 135-160. Between calls the second thread goes to sleep, and waking it
+# costs more than the split saves; in the benchmark's worker process it lost
+# back to back too (109 us against ONNX Runtime's 16).
 SINGLE_THREAD_BELOW = 10_000_000
 
 
@@ -172,40 +183,6 @@ def _small(macs):
     """Whether a batch of ``macs`` multiply-adds runs on one thread whatever
     the threads available (unless the user chose a count)."""
     return macs < SINGLE_THREAD_BELOW and _requested is None
-
-
-# One-row predictions whose first layer's product is at least this many
-# multiply-adds split its units between two threads
-# (kernels.training_threaded.predict_output_units). predict_proba of one row,
-# float32, us, on a 2-core AMD EPYC (family 26 model 2), the layers after the
-# first as in brackets, units split / one thread: 512-128 (65 k) 8.9 / 5.6,
-# 512-256 (131 k) 7.5 / 8.1, 784-256 (201 k: mnist-medium) 10.8 / 14.0,
-# 784-512 (401 k) 18.3 / 25.4, 1024-512 (524 k) 26.2 / 33.4. A second row
-# already made the split break even on mnist-medium (14.0 / 14.4): one row's
-# product reads every weight once, so it is bound by the cache that holds
-# W[1], and two cores hold half of it each.
-UNITS_SPLIT_ABOVE = 150_000
-# OpenBLAS runs a product of fewer multiply-adds than this on the calling
-# thread (its GEMM_MULTITHREAD_THRESHOLD 4 × 65,536). A thread's share of the
-# units split stays below it, so that no BLAS pool starts inside the kernel's
-# threads (the split then needs no BLAS limit, a 20-us call).
-BLAS_SINGLE_BELOW = 262_144
-
-
-def units_split(layer_dims, rows):
-    """Threads that split the first layer's units in a prediction of ``rows``
-    rows (:func:`~deepnet_fast.kernels.training_threaded.predict_output_units`),
-    or 1: not worth it, or not possible (no hidden layer, one thread
-    available, a core busy with another process)."""
-    if rows != 1 or len(layer_dims) < 3:
-        return 1
-    macs = layer_dims[0] * layer_dims[1]
-    n = _available()
-    if macs < UNITS_SPLIT_ABOVE or n < 2:
-        return 1
-    if _requested is None:
-        n = min(n, free_cores() or n)
-    return n if n > 1 and macs <= BLAS_SINGLE_BELOW * n else 1
 
 
 # Held around parallel kernel calls while the threading layer may be workqueue.

@@ -11,9 +11,8 @@ needs a buffer of its own (see ``deepnet_fast.threads`` for the measured gain).
 
 :func:`predict_output_threaded` splits a prediction's samples instead: each
 thread runs the one-thread forward pass on its block of samples, with no
-barrier at all. A prediction of a few rows has too few samples to split:
-:func:`predict_output_units` splits the units of its first layer, the
-largest product of the usual network.
+barrier at all. A prediction of a few rows runs on one thread (see
+``deepnet_fast.threads.SINGLE_THREAD_BELOW`` for why not its units).
 
 Sparse X (:data:`.sparse.CSR`) takes the same path: the first layer's
 products over the nonzeros are split as the dense ones forward (rows or
@@ -40,8 +39,6 @@ from .training import (
     delta_share,
     gather_share,
     hidden_forward_share,
-    hidden_layer,
-    output_forward,
     output_share,
     predict_output,
     regularise_share,
@@ -170,40 +167,4 @@ def predict_output_threaded(X, theta, net, chunk, parts):
         for i in range(part.shape[0]):
             for j in range(hi - lo):
                 out[i, lo + j] = part[i, j]
-    return out
-
-
-@njit(**JIT_PARALLEL)
-def predict_output_units(X, theta, net, parts):
-    """:func:`.training.predict_output` of a few rows (one chunk) with the units
-    of the first hidden layer split between ``parts`` threads; the layers
-    after it run on one thread. The network needs a hidden layer.
-
-    Each thread reads its block of W[1]'s rows and all of X: for one row of a
-    784-256-128-10 network, half of W[1] (400 KB in float32) per core stays in
-    that core's cache between calls, where all of it did not fit one core's
-    L2 beside the other layers (see ``deepnet_fast.threads.units_split``).
-    """
-    dims = net.dims
-    L = dims.shape[0] - 1
-    if L < 2:
-        raise ValueError("predict_output_units: the network has no hidden layer")
-    m = input_rows(X)
-    width = 0
-    for l in range(1, L + 1):
-        width += dims[l]
-    acts = np.empty(width * m, dtype=theta.dtype)
-    no_dropout, first = 1.0, np.int64(0)
-    XT = input_T(X)
-    for p in prange(parts):
-        hidden_forward_share(np.int64(1), np.int64(p), parts, XT, theta, net, acts, no_dropout,
-                             first, first)
-    for l in range(2, L):
-        hidden_layer(l, strided(activation(l - 1, dims, acts, m)), theta, net, acts, no_dropout,
-                     first, first)
-    AL = output_forward(strided(activation(L - 1, dims, acts, m)), theta, net, acts)
-    out = np.empty((dims[L], m), dtype=theta.dtype)
-    for i in range(AL.shape[0]):
-        for j in range(m):
-            out[i, j] = AL[i, j]
     return out

@@ -3,6 +3,8 @@ network's dtype skip the general checks and Numba's dispatcher; every other
 input takes the general path. Both must give the same probabilities and
 refuse the same bad input."""
 
+import time
+
 import numpy as np
 import pytest
 
@@ -157,11 +159,27 @@ def test_latency_report_from_a_measurement():
     from deepnet_fast import bench_latency as bl
     implementations = ["compiled"] + (["onnxruntime"]
                                       if not bl.implementation_unavailable("onnxruntime") else [])
-    result = bl.measure(implementations, ["digits-small"], [1], rounds=2, pause=0)
+    result = bl.measure(implementations, ["digits-small"], [1], rounds=2, pause=0,
+                        gaps=(0.0, 0.001))
     assert not result["errors"], result["errors"]
-    for name in implementations + ["kernel"]:
-        assert len(result["seconds"][(name, "digits-small", 1)]) == 2
-    report = bl.format_report(result)
-    assert report.splitlines()[2].split()[:2] == ["digits-small", "1"]
+    for name in implementations:
+        for gap in (0.0, 0.001):
+            assert len(result["seconds"][(name, "digits-small", 1, gap)]) == 2
+    assert len(result["seconds"][("kernel", "digits-small", 1, 0.0)]) == 2
+    assert ("kernel", "digits-small", 1, 0.001) not in result["seconds"]    # back to back only
+    lines = bl.format_report(result).splitlines()
+    assert lines[2].split()[:3] == ["digits-small", "1", "back-to-back"]
+    assert lines[3].split()[:5] == ["digits-small", "1", "1", "ms", "apart"]
+    assert lines[3].split()[-2 if "onnxruntime" in implementations else -1] == "-"   # no overhead
     if "onnxruntime" in implementations:
         assert bl.median_ratio(result, "compiled", "onnxruntime", "digits-small", 1) > 0
+        assert bl.median_ratio(result, "compiled", "onnxruntime", "digits-small", 1, 0.001) > 0
+
+
+def test_paced_calls_wait_between_calls():
+    from deepnet_fast import bench_latency as bl
+    stamps = []
+    seconds = bl.seconds_per_paced_call(lambda: stamps.append(time.perf_counter()), gap=0.002,
+                                        calls=4)
+    assert len(stamps) == 4 and 0 <= seconds < 0.002
+    assert min(b - a for a, b in zip(stamps, stamps[1:])) >= 0.002

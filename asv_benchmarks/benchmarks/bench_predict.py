@@ -10,6 +10,7 @@ process of its own (:mod:`deepnet_fast.bench_latency`).
 import statistics
 
 from deepnet_fast.bench_latency import (
+    GAPS,
     IMPLEMENTATIONS,
     NETWORKS,
     PEERS,
@@ -19,6 +20,7 @@ from deepnet_fast.bench_latency import (
     make_predictor,
     measure,
     median_ratio,
+    seconds_per_paced_call,
 )
 
 from .common import (
@@ -67,6 +69,8 @@ class Predict(Benchmark):
 
 LATENCY_IMPLEMENTATIONS = [i for i in IMPLEMENTATIONS if implementation_unavailable(i) is None]
 LATENCY_PEERS = [p for p in PEERS if p in LATENCY_IMPLEMENTATIONS]
+# Milliseconds between calls: 0 back to back, else a service's paced calls.
+LATENCY_GAPS_MS = [g * 1e3 for g in GAPS]
 
 
 def _skip_unavailable(implementation):
@@ -80,22 +84,25 @@ class PredictLatency(Benchmark):
     compiled backend, ONNX Runtime on the exported model and PyTorch under
     ``inference_mode`` (see :mod:`deepnet_fast.bench_latency`; peers listed
     only where installed). asv runs every combination in a process of its
-    own; timed as :func:`common.seconds_per_call` times the kernels (21
-    samples of back-to-back calls filling 10 ms, the median)."""
+    own. Back to back (``gap_ms`` 0) timed as :func:`common.seconds_per_call`
+    times the kernels (21 samples of back-to-back calls filling 10 ms, the
+    median); paced, the median of single calls ``gap_ms`` apart."""
 
-    params = [LATENCY_IMPLEMENTATIONS, list(NETWORKS), list(SAMPLES)]
-    param_names = ["implementation", "network", "samples"]
+    params = [LATENCY_IMPLEMENTATIONS, list(NETWORKS), list(SAMPLES), LATENCY_GAPS_MS]
+    param_names = ["implementation", "network", "samples", "gap_ms"]
     unit = "seconds"
 
-    def setup(self, implementation, network, samples):
+    def setup(self, implementation, network, samples, gap_ms):
         _skip_unavailable(implementation)
         self.X = latency_rows(network, samples)
         self.predict = memoized("latency", (implementation, network),
                                 lambda: make_predictor(implementation, network))
         self.predict(self.X)
 
-    def track_latency(self, implementation, network, samples):
+    def track_latency(self, implementation, network, samples, gap_ms):
         """Seconds per ``predict_proba`` (or the peer's equivalent) call."""
+        if gap_ms:
+            return seconds_per_paced_call(lambda: self.predict(self.X), gap_ms / 1e3, calls=21)
         return seconds_per_call(lambda: self.predict(self.X))
 
     track_latency.pretty_name = "Prediction latency: seconds per predict_proba call"
@@ -137,19 +144,20 @@ class PredictLatencyRatio(Benchmark):
     the two times of a round. Below 1: deepnet_fast is faster; the target at
     one row is at most 1 against ONNX Runtime."""
 
-    params = [LATENCY_PEERS, list(NETWORKS), list(SAMPLES)]
-    param_names = ["peer", "network", "samples"]
+    params = [LATENCY_PEERS, list(NETWORKS), list(SAMPLES), LATENCY_GAPS_MS]
+    param_names = ["peer", "network", "samples", "gap_ms"]
     unit = "x the peer's time (below 1: deepnet_fast faster)"
 
-    def setup(self, peer, network, samples):
+    def setup(self, peer, network, samples, gap_ms):
         _skip_unavailable(peer)
 
-    def track_time_over_peer(self, peer, network, samples):
+    def track_time_over_peer(self, peer, network, samples, gap_ms):
         """Median over rounds of our seconds per call over the peer's."""
-        result = measure(["compiled", peer], [network], [samples], rounds=11)
+        gap = gap_ms / 1e3
+        result = measure(["compiled", peer], [network], [samples], rounds=11, gaps=(gap,))
         if result["errors"]:
             raise RuntimeError("; ".join(f"{k}: {v}" for k, v in result["errors"].items()))
-        return median_ratio(result, "compiled", peer, network, samples)
+        return median_ratio(result, "compiled", peer, network, samples, gap)
 
     track_time_over_peer.pretty_name = "Prediction latency: our time / the peer's time"
 
