@@ -14,6 +14,9 @@ a fresh install pays the compile once, later processes load the machine code.
   will need next is not cached either, it starts a helper process that
   compiles the prediction kernel into the cache on another core meanwhile
   (:func:`settle` waits for it before a prediction).
+- :func:`training_threads` decides a fit's threads: a fit that would split
+  its batches between threads, but would first have to compile the threaded
+  kernel, runs on one thread when that is quicker (see its docstring).
 - :func:`compile_ahead` compiles every kernel a fit or a prediction can use
   (both dtypes, one-thread and threaded) into the cache, for Docker images and
   cluster workers: ``deepnet-fast compile`` or ``python -m deepnet_fast.compilation``.
@@ -104,17 +107,66 @@ def _dispatcher(kind):
     }[kind]()
 
 
-def fit_kernels(arch, batch, n_validation=0):
+def fit_kernels(arch, batch, n_validation=0, n_samples=0, epochs=0):
     """The kernel kinds a compiled fit of ``arch`` with batches of ``batch``
-    samples runs (validation predictions on ``n_validation`` samples included)."""
+    samples runs (validation predictions on ``n_validation`` samples
+    included), for ``epochs`` epochs over ``n_samples`` samples (0: unknown;
+    see :func:`training_threads`)."""
     from .threads import fit_threads
 
-    threaded = fit_threads(arch.layer_dims, batch).kernel_threads > 1
+    threaded = training_threads(arch, batch, n_samples, epochs).kernel_threads > 1
     kinds = ["threaded training" if threaded else "training"]
     if n_validation:
         threaded = fit_threads(arch.layer_dims, n_validation).kernel_threads > 1
         kinds.append("threaded prediction" if threaded else "prediction")
     return kinds
+
+
+# Training FLOP/s of the one-thread kernel, a low estimate: half of what
+# mnist-medium (784-256-128-10, batch 128) ran at in float32 on one core of a
+# 2-core AMD EPYC (family 26 model 2): 145k samples/s, 204 GFLOP/s; float64
+# half again. Only networks above threads.SINGLE_THREAD_BELOW meet it, whose
+# products BLAS runs near its peak.
+ONE_THREAD_FLOPS = {"float32": 100e9, "float64": 50e9}
+_one_thread_seconds = {}    # dtype -> estimated seconds of the fits run on one thread instead
+
+
+def training_threads(arch, batch, n_samples=0, epochs=0, backend="compiled", record=False):
+    """The :class:`~deepnet_fast.threads.fit_threads` of a fit of ``epochs``
+    epochs over ``n_samples`` samples in batches of ``batch``.
+
+    The rule of :class:`~deepnet_fast.threads.fit_threads`, except for a
+    compiled fit that would split its batches between threads while the
+    threaded training kernel is neither compiled nor cached: that fit runs on
+    one thread when its epochs would take less time there than the threaded
+    kernel's compile (``ESTIMATE_SECONDS``), counting the fits of this
+    process that ran on one thread for the same reason (``record=True``
+    counts this one). Renting until the rent paid equals the price of buying
+    costs at most twice the best choice made knowing the future: a short
+    first fit (a notebook's first try, ``bench_compile``'s 784-1024-1024-10
+    float32 epoch) does not wait 25-40 s for a kernel it would use for a
+    second, and a long fit or a stream of ``partial_fit`` calls still gets
+    the threaded kernel.
+
+    Not when the user set a thread count (:func:`~deepnet_fast.threads.set_num_threads`),
+    nor with ``DEEPNET_FAST_COMPILE_BESIDE=0`` (the test suite and the
+    benchmarks: they measure the kernel the size calls for).
+    """
+    from . import threads as T
+
+    plan = T.fit_threads(arch.layer_dims, batch, backend)
+    if (plan.single or backend != "compiled" or n_samples <= 0 or epochs <= 0
+            or T.get_num_threads() is not None or os.environ.get(BESIDE_VARIABLE, "1") == "0"):
+        return plan
+    dtype = np.dtype(arch.dtype).name
+    seconds = 6 * arch.multiply_adds(n_samples) * epochs / ONE_THREAD_FLOPS[dtype]
+    spent = _one_thread_seconds.get(dtype, 0.0)
+    if (spent + seconds >= ESTIMATE_SECONDS["threaded training"]
+            or is_ready("threaded training", dtype) is not False):
+        return plan
+    if record:
+        _one_thread_seconds[dtype] = spent + seconds
+    return T.fit_threads(arch.layer_dims, batch, backend, available=1)
 
 
 def _first_dtype(arg_types):
@@ -177,7 +229,8 @@ def announce(session):
         return
     dtype = np.dtype(session.arch.dtype).name
     n_validation = 0 if session.validation is None else len(session.validation[0])
-    missing = [k for k in fit_kernels(session.arch, runner.batch, n_validation)
+    missing = [k for k in fit_kernels(session.arch, runner.batch, n_validation,
+                                      runner.X.shape[0], session.config.epochs)
                if is_ready(k, dtype) is False]
     if missing:
         beside = [k for k in _beside if k not in missing]
@@ -186,7 +239,8 @@ def announce(session):
 
 # ---------------------------------------------------------------- beside
 
-# Setting this variable to 0 keeps every compile in the process that needs it.
+# Setting this variable to 0 keeps every compile in the process that needs it,
+# and every fit on the kernel its size calls for (see training_threads).
 BESIDE_VARIABLE = "DEEPNET_FAST_COMPILE_BESIDE"
 
 # Seconds a prediction waits for the helper before it compiles by itself.
@@ -227,7 +281,8 @@ def compile_beside(session):
         return None
     dtype = np.dtype(session.arch.dtype).name
     # The prediction most likely next: the fit's own rows, as a score makes.
-    training, prediction = fit_kernels(session.arch, runner.batch, runner.X.shape[0])
+    training, prediction = fit_kernels(session.arch, runner.batch, runner.X.shape[0],
+                                       runner.X.shape[0], session.config.epochs)
     if is_ready(training, dtype) is not False:
         return None
     return start_helper(prediction, dtype)

@@ -38,7 +38,6 @@ from .history import History
 from .inputs import take_rows
 from .progress import Progress
 from .schedules import rate_at
-from .threads import fit_threads
 
 
 class LocalRunner:
@@ -82,7 +81,9 @@ class LocalRunner:
     def open(self):
         """Allocate the engine's buffers and set the thread pools (in ``run``'s
         ``try``, so that an interrupt here is handled like any other)."""
-        self.threads = fit_threads(self.arch.layer_dims, self.batch, self.backend)
+        self.threads = compilation.training_threads(self.arch, self.batch, self.X.shape[0],
+                                                    self.config.epochs, self.backend,
+                                                    record=True)
         self.engine = ENGINES[self.backend](self.arch, self.config, self.batch, self.X.shape[0],
                                             self.dropout_seed, threads=self.threads.kernel_threads)
         self.threads.__enter__()

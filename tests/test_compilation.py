@@ -127,8 +127,9 @@ def test_data_files_are_named_by_their_key_so_racing_writers_never_swap_code(tmp
 
 def _session(dtype, verbose, layer_dims=(4, 3, 1), batch=16, validation=None):
     arch = types.SimpleNamespace(layer_dims=list(layer_dims), dtype=np.dtype(dtype))
-    return types.SimpleNamespace(arch=arch, config=types.SimpleNamespace(verbose=verbose),
-                                 runner=types.SimpleNamespace(backend="compiled", batch=batch),
+    X = np.zeros((batch, layer_dims[0]), dtype)
+    return types.SimpleNamespace(arch=arch, config=types.SimpleNamespace(verbose=verbose, epochs=1),
+                                 runner=types.SimpleNamespace(backend="compiled", batch=batch, X=X),
                                  validation=validation)
 
 
@@ -174,6 +175,110 @@ def test_fit_kernels_follow_the_thread_rule():
     small = types.SimpleNamespace(layer_dims=[4, 3, 1])
     assert compilation.fit_kernels(small, 16) == ["training"]
     assert compilation.fit_kernels(small, 16, n_validation=10) == ["training", "prediction"]
+
+
+LARGE = (784, 1024, 1024, 10)
+
+
+@pytest.fixture
+def two_free_cores(monkeypatch):
+    monkeypatch.setattr(threads, "free_cores", lambda: 2)
+    monkeypatch.setattr(threads, "_available", lambda: 2)
+    monkeypatch.setattr(threads, "_requested", None)
+    monkeypatch.setenv(compilation.BESIDE_VARIABLE, "1")
+    monkeypatch.setattr(compilation, "_one_thread_seconds", {})
+
+
+def _large(dtype="float32"):
+    from deepnet_fast.architecture import Architecture
+    return Architecture(LARGE, ("relu", "relu", "softmax"), 0.01, np.dtype(dtype))
+
+
+def _one_thread_epochs(dtype, seconds):
+    """Epochs over 2048 samples of LARGE that the rule prices at ``seconds``."""
+    per_epoch = 6 * _large(dtype).multiply_adds(2048) / compilation.ONE_THREAD_FLOPS[dtype]
+    return max(1, int(seconds / per_epoch))
+
+
+def test_short_fit_runs_on_one_thread_while_the_threaded_kernel_is_not_compiled(
+        two_free_cores, monkeypatch):
+    ready = {"threaded training": False}
+    monkeypatch.setattr(compilation, "is_ready", lambda kind, dtype: ready.get(kind, True))
+    arch, budget = _large(), compilation.ESTIMATE_SECONDS["threaded training"]
+    assert not threads.fit_threads(LARGE, 256).single           # the size rule alone: threads
+    assert compilation.training_threads(arch, 256, 2048, 1).single
+    assert compilation.fit_kernels(arch, 256, 0, 2048, 1) == ["training"]
+    # A fit longer on one thread than the compile: compile it.
+    long_fit = _one_thread_epochs("float32", 2 * budget)
+    assert not compilation.training_threads(arch, 256, 2048, long_fit).single
+    assert compilation.fit_kernels(arch, 256, 0, 2048, long_fit) == ["threaded training"]
+    # Unknown length, a kernel that is ready or unknown: the size rule.
+    assert not compilation.training_threads(arch, 256).single
+    for state in (True, None):
+        ready["threaded training"] = state
+        assert not compilation.training_threads(arch, 256, 2048, 1).single
+    ready["threaded training"] = False
+    # A thread count the user set, or helpers switched off: the size rule.
+    monkeypatch.setattr(threads, "_requested", 2)
+    assert not compilation.training_threads(arch, 256, 2048, 1).single
+    monkeypatch.setattr(threads, "_requested", None)
+    monkeypatch.setenv(compilation.BESIDE_VARIABLE, "0")
+    assert not compilation.training_threads(arch, 256, 2048, 1).single
+    # The reference backend has no kernel to compile.
+    monkeypatch.setenv(compilation.BESIDE_VARIABLE, "1")
+    assert compilation.training_threads(arch, 256, 2048, 1, backend="reference").kernel_threads == 1
+
+
+def test_one_thread_fits_add_up_until_the_compile_pays(two_free_cores, monkeypatch):
+    monkeypatch.setattr(compilation, "is_ready", lambda kind, dtype: kind != "threaded training")
+    arch, budget = _large(), compilation.ESTIMATE_SECONDS["threaded training"]
+    epochs = _one_thread_epochs("float32", budget / 3.5)
+    singles = 0
+    while compilation.training_threads(arch, 256, 2048, epochs, record=True).single:
+        singles += 1
+        assert singles < 10
+    assert singles == 3                 # the fourth would pass the compile's estimate
+    spent = compilation._one_thread_seconds["float32"]
+    assert budget * 3 / 3.5 * 0.9 <= spent < budget
+    # Without record=True (the notice's question) nothing adds up.
+    compilation._one_thread_seconds.clear()
+    for _ in range(5):
+        assert compilation.training_threads(arch, 256, 2048, epochs).single
+    assert compilation._one_thread_seconds == {}
+    # Each dtype has its own kernel, and its own count.
+    compilation._one_thread_seconds["float32"] = budget
+    assert not compilation.training_threads(arch, 256, 2048, 1).single
+    assert compilation.training_threads(_large("float64"), 256, 2048, 1).single
+
+
+def test_first_short_fit_of_a_large_network_trains_on_the_one_thread_kernel(
+        two_free_cores, monkeypatch):
+    import deepnet_fast as dn
+    from deepnet_fast import engines
+    monkeypatch.setattr(compilation, "is_ready", lambda kind, dtype: kind != "threaded training")
+    monkeypatch.setattr(threads, "SINGLE_THREAD_BELOW", 0)      # a small network takes threads
+    used = []
+    real = engines.CompiledEngine.__init__
+
+    def spy(self, *args, **kwargs):
+        used.append(kwargs.get("threads"))
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(engines.CompiledEngine, "__init__", spy)
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((40, 6)), rng.integers(0, 3, 40)
+    kw = dict(epochs=2, learning_rate=0.1, batch_size=8, verbose=0)
+    net = dn.DeepNet([6, 8, 3], "tanh", "softmax", seed=3)
+    net.fit(X, y, **kw)
+    ref = dn.DeepNet([6, 8, 3], "tanh", "softmax", seed=3, backend="reference")
+    ref.fit(X, y, **kw)
+    assert used == [1] and compilation._one_thread_seconds["float64"] > 0
+    for k, v in ref.parameters.items():
+        np.testing.assert_allclose(net.parameters[k], v, rtol=1e-10, atol=1e-12)
+    # Once the threaded kernel is ready, the same fit splits its batches.
+    monkeypatch.setattr(compilation, "is_ready", lambda kind, dtype: True)
+    net.fit(X, y, **kw)
+    assert used == [1, 2]
 
 
 def test_cli_train_announces_the_compile_even_when_quiet(monkeypatch, capsys):
