@@ -216,7 +216,7 @@ def train(args):
         # Before scikit-learn and the data load: the earlier the helper
         # starts, the more of the kernels it compiles before this process
         # needs them.
-        compilation.start_helper("prediction", args.dtype)
+        compilation.start_helper("prediction", args.dtype, training="training")
 
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import StandardScaler

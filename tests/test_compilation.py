@@ -343,8 +343,10 @@ def _fit_session(dtype="float32", rows=100):
 def test_compile_beside_starts_one_helper_for_the_prediction_kernel(beside):
     helper = compilation.compile_beside(_fit_session("float32"))
     assert _FakeHelper.started == [helper]
+    # The last leaves of the training kernel this process compiles first,
+    # then the prediction kernel.
     assert helper.args == [sys.executable, "-m", "deepnet_fast", "compile", "--dtype", "float32",
-                           "--kind", "prediction"]
+                           "--kind", "training leaves", "--kind", "prediction"]
     assert helper.env[compilation.BESIDE_VARIABLE] == "0"      # helpers start no helpers
     assert helper.kwargs["stdout"] == subprocess.DEVNULL
     # One at a time.
@@ -353,10 +355,27 @@ def test_compile_beside_starts_one_helper_for_the_prediction_kernel(beside):
     compilation.settle()
     assert helper.waited == [compilation.SETTLE_TIMEOUT] and not helper.killed
     second = compilation.compile_beside(_fit_session("float64"))
-    assert second.args[-3:] == ["float64", "--kind", "prediction"]
+    assert second.args[-5:] == ["float64", "--kind", "training leaves", "--kind", "prediction"]
     # One still running when the process exits is stopped.
     compilation._stop_beside()
     assert second.killed
+
+
+def test_helper_compiles_training_leaves_only_for_the_one_thread_kernel(beside, monkeypatch):
+    # The threaded training kernel's leaves are not the list's: the helper
+    # then only compiles the prediction kernel.
+    monkeypatch.setattr(compilation, "fit_kernels",
+                        lambda *a: ["threaded training", "threaded prediction"])
+    helper = compilation.compile_beside(_fit_session())
+    assert helper.args[-3:] == ["float32", "--kind", "threaded prediction"]
+    compilation._stop_beside()
+    # Nor when the one-thread training kernel is ready (a prediction only).
+    beside[("training", "float64")] = True
+    helper = compilation.start_helper("prediction", "float64", training="training")
+    assert helper.args[-3:] == ["float64", "--kind", "prediction"]
+    compilation._stop_beside()
+    assert compilation.start_helper("prediction", "float32").args[-2:] == ["--kind",
+                                                                         "prediction"]
 
 
 def test_compile_beside_stops_a_helper_that_outlasts_the_wait(beside):
@@ -410,7 +429,7 @@ def test_cli_train_starts_the_helper_before_it_loads_the_data(beside, monkeypatc
     monkeypatch.setattr(datasets, "load_dataset", loading)
     assert main(["train", "--data", "iris", "--epochs", "1", "--quiet", "--dtype", "float32"]) == 0
     [helper] = _FakeHelper.started                   # the fit started no second one
-    assert helper.args[-3:] == ["float32", "--kind", "prediction"]
+    assert helper.args[-5:] == ["float32", "--kind", "training leaves", "--kind", "prediction"]
     assert helper.waited                             # the score waited for it
     assert "the prediction kernel in a helper process beside it" in capsys.readouterr().err
     monkeypatch.setattr(datasets, "load_dataset", load)
@@ -477,6 +496,40 @@ def test_first_fit_gets_its_prediction_kernel_from_the_helper(tmp_path):
     helpers, code, hits, misses = out.stdout.split()
     # The helper ran to the end, and the prediction loaded what it compiled.
     assert (helpers, code, hits, misses) == ("1", "0", "1", "0")
+
+
+LEAVES_THEN_FIT = """
+    import numpy as np
+    import deepnet_fast as dn
+    from deepnet_fast import compilation
+    from deepnet_fast.kernels import training
+
+    X = np.random.default_rng(1).standard_normal((60, 5)).astype(np.float32)
+    net = dn.DeepNet([5, 4, 3], "relu", "softmax", seed=0, dtype="float32")
+    net.fit(X, np.argmax(X[:, :3], axis=1), epochs=2, batch_size=20, verbose=0, keep_prob=0.9)
+    print(sum(training.train_epoch.stats.cache_misses.values()))
+    for dispatcher, _ in compilation._training_leaves("float32"):
+        print(dispatcher.__name__, sum(dispatcher.stats.cache_hits.values()),
+              sum(dispatcher.stats.cache_misses.values()))
+"""
+
+
+@pytest.mark.timeout(900)
+def test_training_leaves_are_the_ones_the_training_kernel_compiles(tmp_path):
+    # The helper's list names each leaf with the types train_epoch gives it:
+    # a fit after it compiles train_epoch and loads every leaf from the cache.
+    env = {"NUMBA_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
+    out = _run(None, env, ROOT, args=["-m", "deepnet_fast", "compile", "--dtype", "float32",
+                                      "--no-threaded", "--kind", "training leaves"])
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.splitlines()[1].split()[:4] == ["float32", "training", "leaves", "compiled"]
+    fit = _run(LEAVES_THEN_FIT, env, ROOT)
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    lines = fit.stdout.splitlines()
+    assert lines[0] == "1"                               # the kernel itself compiled
+    counts = {name: (int(hits), int(misses)) for name, hits, misses in map(str.split, lines[1:])}
+    assert len(counts) == len(compilation._training_leaves("float32"))
+    assert all(hits >= 1 and misses == 0 for hits, misses in counts.values()), counts
 
 
 # ---------------------------------------------------------------- ahead of time
