@@ -306,9 +306,10 @@ def start_helper(kind, dtype, training=None):
 
     ``training`` names the training kernel this process is about to compile.
     When it is the one-thread kernel and not ready either, the helper first
-    compiles the leaves that kernel compiles last (:func:`_training_leaves`),
-    so that this process finds them in the cache when it gets there instead
-    of compiling what the helper compiles at the same time.
+    compiles the leaves that kernel compiles after its glue
+    (:func:`_training_leaves`), so that this process finds them in the cache
+    when it gets there instead of compiling what the helper compiles at the
+    same time.
 
     Returns
     -------
@@ -394,14 +395,17 @@ def _stop_beside():
 
 def _training_leaves(dtype):
     """(dispatcher, signature) of the leaves that the one-thread training
-    kernel (``train_epoch``) compiles last, the last first, with the types
-    its code gives them: what :func:`start_helper` compiles ahead of a fit.
+    kernel (``train_epoch``) compiles after its glue, in the order it needs
+    them, with the types its code gives them: what :func:`start_helper`
+    compiles ahead of a fit.
 
-    Measured on the first ``deepnet-fast train --data digits`` (float64), in
-    the order the fit compiled them: ``bias_activation`` (1.6 s on a loaded
-    host) from ~6 s into the fit's compile, then the loss, its delta and the
+    Measured on the first ``deepnet-fast train --data digits`` (float64, a
+    loaded host), the fit compiled ~4 s of glue first (buffers, batch views,
+    the sparse/dense dispatch), then these: ``bias_activation`` (1.6 s, with
+    the ``simd_math`` functions it calls), the loss, its delta, and the
     backward and update leaves (~3.5 s together), then ``train_epoch``'s own
-    ~5 s. ``tests/test_compilation.py`` checks that a fit finds every one of
+    ~5 s. The helper compiles nothing else first, so it stays ahead of the
+    fit. ``tests/test_compilation.py`` checks that a fit finds every one of
     them in the cache after this list is compiled.
     """
     from numba import types
@@ -413,16 +417,16 @@ def _training_leaves(dtype):
     matrix, transposed = types.Array(f, 2, "C"), types.Array(f, 2, "F")
     vector = types.Array(f, 1, "C")
     return [
-        (updates.apply_update, (vector, vector, vector, vector, i64, vector)),
-        (training.batch_cost, (f64, f64, f64, f64)),
-        (activations.scale_by_derivative, (matrix, matrix, i64, f, f)),
-        (linear.row_sums, (matrix, f, matrix)),
-        (training.delta, (i64, types.Array(i64, 1, "C"), vector, vector, i64)),
-        (dropout.apply_mask, (matrix, types.uint64, f64, f, i64, i64, i64)),
-        (losses.output_delta, (matrix, transposed, f, matrix, vector, i64, f, i64)),
-        (losses.metric_sum, (matrix, transposed, vector, i64)),
-        (losses.cost_sum, (matrix, transposed, i64, vector)),
         (activations.bias_activation, (matrix, matrix, i64, f, matrix)),
+        (losses.cost_sum, (matrix, transposed, i64, vector)),
+        (losses.metric_sum, (matrix, transposed, vector, i64)),
+        (losses.output_delta, (matrix, transposed, f, matrix, vector, i64, f, i64)),
+        (dropout.apply_mask, (matrix, types.uint64, f64, f, i64, i64, i64)),
+        (training.delta, (i64, types.Array(i64, 1, "C"), vector, vector, i64)),
+        (linear.row_sums, (matrix, f, matrix)),
+        (activations.scale_by_derivative, (matrix, matrix, i64, f, f)),
+        (training.batch_cost, (f64, f64, f64, f64)),
+        (updates.apply_update, (vector, vector, vector, vector, i64, vector)),
     ]
 
 

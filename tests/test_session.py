@@ -194,11 +194,11 @@ def test_ctrl_c_during_set_up_returns_an_interrupted_history(backend, monkeypatc
 
     # The thread-pool set-up of the first fit (it escaped as a bare
     # KeyboardInterrupt before), and the engine's allocation.
-    for target in ("fit_threads", "ENGINES"):
+    for target in ("training_threads", "ENGINES"):
         if target == "ENGINES":
             monkeypatch.setitem(session_module.ENGINES, backend, interrupted)
         else:
-            monkeypatch.setattr(session_module, "fit_threads", interrupted)
+            monkeypatch.setattr(session_module.compilation, "training_threads", interrupted)
         with pytest.warns(RuntimeWarning, match="interrupted"):
             history = net.fit(X, y, epochs=5, verbose=0)
         assert history.interrupted and len(history) == 0
