@@ -213,11 +213,10 @@ def train(args):
         if args.save and os.path.abspath(args.save) == os.path.abspath(args.plot):
             raise CommandLineError("--save and --plot name the same file")
     if args.backend == "compiled":
-        # Before scikit-learn and the data load: a helper compiles the
-        # training kernel (the usual command line network's, on one thread)
-        # from now on, this process the rest at the fit's start
-        # (compilation.compile_beside).
-        compilation.start_helper("training", args.dtype)
+        # Before scikit-learn and the data load: the earlier the helper
+        # starts, the more of the kernels it compiles before this process
+        # needs them.
+        compilation.start_helper("prediction", args.dtype, training="training")
 
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import StandardScaler

@@ -208,18 +208,15 @@ def _cached():
     return JIT["cache"]
 
 
-def notice(kinds, dtype, beside=(), in_helper=()):
+def notice(kinds, dtype, beside=()):
     """The line that says a fit is about to compile the kernels ``kinds``
-    (and that a helper process compiles the kernels ``beside`` meanwhile, or
-    those of ``kinds`` in ``in_helper`` while this one compiles the rest)."""
+    (and that a helper process compiles the kernels ``beside`` meanwhile)."""
     what = " and ".join(kinds)
     plural = "s" if len(kinds) > 1 else ""
     seconds = sum(ESTIMATE_SECONDS[k] for k in kinds)
     once = ("once: later runs load it from Numba's cache" if _cached()
             else "no writable cache: every process compiles it again")
     helper = "".join(f"; the {k} kernel in a helper process beside it" for k in beside)
-    helper += "".join(f"; the {k} kernel in a helper process, the prediction kernel here"
-                      for k in in_helper)
     return (f"deepnet_fast: compiling the {dtype} {what} kernel{plural} for this machine "
             f"({once}; about {seconds} s{helper})...")
 
@@ -240,8 +237,7 @@ def announce(session):
                if is_ready(k, dtype) is False]
     if missing:
         beside = [k for k in _beside if k not in missing]
-        in_helper = [k for k in _beside if k in missing]
-        print(notice(missing, dtype, beside, in_helper), file=sys.stderr, flush=True)
+        print(notice(missing, dtype, beside), file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------- beside
@@ -284,40 +280,15 @@ def compile_beside(session):
     runner = session.runner
     if getattr(runner, "backend", None) != "compiled" or not hasattr(runner, "batch"):
         return None
-    if not _beside and not _may_start_helper():      # before the cache reads below
+    if not _may_start_helper():      # before the cache reads below
         return None
     dtype = np.dtype(session.arch.dtype).name
     # The prediction most likely next: the fit's own rows, as a score makes.
     training, prediction = fit_kernels(session.arch, runner.batch, runner.X.shape[0],
                                        runner.X.shape[0], session.config.epochs)
-    if training in _beside:
-        _compile_while_helper_trains(training, prediction, dtype)
-        return None
-    if not _may_start_helper():      # before the cache reads below
-        return None
     if is_ready(training, dtype) is not False:
         return None
     return start_helper(prediction, dtype, training=training)
-
-
-def _compile_while_helper_trains(training, prediction, dtype):
-    """A helper compiles the fit's training kernel (the command line starts
-    one first thing, see :func:`start_helper`): compile here, meanwhile, the
-    leaves that kernel needs after its glue and the prediction kernel, then
-    wait for the helper, whose kernel the fit then loads.
-
-    Why the roles this way round: the training kernel is the longest compile
-    of a first run, and the helper starts it before this process has imported
-    scikit-learn and loaded the data (about 1.5 s). The helper then finds the
-    leaves in the cache (this process compiles them in the order the kernel
-    needs them, ahead of it), and both processes finish at about the same
-    time.
-    """
-    if training == "training" and is_ready(training, dtype) is False:
-        _compile_training_leaves(dtype)
-    if prediction == "prediction" and is_ready(prediction, dtype) is False:
-        _compile_prediction(dtype)
-    settle(kinds=(training,))
 
 
 def start_helper(kind, dtype, training=None):
@@ -373,13 +344,12 @@ def start_helper(kind, dtype, training=None):
     return helper
 
 
-def settle(timeout=SETTLE_TIMEOUT, kinds=None):
-    """Wait for the helper of :func:`compile_beside`, if one runs (of one of
-    ``kinds`` only, when given): the caller is about to run a kernel that
-    the helper may be compiling. A helper still running after ``timeout``
-    seconds is stopped (the caller then compiles)."""
+def settle(timeout=SETTLE_TIMEOUT):
+    """Wait for the helper of :func:`compile_beside`, if one runs: the caller
+    is about to run a kernel that the helper may be compiling. A helper still
+    running after ``timeout`` seconds is stopped (the caller then compiles)."""
     while _beside:               # empty on every call but the first few: one test
-        helper = _take_helper(kinds)
+        helper = _take_helper()
         if helper is None:
             return
         try:
@@ -389,16 +359,11 @@ def settle(timeout=SETTLE_TIMEOUT, kinds=None):
             helper.wait()
 
 
-def _take_helper(kinds=None):
+def _take_helper():
     try:
-        if kinds is None:
-            return _beside.popitem()[1]
-        for kind in kinds:
-            if kind in _beside:
-                return _beside.pop(kind)
+        return _beside.popitem()[1]
     except KeyError:             # another thread took the last one
-        pass
-    return None
+        return None
 
 
 def _helpers_pay():
@@ -470,19 +435,6 @@ def _training_leaves(dtype):
 def _compile_training_leaves(dtype):
     for dispatcher, signature in _training_leaves(dtype):
         dispatcher.compile(signature)
-
-
-def _compile_prediction(dtype):
-    """The one-thread prediction kernel for C-contiguous rows of ``dtype``,
-    as a prediction after the fit calls it; the kernel itself, not
-    ``predict_proba``, which would wait for the helpers (:func:`settle`)."""
-    from .kernels.training import predict_output
-    from .network import DeepNet
-
-    net = DeepNet([4, 3, 1], seed=0, dtype=dtype)
-    chunk = 1024     # an int64, as engines.PREDICT_CHUNK: its value is not in the type
-    predict_output(np.zeros((2, 4), dtype), net.training_state.theta,
-                   net.architecture.kernel_network, chunk)
 
 
 def _misses(kind):

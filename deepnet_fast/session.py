@@ -205,8 +205,8 @@ class TrainingSession:
             self._last = self.state.snapshot()
             self.state.use_optimizer(config.optimizer)
             self.state.settings = config.settings()
-            compilation.announce(self)
             compilation.compile_beside(self)
+            compilation.announce(self)
             runner.open()
             progress = Progress(steps, config.verbose)
             for cb in self.callbacks:

@@ -378,31 +378,6 @@ def test_helper_compiles_training_leaves_only_for_the_one_thread_kernel(beside, 
                                                                          "prediction"]
 
 
-def test_fit_compiles_the_rest_while_a_helper_compiles_its_training_kernel(beside, monkeypatch):
-    done = []
-    monkeypatch.setattr(compilation, "_compile_training_leaves",
-                        lambda dtype: done.append(("leaves", dtype)))
-    monkeypatch.setattr(compilation, "_compile_prediction",
-                        lambda dtype: done.append(("prediction", dtype)))
-    helper = compilation.start_helper("training", "float32")      # as the command line does
-    assert helper.args[-3:] == ["float32", "--kind", "training"]
-    assert compilation.compile_beside(_fit_session("float32")) is None      # no second helper
-    assert done == [("leaves", "float32"), ("prediction", "float32")]
-    assert helper.waited == [compilation.SETTLE_TIMEOUT] and not compilation._beside
-    # What is ready already is not compiled again.
-    done.clear()
-    helper = compilation.start_helper("training", "float32")
-    beside[("prediction", "float32")] = True
-    compilation.compile_beside(_fit_session("float32"))
-    assert done == [("leaves", "float32")] and helper.waited
-    # Waiting for the helpers of some kinds leaves the others running.
-    other = compilation.start_helper("threaded prediction", "float64")
-    compilation.settle(kinds=("training",))
-    assert other.waited == [] and list(compilation._beside) == ["threaded prediction"]
-    compilation.settle()
-    assert other.waited and not compilation._beside
-
-
 def test_compile_beside_stops_a_helper_that_outlasts_the_wait(beside):
     helper = compilation.compile_beside(_fit_session())
     helper.hangs = True
@@ -454,10 +429,9 @@ def test_cli_train_starts_the_helper_before_it_loads_the_data(beside, monkeypatc
     monkeypatch.setattr(datasets, "load_dataset", loading)
     assert main(["train", "--data", "iris", "--epochs", "1", "--quiet", "--dtype", "float32"]) == 0
     [helper] = _FakeHelper.started                   # the fit started no second one
-    assert helper.args[-3:] == ["float32", "--kind", "training"]
-    assert helper.waited                             # the fit waited for it
-    assert ("the training kernel in a helper process, the prediction kernel here"
-            in capsys.readouterr().err)
+    assert helper.args[-5:] == ["float32", "--kind", "training leaves", "--kind", "prediction"]
+    assert helper.waited                             # the score waited for it
+    assert "the prediction kernel in a helper process beside it" in capsys.readouterr().err
     monkeypatch.setattr(datasets, "load_dataset", load)
     _FakeHelper.started = []
     assert main(["train", "--data", "iris", "--epochs", "1", "--quiet",
