@@ -115,12 +115,10 @@ def fit_kernels(arch, batch, n_validation=0, n_samples=0, epochs=0):
     samples runs (validation predictions on ``n_validation`` samples
     included), for ``epochs`` epochs over ``n_samples`` samples (0: unknown;
     see :func:`training_threads`)."""
-    from .threads import fit_threads
-
     threaded = training_threads(arch, batch, n_samples, epochs).kernel_threads > 1
     kinds = ["threaded training" if threaded else "training"]
     if n_validation:
-        threaded = fit_threads(arch.layer_dims, n_validation).kernel_threads > 1
+        threaded = prediction_threads(arch, n_validation).kernel_threads > 1
         kinds.append("threaded prediction" if threaded else "prediction")
     return kinds
 
@@ -131,7 +129,8 @@ def fit_kernels(arch, batch, n_validation=0, n_samples=0, epochs=0):
 # half again. Only networks above threads.SINGLE_THREAD_BELOW meet it, whose
 # products BLAS runs near its peak.
 ONE_THREAD_FLOPS = {"float32": 100e9, "float64": 50e9}
-_one_thread_seconds = {}    # dtype -> estimated seconds of the fits run on one thread instead
+# (threaded kernel kind, dtype) -> estimated seconds run on one thread instead
+_one_thread_seconds = {}
 
 
 def training_threads(arch, batch, n_samples=0, epochs=0, backend="compiled", record=False):
@@ -155,21 +154,54 @@ def training_threads(arch, batch, n_samples=0, epochs=0, backend="compiled", rec
     nor with ``DEEPNET_FAST_COMPILE_BESIDE=0`` (the test suite and the
     benchmarks: they measure the kernel the size calls for).
     """
-    from . import threads as T
+    from .threads import fit_threads
 
-    plan = T.fit_threads(arch.layer_dims, batch, backend)
-    if (plan.single or backend != "compiled" or n_samples <= 0 or epochs <= 0
-            or T.get_num_threads() is not None or os.environ.get(BESIDE_VARIABLE, "1") == "0"):
+    plan = fit_threads(arch.layer_dims, batch, backend)
+    if n_samples <= 0 or epochs <= 0 or not _may_rent(plan, backend):
         return plan
-    dtype = np.dtype(arch.dtype).name
-    seconds = 6 * arch.multiply_adds(n_samples) * epochs / ONE_THREAD_FLOPS[dtype]
-    spent = _one_thread_seconds.get(dtype, 0.0)
-    if (spent + seconds >= ESTIMATE_SECONDS["threaded training"]
-            or is_ready("threaded training", dtype) is not False):
+    flops = 6 * arch.multiply_adds(n_samples) * epochs
+    if _rents("threaded training", np.dtype(arch.dtype).name, flops, record):
+        return fit_threads(arch.layer_dims, batch, backend, available=1)
+    return plan
+
+
+def prediction_threads(arch, n_samples, backend="compiled", record=False):
+    """The :class:`~deepnet_fast.threads.fit_threads` of a prediction of
+    ``n_samples`` rows: as :func:`training_threads`, one thread rather than
+    compile the threaded prediction kernel while the one-thread predictions
+    of this process (``record=True`` counts this one) would take less time
+    than that compile."""
+    from .threads import fit_threads
+
+    plan = fit_threads(arch.layer_dims, n_samples, backend)
+    if not _may_rent(plan, backend):
         return plan
+    flops = 2 * arch.multiply_adds(n_samples)
+    if _rents("threaded prediction", np.dtype(arch.dtype).name, flops, record):
+        return fit_threads(arch.layer_dims, n_samples, backend, available=1)
+    return plan
+
+
+def _may_rent(plan, backend):
+    """Whether a run that ``plan`` splits between threads may run on one
+    thread instead of compiling its threaded kernel."""
+    from .threads import get_num_threads
+
+    return (not plan.single and backend == "compiled" and get_num_threads() is None
+            and os.environ.get(BESIDE_VARIABLE, "1") != "0")
+
+
+def _rents(kind, dtype, flops, record):
+    """Whether ``flops`` of work run on one thread rather than compile the
+    threaded kernel ``kind`` first (see :func:`training_threads`)."""
+    key = (kind, dtype)
+    spent = _one_thread_seconds.get(key, 0.0)
+    seconds = flops / ONE_THREAD_FLOPS[dtype]
+    if spent + seconds >= ESTIMATE_SECONDS[kind] or is_ready(kind, dtype) is not False:
+        return False
     if record:
-        _one_thread_seconds[dtype] = spent + seconds
-    return T.fit_threads(arch.layer_dims, batch, backend, available=1)
+        _one_thread_seconds[key] = spent + seconds
+    return True
 
 
 def _first_dtype(arg_types):

@@ -23,7 +23,7 @@ from .inputs import batch_nonzeros, is_sparse, kernel_rows
 from .kernels import training as ktrain
 from .kernels import updates as kupd
 from .kernels.sparse import CSR
-from .threads import fit_threads, runs_single
+from .threads import runs_single
 
 # Rows per chunk of a prediction: bounds the activations held at once.
 PREDICT_CHUNK = 4096
@@ -333,7 +333,7 @@ def predict_output(arch, backend, theta, X):
     compilation.settle()       # a helper may be compiling the kernel below
     args = (kernel_rows(X), theta, arch.kernel_network, PREDICT_CHUNK)
     threads = (None if runs_single(arch.multiply_adds(X.shape[0]))
-               else fit_threads(arch.layer_dims, X.shape[0], backend))
+               else compilation.prediction_threads(arch, X.shape[0], backend, record=True))
     if threads is None or threads.single:
         if type(X) is np.ndarray:
             return _predict_dense(*args)

@@ -230,7 +230,7 @@ def test_short_fit_runs_on_one_thread_while_the_threaded_kernel_is_not_compiled(
 
 
 def test_one_thread_fits_add_up_until_the_compile_pays(two_free_cores, monkeypatch):
-    monkeypatch.setattr(compilation, "is_ready", lambda kind, dtype: kind != "threaded training")
+    monkeypatch.setattr(compilation, "is_ready", lambda kind, dtype: not kind.startswith("threaded"))
     arch, budget = _large(), compilation.ESTIMATE_SECONDS["threaded training"]
     epochs = _one_thread_epochs("float32", budget / 3.5)
     singles = 0
@@ -238,7 +238,7 @@ def test_one_thread_fits_add_up_until_the_compile_pays(two_free_cores, monkeypat
         singles += 1
         assert singles < 10
     assert singles == 3                 # the fourth would pass the compile's estimate
-    spent = compilation._one_thread_seconds["float32"]
+    spent = compilation._one_thread_seconds[("threaded training", "float32")]
     assert budget * 3 / 3.5 * 0.9 <= spent < budget
     # Without record=True (the notice's question) nothing adds up.
     compilation._one_thread_seconds.clear()
@@ -246,9 +246,46 @@ def test_one_thread_fits_add_up_until_the_compile_pays(two_free_cores, monkeypat
         assert compilation.training_threads(arch, 256, 2048, epochs).single
     assert compilation._one_thread_seconds == {}
     # Each dtype has its own kernel, and its own count.
-    compilation._one_thread_seconds["float32"] = budget
+    compilation._one_thread_seconds[("threaded training", "float32")] = budget
     assert not compilation.training_threads(arch, 256, 2048, 1).single
     assert compilation.training_threads(_large("float64"), 256, 2048, 1).single
+
+
+def test_large_predictions_run_on_one_thread_until_the_threaded_kernel_pays(two_free_cores,
+                                                                            monkeypatch):
+    ready = {}
+    monkeypatch.setattr(compilation, "is_ready", lambda kind, dtype: ready.get(kind, False))
+    arch, budget = _large(), compilation.ESTIMATE_SECONDS["threaded prediction"]
+    assert not threads.fit_threads(LARGE, 2048).single           # the size rule alone: threads
+    assert compilation.prediction_threads(arch, 2048).single
+    assert compilation.fit_kernels(arch, 256, 2048, 2048, 1) == ["training", "prediction"]
+    # Predictions longer than the compile in all: threads.
+    rows = int(budget * compilation.ONE_THREAD_FLOPS["float32"] / (2 * arch.multiply_adds(1)))
+    assert not compilation.prediction_threads(arch, rows + 1).single
+    singles = 0
+    while compilation.prediction_threads(arch, rows // 3, record=True).single:
+        singles += 1
+    assert singles == 3
+    # The training kernel's count is another.
+    assert compilation.training_threads(arch, 256, 2048, 1).single
+    ready["threaded prediction"] = True
+    compilation._one_thread_seconds.clear()
+    assert not compilation.prediction_threads(arch, 2048).single
+
+
+def test_a_large_prediction_takes_the_one_thread_kernel_while_renting(two_free_cores, monkeypatch):
+    import deepnet_fast as dn
+    from deepnet_fast.kernels import training_threaded
+    monkeypatch.setattr(compilation, "is_ready", lambda kind, dtype: kind != "threaded prediction")
+    monkeypatch.setattr(threads, "SINGLE_THREAD_BELOW", 0)      # a small network takes threads
+    calls = []
+    monkeypatch.setattr(training_threaded, "predict_output_threaded",
+                        lambda *a: calls.append(a) or 1 / 0)
+    X = np.random.default_rng(0).standard_normal((30, 6))
+    net = dn.DeepNet([6, 8, 3], "tanh", "softmax", seed=3)
+    ref = dn.DeepNet([6, 8, 3], "tanh", "softmax", seed=3, backend="reference")
+    np.testing.assert_allclose(net.predict_proba(X), ref.predict_proba(X), rtol=1e-10)
+    assert calls == [] and compilation._one_thread_seconds[("threaded prediction", "float64")] > 0
 
 
 def test_first_short_fit_of_a_large_network_trains_on_the_one_thread_kernel(
@@ -272,7 +309,7 @@ def test_first_short_fit_of_a_large_network_trains_on_the_one_thread_kernel(
     net.fit(X, y, **kw)
     ref = dn.DeepNet([6, 8, 3], "tanh", "softmax", seed=3, backend="reference")
     ref.fit(X, y, **kw)
-    assert used == [1] and compilation._one_thread_seconds["float64"] > 0
+    assert used == [1] and compilation._one_thread_seconds[("threaded training", "float64")] > 0
     for k, v in ref.parameters.items():
         np.testing.assert_allclose(net.parameters[k], v, rtol=1e-10, atol=1e-12)
     # Once the threaded kernel is ready, the same fit splits its batches.
