@@ -14,9 +14,10 @@ a fresh install pays the compile once, later processes load the machine code.
   will need next is not cached either, it starts a helper process that
   compiles the prediction kernel into the cache on another core meanwhile
   (:func:`settle` waits for it before a prediction).
-- :func:`training_threads` decides a fit's threads: a fit that would split
-  its batches between threads, but would first have to compile the threaded
-  kernel, runs on one thread when that is quicker (see its docstring).
+- :func:`training_threads` and :func:`prediction_threads` decide the threads
+  of a fit and of a prediction: one that would split its work between
+  threads, but would first have to compile the threaded kernel, runs on one
+  thread when that is quicker (see :func:`training_threads`).
 - :func:`compile_ahead` compiles every kernel a fit or a prediction can use
   (both dtypes, one-thread and threaded) into the cache, for Docker images and
   cluster workers: ``deepnet-fast compile`` or ``python -m deepnet_fast.compilation``.
@@ -53,8 +54,9 @@ takes 13.4 s), 35-39 s for a first 784-1024-1024-10 float32 fit. Calling the
 leaves through unresolved symbols instead of linking them would avoid it, at
 the price of Numba's cache internals; not done. A first fit that would wait
 for the threaded kernel only to run it for a few seconds trains on one thread
-instead (:func:`training_threads`): one epoch of that network to its first
-prediction took 15.5 s instead of 46.1 s (``bench_compile``, with the helper).
+instead (:func:`training_threads`, and :func:`prediction_threads` for a
+prediction): one epoch of that network to its first prediction took 12.2 s
+instead of 42.4 s (``bench_compile``).
 """
 
 import atexit
