@@ -9,9 +9,9 @@ The three starts of issue 17:
   predictions);
 - ``large-float32``: one epoch of a 784-1024-1024-10 float32 network and a
   prediction, as a user writes it (no thread count): on two cores its size
-  calls for the threaded epoch kernel, but a fit this short trains on one
-  thread rather than wait for that kernel's compile
-  (``deepnet_fast.compilation.training_threads``);
+  calls for the threaded kernels, but a fit and a prediction this short run
+  on one thread rather than wait for their compile
+  (``deepnet_fast.compilation.training_threads``, ``prediction_threads``);
 - ``tiny``: ``import deepnet_fast`` and a two-epoch fit of a tiny network,
   to the first prediction.
 
