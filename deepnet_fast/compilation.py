@@ -70,12 +70,15 @@ import numpy as np
 
 DTYPES = ("float32", "float64")
 
-# Seconds to compile each kernel with an empty cache, the estimates the notice
-# quotes: measured on a 2-core AMD EPYC (family 26, Numba 0.68, machine shared
-# with other work) as the first fits' compile (`python -m benchmarks.bench_compile`
-# in asv_benchmarks: the README's digits command 15.5 s in all, a
-# 784-1024-1024-10 float32 fit on the threaded kernel 33 s). Revise them with
-# the kernels.
+# Seconds to compile each kernel with an empty cache: the estimates the notice
+# quotes, and the price of the threaded kernels in training_threads' rule.
+# Checked in session 10 on a 2-core AMD EPYC (family 26, Numba 0.68, a shared
+# host) with `deepnet-fast compile --dtype D` in a fresh cache, which compiles
+# each kind after the earlier ones (so later kinds load leaves the earlier
+# ones compiled): float64 / float32 training leaves 5.5 / 4.3 s, training
+# 9.0 / 7.5 s (so ~12-14 s alone), prediction 2.4 / 2.2 s, threaded training
+# 20.2 / 20.4 s (~25 s alone), threaded prediction 2.9 / 2.7 s. Revise them
+# with the kernels.
 ESTIMATE_SECONDS = {"training": 12, "prediction": 3, "threaded training": 25,
                     "threaded prediction": 6}
 
