@@ -61,6 +61,7 @@ instead of 42.4 s (``bench_compile``).
 
 import atexit
 import contextlib
+import math
 import os
 import subprocess
 import sys
@@ -202,11 +203,31 @@ def _rents(kind, dtype, flops, record):
     key = (kind, dtype)
     spent = _one_thread_seconds.get(key, 0.0)
     seconds = flops / ONE_THREAD_FLOPS[dtype]
-    if spent + seconds >= ESTIMATE_SECONDS[kind] or is_ready(kind, dtype) is not False:
+    if spent + seconds >= ESTIMATE_SECONDS[kind] or not _missing(kind, dtype):
         return False
     if record:
         _one_thread_seconds[key] = spent + seconds
     return True
+
+
+# Seconds for which a kernel found missing stays missing without another look
+# at its cache index (a read took 130-240 us): renting predictions of a few
+# hundred microseconds would pay it on every call otherwise.
+MISSING_TTL = 1.0
+_missing_seen = {}          # (kind, dtype) -> time.monotonic() of the read that found it missing
+
+
+def _missing(kind, dtype):
+    """``is_ready(kind, dtype) is False``, read again at most every ``MISSING_TTL``
+    seconds while it holds."""
+    key, now = (kind, dtype), time.monotonic()
+    if now - _missing_seen.get(key, -math.inf) < MISSING_TTL:
+        return True
+    if is_ready(kind, dtype) is False:
+        _missing_seen[key] = now
+        return True
+    _missing_seen.pop(key, None)
+    return False
 
 
 def _first_dtype(arg_types):

@@ -187,6 +187,7 @@ def two_free_cores(monkeypatch):
     monkeypatch.setattr(threads, "_requested", None)
     monkeypatch.setenv(compilation.BESIDE_VARIABLE, "1")
     monkeypatch.setattr(compilation, "_one_thread_seconds", {})
+    monkeypatch.setattr(compilation, "MISSING_TTL", 0.0)     # every call reads is_ready
 
 
 def _large(dtype="float32"):
@@ -249,6 +250,23 @@ def test_one_thread_fits_add_up_until_the_compile_pays(two_free_cores, monkeypat
     compilation._one_thread_seconds[("threaded training", "float32")] = budget
     assert not compilation.training_threads(arch, 256, 2048, 1).single
     assert compilation.training_threads(_large("float64"), 256, 2048, 1).single
+
+
+def test_a_missing_kernel_is_looked_up_again_after_a_while(two_free_cores, monkeypatch):
+    asked, ready = [], {"threaded prediction": False}
+    monkeypatch.setattr(compilation, "is_ready",
+                        lambda kind, dtype: asked.append(kind) or ready[kind])
+    monkeypatch.setattr(compilation, "MISSING_TTL", 60.0)
+    monkeypatch.setattr(compilation, "_missing_seen", {})
+    arch = _large()
+    for _ in range(5):
+        assert compilation.prediction_threads(arch, 64).single
+    assert asked == ["threaded prediction"]                # one read for five calls
+    ready["threaded prediction"] = True                    # a helper compiled it
+    compilation._missing_seen[("threaded prediction", "float32")] -= 61
+    assert not compilation.prediction_threads(arch, 64).single
+    assert not compilation.prediction_threads(arch, 64).single
+    assert asked == ["threaded prediction"] * 3            # ready: read on every call
 
 
 def test_large_predictions_run_on_one_thread_until_the_threaded_kernel_pays(two_free_cores,
