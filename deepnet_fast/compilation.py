@@ -483,7 +483,7 @@ def _training_leaves(dtype):
         (losses.output_delta, (matrix, transposed, f, matrix, vector, i64, f, i64)),
         (dropout.apply_mask, (matrix, types.uint64, f64, f, i64, i64, i64)),
         (training.delta, (i64, types.Array(i64, 1, "C"), vector, vector, i64)),
-        (linear.row_sums, (matrix, f, matrix)),
+        (linear.row_sums, (matrix, f, f, matrix)),
         (activations.scale_by_derivative, (matrix, matrix, i64, f, f)),
         (training.batch_cost, (f64, f64, f64, f64)),
         (updates.apply_update, (vector, vector, vector, vector, i64, vector)),

@@ -39,14 +39,18 @@ def linear_activation_forward(W, A_prev, b, code, slope, Z, A):
 
 
 @njit(**JIT)
-def row_sums(dZ, scale, db):
-    """db[i, 0] = scale * Σ_j dZ[i, j]."""
+def row_sums(dZ, alpha, beta, db):
+    """db[i, 0] = alpha * Σ_j dZ[i, j] + beta * db[i, 0] (``beta == 0``: db is
+    not read, as BLAS's ``?gemm`` treats C)."""
     n, m = dZ.shape
     for i in range(n):
         acc = dZ[i, 0] * 0
         for j in range(m):
             acc += dZ[i, j]
-        db[i, 0] = acc * scale
+        if beta == 0:
+            db[i, 0] = acc * alpha
+        else:
+            db[i, 0] = acc * alpha + beta * db[i, 0]
 
 
 @njit(**JIT)
@@ -62,7 +66,7 @@ def linear_backward(dZ, A_prev, W, inv_m, dA_prev, dW, db):
     """dW = (1/m) dZ A_prevᵀ, db = (1/m) Σ_j dZ, dA_prev = Wᵀ dZ."""
     np.dot(dZ, A_prev.T, dW)
     scale_inplace(dW, inv_m)
-    row_sums(dZ, inv_m, db)
+    row_sums(dZ, inv_m, inv_m - inv_m, db)
     np.dot(W.T, dZ, dA_prev)
 
 

@@ -73,15 +73,20 @@ def csr_product(W, X, A):
 
 
 @njit(**JIT)
-def csr_weight_gradient(dZ, X, dW):
-    """dW = dZ X: dZ (n, mb), X CSR rows (mb, n0), dW (n, n0), overwritten."""
+def csr_weight_gradient(alpha, beta, dZ, X, dW):
+    """dW = alpha dZ X + beta dW: dZ (n, mb), X CSR rows (mb, n0), dW (n, n0)
+    (``beta == 0``: dW is overwritten, not read)."""
     n, mb = dZ.shape
     data, indices, indptr = X.data, X.indices, X.indptr
     for i in range(n):
         dWi = dW[i]
-        dWi[:] = 0
+        if beta == 0:
+            dWi[:] = 0
+        elif beta != 1:
+            for k in range(dWi.shape[0]):
+                dWi[k] *= beta
         for j in range(mb):
-            d = dZ[i, j]
+            d = alpha * dZ[i, j]
             # ReLU units leave many zeros in dZ; skipping them changes nothing.
             if d == 0:
                 continue
@@ -201,19 +206,21 @@ def _ol_product(one, W, A_prev, A):
     return lambda one, W, A_prev, A: gemm(one, W, A_prev, one - one, A)
 
 
-def input_weight_gradient(one, dZ, Xk, c0, c1, dW):
-    """dW = dZ Xk[:, c0:c1] for the first layer (dW the matching block).
+def input_weight_gradient(alpha, beta, dZ, Xk, c0, c1, dW):
+    """dW = alpha dZ Xk[:, c0:c1] + beta dW for the first layer (dW the
+    matching block; ``beta == 0``: overwritten).
 
     CSR input is only ever split by rows of dW (``c0, c1 = 0, n0``): see
-    :func:`.training.weight_gradient_share`.
+    :func:`.training.weight_share`.
     """
 
 
 @overload(input_weight_gradient, inline="always")
-def _ol_input_weight_gradient(one, dZ, Xk, c0, c1, dW):
+def _ol_input_weight_gradient(alpha, beta, dZ, Xk, c0, c1, dW):
     if _is_csr(Xk):
-        return lambda one, dZ, Xk, c0, c1, dW: csr_weight_gradient(dZ, Xk, dW)
-    return lambda one, dZ, Xk, c0, c1, dW: gemm(one, dZ, Xk[:, c0:c1], one - one, dW)
+        return lambda alpha, beta, dZ, Xk, c0, c1, dW: csr_weight_gradient(alpha, beta, dZ, Xk,
+                                                                           dW)
+    return lambda alpha, beta, dZ, Xk, c0, c1, dW: gemm(alpha, dZ, Xk[:, c0:c1], beta, dW)
 
 
 def gather_input(lo, hi, X, order, start, buf):

@@ -51,13 +51,27 @@ Layouts
 - ``theta``: W1, b1, W2, b2, ... flattened into one vector (``offW``/``offb``
   give where each starts); ``grad``, ``v``, ``s`` share that layout.
 - ``acts``: the activations A[l] (n[l], mb) of the batch, every layer back to
-  back; dZ[L] overwrites A[L]. ``deltas``: two buffers of the widest hidden
-  layer, dZ[l] in buffer ``l % 2``, so that dZ[l-1] is written while other
-  shares still read dZ[l]. :func:`activation_sizes` gives both sizes.
+  back; dZ[L] overwrites A[L]. ``deltas``: three buffers of the widest hidden
+  layer, dZ[l] in buffer ``l % 3``, so that dZ[l-1] is written while other
+  shares still read dZ[l] (for it) and dZ[l+1] (for layer l+1's update, see
+  below). :func:`activation_sizes` gives both sizes.
 - The 1/mb of the linear backward step is folded into dZ[L]; the chain rule
   carries it down to every layer. With sample weights ``w`` (m,) (empty: none)
   it is w_j/Σw over the batch instead, as scikit-learn weighs its MLP's loss;
   a batch whose weights sum to 0 is skipped.
+
+Plain gradient descent
+----------------------
+With the ``gd`` optimizer and no L2, a batch makes no gradient: the products
+that would write dW[l] = dZ[l] A[l-1]ᵀ into ``buf.grad`` write W[l] - α dW[l]
+into ``theta`` (``?gemm`` with alpha -α, beta 1; db likewise), once dZ[l-1]
+has read W[l] (:func:`fused_update`). That saves the gradient's write and its
+reads by the finiteness check and the update, OpenBLAS's zeroing pass over C
+for beta 0, and in the threaded epoch two of its ``2L + 3`` barriers. Such a
+batch is refused on its cost alone, checked before its backward pass makes
+the update; a gradient that overflows with a finite cost leaves parameters that
+are not finite, which the next batch's cost or the caller's check of the
+parameters finds (``TrainingSession`` then restores its last good epoch).
 """
 
 from collections import namedtuple
@@ -86,7 +100,7 @@ from .sparse import (
     row_block,
     strided,
 )
-from .updates import BC1, BC2, apply_update
+from .updates import BC1, BC2, GD, LR, apply_update
 
 Network = namedtuple("Network", "dims codes offW offb slope")
 Network.__doc__ = """The network as the kernels see it.
@@ -195,7 +209,7 @@ def share(p, parts, n):
 def activation_sizes(dims, mb):
     """Lengths of the ``acts`` and ``deltas`` buffers for batches of ``mb``
     samples (plain Python, for the callers that allocate them)."""
-    return sum(dims[1:]) * mb, 2 * max(dims[1:-1], default=1) * mb
+    return sum(dims[1:]) * mb, 3 * max(dims[1:-1], default=1) * mb
 
 
 @njit(**JIT)
@@ -210,10 +224,10 @@ def activation(l, dims, acts, mb):
 @njit(**JIT)
 def delta(l, dims, acts, deltas, mb):
     """dZ[l] (n[l], mb) of the batch: in place of A[L] for the output layer, else
-    in delta buffer ``l % 2``."""
+    in delta buffer ``l % 3``."""
     if l == dims.shape[0] - 1:
         return activation(l, dims, acts, mb)
-    return _matrix(deltas, (l % 2) * (deltas.shape[0] // 2), dims[l], mb)
+    return _matrix(deltas, (l % 3) * (deltas.shape[0] // 3), dims[l], mb)
 
 
 @njit(**JIT)
@@ -423,34 +437,57 @@ def delta_block(dA, Wt, dZ, A_prev, code, slope, key, keep_prob, row0, col0, wid
 
 
 @njit(**INLINE)
-def weight_gradient_share(l, p, parts, Xk, net, buf):
-    """Share p of layer l's (1-based) dW[l] and db[l] for the batch ``Xk``
-    (``parts`` None: all of them, on one thread).
+def weight_share(l, p, parts, Xk, net, buf, out, alpha, beta):
+    """Share p of layer l's (1-based) dW[l] = dZ[l] A[l-1]ᵀ and db[l] = Σ_j dZ[l]
+    for the batch ``Xk``, written as ``alpha · d + beta · out`` into the flat
+    vector ``out`` at W[l]'s and b[l]'s place (``parts`` None: all of them, on
+    one thread): the gradient (``buf.grad``, 1, 0), or plain gradient
+    descent's step on the parameters (``theta``, -α, 1; see the module
+    docstring).
 
-    A block of dW[l]'s rows, or of its columns where the layer has more
+    A block of W[l]'s rows, or of its columns where the layer has more
     inputs than units (the thread then reads 1/parts of the larger operand;
     rows always for sparse X, whose columns are not contiguous), and rows
-    ``share(p, parts, n[l])`` of db[l]. Every product spans the whole batch as
+    ``share(p, parts, n[l])`` of b[l]. Every product spans the whole batch as
     its inner dimension.
     """
-    dims, acts, slope = net.dims, buf.acts, net.slope
-    one = one_like(slope)
-    zero = one - one
+    dims, acts = net.dims, buf.acts
     mb = input_rows(Xk)
     n, n_prev = dims[l], dims[l - 1]
     dZ = delta(l, dims, acts, buf.deltas, mb)
-    dW = _matrix(buf.grad, net.offW[l - 1], n, n_prev)
+    W = _matrix(out, net.offW[l - 1], n, n_prev)
     r0, r1, c0, c1 = 0, n, 0, n_prev
     if n >= n_prev or (l == 1 and is_sparse(Xk)):
         r0, r1 = share(p, parts, n)
     else:
         c0, c1 = share(p, parts, n_prev)
     if l == 1:
-        input_weight_gradient(one, dZ[r0:r1], Xk, c0, c1, dW[r0:r1, c0:c1])
+        input_weight_gradient(alpha, beta, dZ[r0:r1], Xk, c0, c1, W[r0:r1, c0:c1])
     else:
-        gemm(one, dZ[r0:r1], activation(l - 1, dims, acts, mb)[c0:c1].T, zero, dW[r0:r1, c0:c1])
+        gemm(alpha, dZ[r0:r1], activation(l - 1, dims, acts, mb)[c0:c1].T, beta,
+             W[r0:r1, c0:c1])
     b0, b1 = share(p, parts, n)
-    row_sums(dZ[b0:b1], one, _column(buf.grad, net.offb[l - 1], n)[b0:b1])
+    row_sums(dZ[b0:b1], alpha, beta, _column(out, net.offb[l - 1], n)[b0:b1])
+
+
+@njit(**INLINE)
+def fused_update(fit):
+    """Whether the fit's batches update W and b in their products (plain
+    gradient descent without L2: see the module docstring)."""
+    return fit.opt_code == GD and fit.l2 == 0
+
+
+@njit(**INLINE)
+def step_target(fused, theta, grad, hyper):
+    """Where and how the backward pass writes layer steps (:func:`weight_share`):
+    ``(theta, -α, 1)`` when ``fused``, else ``(grad, 1, 0)``."""
+    # Inlined: a compiled call returning ``theta`` would hide from Numba's
+    # dead-code elimination that writes through it reach an argument (see
+    # ._borrow).
+    one = one_like(hyper[0])
+    if fused:
+        return theta, -hyper[LR], one
+    return grad, one, one - one
 
 
 @njit(**INLINE)
@@ -554,21 +591,27 @@ def begin_batch(k, w, order, start, mb, buf):
 
 
 @njit(**INLINE)
-def batch_gradient(Xk, Yk, wk, denom, theta, net, buf, fit, step):
+def batch_step(Xk, Yk, wk, denom, theta, net, buf, fit, step, fused):
     """Cost and metric sum of one batch ``(Xk, Yk)`` with sample weights ``wk``
-    (empty: none), and its gradient (into ``buf.grad``), on one thread."""
-    first = np.int64(0)
+    (empty: none), on one thread; its gradient into ``buf.grad``, or with
+    ``fused`` (:func:`fused_update`) its plain gradient-descent step into
+    ``theta``."""
     if net.dims.shape[0] == 2:
         loss, metric = output_layer(input_T(Xk), Yk, wk, theta, net, buf.acts, fit.loss_code,
                                     denom)
     else:
         A_prev = hidden_forward(Xk, theta, net, buf.acts, fit.keep_prob, fit.seed, step)
         loss, metric = output_layer(A_prev, Yk, wk, theta, net, buf.acts, fit.loss_code, denom)
+    if fused and not np.isfinite(loss):
+        return batch_cost(loss, 0.0, denom, fit.l2), metric     # refused before its update
     mb = input_rows(Xk)
+    out, alpha, beta = step_target(fused, theta, buf.grad, fit.hyper)
+    first = np.int64(0)
     for l in range(net.dims.shape[0] - 1, 0, -1):
-        weight_gradient_share(l, first, None, Xk, net, buf)
+        # dZ[l-1] first: it reads W[l], which a fused step then overwrites.
         if l > 1:       # nobody needs dA[0]
             layer_delta(l, theta, net, buf, mb, fit.keep_prob, fit.seed, step)
+        weight_share(l, first, None, Xk, net, buf, out, alpha, beta)
     c = cast_like(fit.l2 / denom, net.slope)
     squares = regularise_share(first, None, theta, buf.grad, net.dims, net.offW, c)
     cost = batch_cost(loss, squares, denom, fit.l2)
@@ -584,8 +627,8 @@ def loss_and_gradient(Xk, Yk, w, theta, net, buf, fit, step):
     (the other buffers are not used). The cost is the (weighted) mean loss
     over the batch plus λ/(2 denom) Σ‖W‖²; the gradient includes (λ/denom) W.
     """
-    return batch_gradient(Xk, Yk, w, batch_denominator(w, input_rows(Xk)), theta, net, buf, fit,
-                          step)[0]
+    return batch_step(Xk, Yk, w, batch_denominator(w, input_rows(Xk)), theta, net, buf, fit,
+                      step, False)[0]
 
 
 @njit(**JIT)
@@ -603,7 +646,9 @@ def train_epoch(X, Y, w, order, batch_size, theta, v, s, t, net, buf, fit):
     -------
     int
         -1 when every batch finished with a finite cost and gradient, else the
-        index of the batch that did not (its update is not applied).
+        index of the batch that did not (its update is not applied). Plain
+        gradient descent without L2 checks the cost only (see the module
+        docstring).
     """
     # The arguments borrowed (see ._borrow), one per line: a tuple unpacking
     # would hide from Numba which argument each one aliases. X may be sparse
@@ -619,6 +664,7 @@ def train_epoch(X, Y, w, order, batch_size, theta, v, s, t, net, buf, fit):
     fit = borrowed_settings(fit)
     m = input_rows(X)
     n_batches = (m + batch_size - 1) // batch_size
+    fused = fused_update(fit)
     for k in range(n_batches):
         start = k * batch_size
         mb = min(batch_size, m - start)
@@ -627,12 +673,16 @@ def train_epoch(X, Y, w, order, batch_size, theta, v, s, t, net, buf, fit):
         wk, denom = begin_batch(k, w, order, start, mb, buf)
         if denom == 0:
             continue
-        cost, metric = batch_gradient(input_batch(X, order, start, mb, buf),
-                                      batch_rows(Y, order, start, mb, buf.Yb), wk, denom, theta,
-                                      net, buf, fit, step)
+        cost, metric = batch_step(input_batch(X, order, start, mb, buf),
+                                  batch_rows(Y, order, start, mb, buf.Yb), wk, denom, theta, net,
+                                  buf, fit, step, fused)
         buf.batch_costs[k] = cost
         buf.batch_metrics[k] = metric
-        if not np.isfinite(cost) or not all_finite(buf.grad):
+        if not np.isfinite(cost):
+            return k
+        if fused:
+            continue
+        if not all_finite(buf.grad):
             return k
         set_bias_correction(fit, step)
         update_share(np.int64(0), None, theta, buf.grad, v, s, fit.opt_code, fit.hyper)

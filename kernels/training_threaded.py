@@ -5,7 +5,9 @@ The same shares as :func:`.training.train_epoch` (see :mod:`.training`), run by
 each hidden layer's rows or samples forward (:func:`.training.rows_first`), a
 block of the samples at the output layer, and blocks of dW, db and dZ backward.
 A batch costs ``2L + 3`` barriers (gather, one per layer forward and backward,
-L2 and check, update) instead of a fork and join inside every BLAS call, every
+L2 and check, update; ``2L + 1`` for plain gradient descent without L2, whose
+backward phase l makes layer l+1's update in its products, see
+:mod:`.training`) instead of a fork and join inside every BLAS call, every
 product keeps the whole batch as its inner or outer dimension, and no share
 needs a buffer of its own (see ``deepnet_fast.threads`` for the measured gain).
 
@@ -37,6 +39,7 @@ from .training import (
     batch_weight_rows,
     begin_batch,
     delta_share,
+    fused_update,
     gather_share,
     hidden_forward_share,
     output_share,
@@ -44,8 +47,9 @@ from .training import (
     regularise_share,
     set_bias_correction,
     share,
+    step_target,
     update_share,
-    weight_gradient_share,
+    weight_share,
 )
 
 JIT_PARALLEL = dict(JIT, parallel=True)
@@ -87,9 +91,13 @@ def run_phase(phase, l, p, parts, X, Y, w, order, start, mb, denom, theta, v, s,
                 p, parts, strided(activation(l - 1, net.dims, buf.acts, mb)), Yk, wk, theta, net,
                 buf.acts, fit.loss_code, denom)
     elif phase == BACKWARD:
-        weight_gradient_share(l, p, parts, Xk, net, buf)
         if l > 1:       # nobody needs dA[0]
             delta_share(l, p, parts, theta, net, buf, mb, fit.keep_prob, fit.seed, step)
+        fused = fused_update(fit)
+        out, alpha, beta = step_target(fused, theta, buf.grad, fit.hyper)
+        first, last = stepped_layers(l, net.dims.shape[0] - 1, fused)
+        for j in range(first, last + 1):    # one call site: one inlined copy
+            weight_share(j, p, parts, Xk, net, buf, out, alpha, beta)
     elif phase == REGULARISE:
         grad = buf.grad
         c = cast_like(fit.l2 / denom, net.slope)
@@ -101,10 +109,35 @@ def run_phase(phase, l, p, parts, X, Y, w, order, start, mb, denom, theta, v, s,
 
 
 @njit(**JIT)
+def stepped_layers(l, L, fused):
+    """The layers (first, last) whose gradient or step backward phase l of an
+    L-layer network writes: layer l's gradient beside dZ[l-1]; fused, layer
+    l+1's step, whose W dZ[l-1] no longer reads (none at l = L), and at l = 1
+    layer 1's too."""
+    if not fused:
+        return l, l
+    if l == 1:
+        return 1, min(2, L)
+    return l + 1, min(l + 1, L)
+
+
+@njit(**JIT)
+def batch_done(k, parts, denom, squares, fit, buf):
+    """Records batch k's cost and metric from the shares' sums (``squares``:
+    Σ‖W‖² for L2); returns whether the cost is finite."""
+    part_loss = buf.part_loss
+    cost = batch_cost(part_loss[:parts].sum(), squares, denom, fit.l2)
+    buf.batch_costs[k] = cost
+    buf.batch_metrics[k] = part_loss[2 * parts:3 * parts].sum()
+    return np.isfinite(cost)
+
+
+@njit(**JIT)
 def phase_of(i, L):
     """Phase i of a batch of an L-layer network, and its layer: gather, the
     hidden layers forward, the output layer, every layer backward, L2 and the
-    check, the update (``2L + 3`` phases)."""
+    check, the update (``2L + 3`` phases; the first ``2L + 1`` for a fused
+    update)."""
     if i == 0:
         return GATHER, 0
     if i < L:
@@ -127,13 +160,15 @@ def train_epoch_threaded(X, Y, w, order, batch_size, theta, v, s, t, net, buf, f
     L = net.dims.shape[0] - 1
     n_batches = (m + batch_size - 1) // batch_size
     part_loss, part_ok = buf.part_loss, buf.part_ok
+    fused = fused_update(fit)
+    n_phases = 2 * L + 1 if fused else 2 * L + 3
     for k in range(n_batches):
         start = k * batch_size
         mb = min(batch_size, m - start)
         parts = min(part_ok.shape[0], mb)
         step = t + k + 1
         denom = 1.0
-        for i in range(2 * L + 3):
+        for i in range(n_phases):
             phase, l = phase_of(i, L)
             if phase == GATHER and order.shape[0] == 0:
                 continue      # the batch is a block of X, read in place
@@ -142,13 +177,14 @@ def train_epoch_threaded(X, Y, w, order, batch_size, theta, v, s, t, net, buf, f
                 if denom == 0:
                     break     # weights summing to 0: no update
             elif phase == UPDATE:
-                cost = batch_cost(part_loss[:parts].sum(), part_loss[parts:2 * parts].sum(),
-                                  denom, fit.l2)
-                buf.batch_costs[k] = cost
-                buf.batch_metrics[k] = part_loss[2 * parts:3 * parts].sum()
-                if not np.isfinite(cost) or not part_ok[:parts].all():
+                if not batch_done(k, parts, denom, part_loss[parts:2 * parts].sum(), fit, buf) \
+                        or not part_ok[:parts].all():
                     return k
                 set_bias_correction(fit, step)
+            elif fused and i == L + 1:
+                # The first backward phase: the cost is known, the update not made.
+                if not batch_done(k, parts, denom, 0.0, fit, buf):
+                    return k
             for p in prange(parts):
                 run_phase(phase, l, np.int64(p), parts, X, Y, w, order, start, mb, denom, theta,
                           v, s, net, buf, fit, step)

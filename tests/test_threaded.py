@@ -24,6 +24,7 @@ CONFIGS = {
     "tanh-sigmoid": ([5, 4, 1], ("tanh", "sigmoid"), 22, 7),
     "leaky-identity": ([6, 8, 2], ("leaky_relu", "identity"), 17, 17),
     "sigmoid-deep": ([4, 5, 5, 5, 2], ("sigmoid", "tanh", "relu", "softmax"), 31, 8),
+    "no-hidden": ([5, 3], ("softmax",), 19, 6),
 }
 
 
@@ -117,6 +118,38 @@ def test_threaded_epoch_reports_the_diverging_batch_and_skips_its_update():
     one.use_optimizer("gd")
     assert ser.epoch(one, X, Y, np.empty(0, np.int64), 0.05)[1] == 2
     np.testing.assert_allclose(state.theta, one.theta, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_gradient_descent_updating_in_its_products_matches_the_gradient_path(name, n_threads,
+                                                                            sparse):
+    # Plain gradient descent without L2 writes W - lr dW in its products and
+    # makes no gradient; momentum with beta 0 is the same step through the
+    # gradient and the update loop.
+    import scipy.sparse as sp
+    dims, acts, X, Y, batch, theta0 = _problem(name, np.float64, seed=4)
+    X[np.abs(X) < 0.7] = 0.0                  # sparse rows with empty ones
+    if sparse:
+        X = sp.csr_matrix(X)
+    m = X.shape[0]
+    arch = Architecture(tuple(dims), tuple(acts), 0.1, np.dtype(np.float64))
+    keep_prob = 1.0 if acts[-1] == "identity" else 0.8
+    fused, plain = (engines.ENGINES["compiled"](arch, config, batch, m, 5, threads=n_threads)
+                    for config in (FitConfig(optimizer="gd", keep_prob=keep_prob),
+                                   FitConfig(optimizer="momentum", beta=0.0,
+                                             keep_prob=keep_prob)))
+    # The gradient buffer (private to the engine) stays as it was when the
+    # products update the parameters.
+    fused._buffers.grad[:] = np.nan
+    theta_f, cost_f = _run_epochs(fused, theta0, X, Y, 3, 0.1, 5)
+    theta_p, cost_p = _run_epochs(plain, theta0, X, Y, 3, 0.1, 5)
+    assert np.isnan(fused._buffers.grad).all()
+    assert np.isfinite(plain._buffers.grad).all()
+    assert not np.allclose(theta_f, theta0)
+    np.testing.assert_allclose(cost_f, cost_p, rtol=1e-12)
+    np.testing.assert_allclose(theta_f, theta_p, rtol=1e-12, atol=1e-14)
 
 
 def test_fit_splits_large_batches_between_threads_and_matches_reference(monkeypatch):
