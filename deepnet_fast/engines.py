@@ -20,10 +20,11 @@ from . import compilation
 from . import params as flat
 from . import reference as R
 from .inputs import batch_nonzeros, is_sparse, kernel_rows
+from .kernels import pair
 from .kernels import training as ktrain
 from .kernels import updates as kupd
 from .kernels.sparse import CSR
-from .threads import runs_single
+from .threads import pairs_one_row, runs_single
 
 # Rows per chunk of a prediction: bounds the activations held at once.
 PREDICT_CHUNK = 4096
@@ -331,6 +332,9 @@ def predict_output(arch, backend, theta, X):
         return np.concatenate([forward(X[i:i + PREDICT_CHUNK].toarray())
                                for i in range(0, X.shape[0], PREDICT_CHUNK)], axis=1)
     compilation.settle()       # a helper may be compiling the kernel below
+    dims = arch.layer_dims
+    if X.shape[0] == 1 and type(X) is np.ndarray and pairs_one_row(dims[0] * dims[1]):
+        pair.wake()            # for the calls that follow, if it sleeps
     args = (kernel_rows(X), theta, arch.kernel_network, PREDICT_CHUNK)
     threads = (None if runs_single(arch.multiply_adds(X.shape[0]))
                else compilation.prediction_threads(arch, X.shape[0], backend, record=True))

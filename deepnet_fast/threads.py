@@ -99,6 +99,24 @@ def _available():
     return _requested or numba.get_num_threads()
 
 
+_cores_seen = []
+
+
+def pairs_one_row(first_layer_macs):
+    """Whether a one-row prediction whose first layer makes ``first_layer_macs``
+    multiply-adds shares that product with the pair worker
+    (:mod:`deepnet_fast.kernels.pair`): a large one, on a machine with two
+    cores or more for this process, unless :func:`set_num_threads` asked for
+    one thread. Unlike a split between threads it never waits for a sleeping
+    one, so it holds whatever the pace of the calls."""
+    if not _cores_seen:
+        from .kernels.pair import PAIR_MIN_MACS
+        _cores_seen[:] = [usable_cores(), PAIR_MIN_MACS]
+    if first_layer_macs < _cores_seen[1] or (_requested is not None and _requested < 2):
+        return False
+    return _cores_seen[0] > 1
+
+
 def _running_tasks():
     """Runnable tasks on the machine and among this process's own threads,
     from /proc (Linux); None elsewhere."""

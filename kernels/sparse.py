@@ -41,6 +41,7 @@ from numba.extending import overload
 from ._config import JIT
 from ._scalars import zero_like
 from .blas import gemm
+from .pair import product as pair_product
 
 CSR = namedtuple("CSR", "data indices indptr")
 CSR.__doc__ = """Rows of a sparse matrix in compressed sparse row form.
@@ -204,6 +205,26 @@ def _ol_product(one, W, A_prev, A):
     if _is_csr(A_prev):
         return lambda one, W, A_prev, A: csr_product(W, A_prev, A)
     return lambda one, W, A_prev, A: gemm(one, W, A_prev, one - one, A)
+
+
+def predict_product(one, W, A_prev, A):
+    """:func:`product` for a prediction's first layer: a dense one-row product
+    goes through :func:`.pair.product` (shared with the pair worker while it
+    spins and W is large)."""
+
+
+@overload(predict_product, inline="always")
+def _ol_predict_product(one, W, A_prev, A):
+    if _is_csr(A_prev):
+        return lambda one, W, A_prev, A: csr_product(W, A_prev, A)
+
+    def dense(one, W, A_prev, A):
+        if A_prev.shape[1] == 1:
+            # Typed any-strided, as gemm's operands: one compile per dtype.
+            pair_product(W[:, 0:W.shape[1]], A_prev[:, 0:1], A[:, 0:1])
+        else:
+            gemm(one, W, A_prev, one - one, A)
+    return dense
 
 
 def input_weight_gradient(alpha, beta, dZ, Xk, c0, c1, dW):

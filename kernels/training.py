@@ -96,6 +96,7 @@ from .sparse import (
     input_weight_gradient,
     is_sparse,
     n_columns,
+    predict_product,
     product,
     row_block,
     strided,
@@ -324,11 +325,25 @@ def output_forward(A_prev, theta, net, acts):
 @njit(**INLINE)
 def forward_into(Xk, theta, net, acts):
     """Forward pass of a batch ``Xk`` (mb, n0) on one thread, no dropout;
-    returns A[L] (a view into ``acts``)."""
-    if net.dims.shape[0] == 2:
+    returns A[L] (a view into ``acts``).
+
+    A prediction's, so hidden layer 1 is computed here rather than by
+    :func:`hidden_forward`: a one-row product goes through
+    :func:`.sparse.predict_product`, which the training kernels do not compile.
+    """
+    dims = net.dims
+    if dims.shape[0] == 2:
         return output_forward(input_T(Xk), theta, net, acts)
-    return output_forward(hidden_forward(Xk, theta, net, acts, 1.0, np.int64(0), np.int64(0)),
-                          theta, net, acts)
+    mb = input_rows(Xk)
+    A = activation(1, dims, acts, mb)
+    predict_product(one_like(net.slope), _matrix(theta, net.offW[0], dims[1], dims[0]),
+                    input_T(Xk), A)
+    bias_activation(A, _column(theta, net.offb[0], dims[1]), net.codes[0], net.slope, A)
+    for l in range(2, dims.shape[0] - 1):
+        hidden_layer(l, strided(activation(l - 1, dims, acts, mb)), theta, net, acts, 1.0,
+                     np.int64(0), np.int64(0))
+    return output_forward(strided(activation(dims.shape[0] - 2, dims, acts, mb)), theta, net,
+                          acts)
 
 
 @njit(**INLINE)
