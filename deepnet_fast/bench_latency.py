@@ -37,8 +37,10 @@ median over rounds of the two implementations' times in that round.
 ``overhead`` (back-to-back only) is the compiled ``predict_proba`` time minus that of the bare
 prediction kernel (the compiled entry point of
 :func:`deepnet_fast.kernels.training.predict_output`, past Numba's
-dispatcher, and the transposed copy) on the same rows in the same round: the
-Python layer's validation, conversion, thread decision and dispatch.
+dispatcher, and the transposed copy; it wakes the pair worker of one-row
+predictions, :mod:`deepnet_fast.kernels.pair`, as ``predict_proba`` does) on
+the same rows in the same round: the Python layer's validation, conversion,
+thread decision and dispatch.
 
 Run ``python -m deepnet_fast.bench_latency`` (or, in ``asv_benchmarks/``,
 ``python -m benchmarks.bench_predict``); asv tracks the same numbers in
@@ -166,9 +168,19 @@ def make_predictor(implementation, workload):
         theta, kernel_net = net.training_state.theta, net.architecture.kernel_network
         # For C-contiguous, writable float32 rows such as latency_rows'.
         args = (np.zeros((1, net.layer_dims[0]), DTYPE), theta, kernel_net, PREDICT_CHUNK)
+        from .kernels import pair
+        from .threads import pairs_one_row
         predict_output(*args)
         entry = predict_output.get_overload(tuple(typeof(a) for a in args))
-        return lambda X: np.ascontiguousarray(entry(X, theta, kernel_net, PREDICT_CHUNK).T)
+        shares = pairs_one_row(net.layer_dims[0] * net.layer_dims[1])
+
+        def kernel(X):
+            # predict_proba wakes the pair worker for a stream of one-row calls
+            # (kernels.pair): so does the bare kernel, to time the same work.
+            if shares and X.shape[0] == 1:
+                pair.wake()
+            return np.ascontiguousarray(entry(X, theta, kernel_net, PREDICT_CHUNK).T)
+        return kernel
     if implementation in ("onnxruntime", "onnxruntime-1thread"):
         import onnxruntime as ort
         options = ort.SessionOptions()
