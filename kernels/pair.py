@@ -215,7 +215,10 @@ def product(W, x, y):
     one = W[0, 0] * 0 + 1
     M, K = W.shape
     size = W.itemsize
+    # Anything else (shapes that do not match included: gemm raises) stays
+    # on the caller: the worker reads the operands by address, unchecked.
     if (load(STATE) != SPINNING or M < CHUNKS or M * K < PAIR_MIN_MACS
+            or x.shape[0] != K or x.shape[1] != 1 or y.shape[0] != M or y.shape[1] != 1
             or W.strides[1] != size or W.strides[0] != K * size
             or x.strides[0] != size or y.strides[0] != size
             or not swap_if(OWNER, 0, 1)):

@@ -107,6 +107,20 @@ def test_small_or_strided_products_stay_on_the_caller(no_worker):
         np.testing.assert_allclose(y, W @ x, rtol=1e-12)
 
 
+def test_operands_that_do_not_match_are_refused_not_shared(no_worker):
+    assert _spinning()
+    rng = np.random.default_rng(5)
+    W = rng.standard_normal((300, 400))
+    for x, y in [(np.ones((399, 1)), np.empty((300, 1))), (np.ones((400, 1)), np.empty((299, 1))),
+                 (np.ones((400, 2)), np.empty((300, 1)))]:
+        before = pair.BOX[pair.WORD] >> 32
+        pair.wake()
+        with pytest.raises(ValueError, match="shapes"):
+            pair.product(W, x, y)
+        assert (pair.BOX[pair.WORD] >> 32) == before
+    assert pair.BOX[pair.OWNER] == 0
+
+
 def test_predictions_from_several_python_threads_at_once(no_worker):
     net, X = _net(np.float64, seed=3)
     expect = net.predict_proba(X)
