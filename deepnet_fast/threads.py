@@ -230,31 +230,7 @@ def _kernel_blas_is_sequential():
     return library()[0] == "mkl"
 
 
-class parallel_section:
-    """A context around calls of a parallel kernel on ``kernel_threads``
-    threads: under Numba's ``workqueue`` threading layer, which is not
-    thread-safe, it holds a process-wide lock while ``kernel_threads > 1``,
-    so that parallel kernel calls from several Python threads run one after
-    the other."""
-
-    def __init__(self, kernel_threads):
-        self.kernel_threads = kernel_threads
-
-    def __enter__(self):
-        take = self.kernel_threads > 1 and _layer_may_be_workqueue()
-        if take:
-            _workqueue_lock.acquire()
-        _held.__dict__.setdefault("stack", []).append(take)
-        return self
-
-    def __exit__(self, *exc):
-        stack = getattr(_held, "stack", None)
-        if stack and stack.pop():
-            _workqueue_lock.release()
-        return False
-
-
-class fit_threads(parallel_section):
+class fit_threads:
     """Threads for one ``fit``: a context that sets the BLAS pool for its duration.
 
     Below ``SINGLE_THREAD_BELOW`` multiply-adds per batch everything runs on
@@ -262,8 +238,10 @@ class fit_threads(parallel_section):
     Otherwise the compiled backend splits each batch between
     ``kernel_threads`` threads that each call BLAS single-threaded (see
     :mod:`deepnet_fast.kernels.training_threaded`), while the reference
-    backend leaves the threads to BLAS. It is a :class:`parallel_section`
-    too.
+    backend leaves the threads to BLAS. Under Numba's ``workqueue`` threading
+    layer, which is not thread-safe, the context also holds a process-wide
+    lock while ``kernel_threads > 1``, so that parallel kernel calls from
+    several Python threads run one after the other.
 
     Parameters
     ----------
@@ -285,16 +263,19 @@ class fit_threads(parallel_section):
             n = min(n, free_cores() or n)
         self.single = small or n == 1
         if backend == "compiled":
-            super().__init__(1 if self.single else n)
+            self.kernel_threads = 1 if self.single else n
             self.blas_threads = 1
         else:
-            super().__init__(1)
+            self.kernel_threads = 1
             self.blas_threads = 1 if small else n
         self._backend = backend
         self._ctx = None
 
     def __enter__(self):
-        super().__enter__()
+        take = self.kernel_threads > 1 and _layer_may_be_workqueue()
+        if take:
+            _workqueue_lock.acquire()
+        _held.__dict__.setdefault("stack", []).append(take)
         try:
             self._limit_blas()
         except BaseException:
@@ -315,4 +296,7 @@ class fit_threads(parallel_section):
         if self._ctx is not None:
             self._ctx.restore_original_limits()
             self._ctx = None
-        return super().__exit__(*exc)
+        stack = getattr(_held, "stack", None)
+        if stack and stack.pop():
+            _workqueue_lock.release()
+        return False
