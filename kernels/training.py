@@ -723,9 +723,15 @@ def predict_output(X, theta, net, chunk):
     for start in range(0, m, chunk):
         mb = min(chunk, m - start)
         AL = forward_into(row_block(X, start, start + mb), theta, net, acts)
-        # A loop, not a slice assignment: that pulls in Numba's broadcasting
-        # and error formatting, seconds of compile for nothing.
-        for i in range(AL.shape[0]):
-            for j in range(mb):
-                out[i, start + j] = AL[i, j]
+        copy_columns(AL, out, start)
     return out
+
+
+@njit(**INLINE)
+def copy_columns(A, out, start):
+    """out[:, start:start + n] = A for A (rows, n)."""
+    # A loop, not a slice assignment: that pulls in Numba's broadcasting and
+    # error formatting, seconds of compile for nothing.
+    for i in range(A.shape[0]):
+        for j in range(A.shape[1]):
+            out[i, start + j] = A[i, j]

@@ -38,6 +38,7 @@ from .training import (
     batch_rows,
     batch_weight_rows,
     begin_batch,
+    copy_columns,
     delta_share,
     fused_update,
     gather_share,
@@ -199,8 +200,5 @@ def predict_output_threaded(X, theta, net, chunk, parts):
     out = np.empty((net.dims[net.dims.shape[0] - 1], m), dtype=theta.dtype)
     for p in prange(parts):
         lo, hi = share(p, parts, m)
-        part = predict_output(row_block(X, lo, hi), theta, net, chunk)
-        for i in range(part.shape[0]):
-            for j in range(hi - lo):
-                out[i, lo + j] = part[i, j]
+        copy_columns(predict_output(row_block(X, lo, hi), theta, net, chunk), out, lo)
     return out
