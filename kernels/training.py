@@ -303,6 +303,13 @@ def hidden_forward(Xk, theta, net, acts, keep_prob, seed, step):
     # Indices as int64 values, not literals: a literal argument compiles a
     # specialisation of its own (132 compiles for a first fit instead of ~80).
     hidden_layer(np.int64(1), input_T(Xk), theta, net, acts, keep_prob, seed, step)
+    return later_hidden_layers(mb, theta, net, acts, keep_prob, seed, step)
+
+
+@njit(**INLINE)
+def later_hidden_layers(mb, theta, net, acts, keep_prob, seed, step):
+    """Hidden layers 2 to L-1 of a batch of ``mb`` samples on one thread, after
+    layer 1; returns A[L-1]."""
     for l in range(2, net.dims.shape[0] - 1):
         A_prev = strided(activation(l - 1, net.dims, acts, mb))
         hidden_layer(l, A_prev, theta, net, acts, keep_prob, seed, step)
@@ -339,11 +346,8 @@ def forward_into(Xk, theta, net, acts):
     predict_product(one_like(net.slope), _matrix(theta, net.offW[0], dims[1], dims[0]),
                     input_T(Xk), A)
     bias_activation(A, _column(theta, net.offb[0], dims[1]), net.codes[0], net.slope, A)
-    for l in range(2, dims.shape[0] - 1):
-        hidden_layer(l, strided(activation(l - 1, dims, acts, mb)), theta, net, acts, 1.0,
-                     np.int64(0), np.int64(0))
-    return output_forward(strided(activation(dims.shape[0] - 2, dims, acts, mb)), theta, net,
-                          acts)
+    return output_forward(later_hidden_layers(mb, theta, net, acts, 1.0, np.int64(0),
+                                              np.int64(0)), theta, net, acts)
 
 
 @njit(**INLINE)
