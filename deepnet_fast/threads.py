@@ -92,9 +92,9 @@ def get_num_threads():
 # costs more than the split saves; in the benchmark's worker process it lost
 # back to back too (109 us against ONNX Runtime's 16). A one-row prediction
 # with a large first layer shares that product with the pair worker instead
-# (pairs_one_row, kernels/pair.py), which the caller never waits for unless it
-# has claimed work: 10.3-10.9 us against 13.6-16.2 us back to back, and no
-# loss at 10 ms apart.
+# (pairs_one_row, kernels/pair.py), which the caller waits for only when that
+# worker has claimed part of the product: 10.3-10.9 us against 13.6-16.2 us
+# back to back, and no loss at 10 ms apart.
 SINGLE_THREAD_BELOW = 10_000_000
 
 
