@@ -157,7 +157,7 @@ def _block(W, x, y, c, n):
     """Rows of block c of n of y = W x."""
     M = W.shape[0]
     r0, r1 = c * M // n, (c + 1) * M // n
-    one = W[0, 0] * 0 + 1
+    one = W.dtype.type(1)      # not from W[0, 0]: W may be empty
     gemm(one, W[r0:r1], x, one - one, y[r0:r1])
 
 
@@ -213,7 +213,7 @@ def product(W, x, y):
     """y = W x for a one-column x (K, 1) and y (M, 1), with the worker's help
     while it spins and W (M, K) is large and C-contiguous, x and y contiguous
     (see the module docstring); else on BLAS alone."""
-    one = W[0, 0] * 0 + 1
+    one = W.dtype.type(1)      # not from W[0, 0]: W may be empty
     M, K = W.shape
     size = W.itemsize
     # Anything else (shapes that do not match included: gemm raises) stays

@@ -121,6 +121,17 @@ def test_operands_that_do_not_match_are_refused_not_shared(no_worker):
     assert pair.BOX[pair.OWNER] == 0
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_empty_operands_are_handled_without_reading_them(dtype, no_worker):
+    # No element of an empty W is read (it once took 1 from W[0, 0]): no rows
+    # is an empty product, no columns gemm's clear error.
+    y = np.empty((0, 1), dtype)
+    pair.product(np.empty((0, 5), dtype), np.ones((5, 1), dtype), y)
+    assert y.shape == (0, 1)
+    with pytest.raises(ValueError, match="gemm"):
+        pair.product(np.empty((3, 0), dtype), np.empty((0, 1), dtype), np.empty((3, 1), dtype))
+
+
 def test_predictions_from_several_python_threads_at_once(no_worker):
     net, X = _net(np.float64, seed=3)
     expect = net.predict_proba(X)
