@@ -917,10 +917,12 @@ def run(args):
     previous_blas = get_blas()["library"]
     # Every compiled worker gets a library by name: "auto" is decided here,
     # once (measured or read from the cache), so that all of them run the same.
+    # The first library named is the one the peers' ratios and the header
+    # describe: "--blas auto,mkl,scipy" puts auto's choice first, whichever it is.
     blas = [previous_blas]
     if requested:
-        blas = list(dict.fromkeys(set_blas(lib) for lib in reversed(requested)))[::-1]
-        set_blas(requested[0])         # the header describes the first
+        blas = list(dict.fromkeys(set_blas(lib) for lib in requested))
+        set_blas(requested[0])
     versions = _versions()
     versions["compiled BLAS"] = get_blas()["version"]
     cores = _default_threads()

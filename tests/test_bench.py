@@ -314,6 +314,26 @@ def test_bench_compares_blas_libraries_in_one_run(monkeypatch, capsys):
     assert "mkl/best" in out and "set_blas('auto') chooses scipy" in out
 
 
+def test_bench_puts_the_first_named_blas_first_even_when_it_is_auto(monkeypatch):
+    seen = []
+
+    def fake(name, dtype, backends, *args, blas=None):
+        seen.append(blas)
+        rates = {"compiled[scipy]": 4.0, "compiled[mkl]": 3.0}
+        return {"workload": name, "dtype": dtype, "n_samples": 10, "batch_size": 32,
+                "samples_per_s": rates, "ratios": {}, "gflops": {b: 1.0 for b in rates},
+                "blas_ratios": {"scipy/best": 1.0, "mkl/best": 0.75}, "errors": {}}
+
+    monkeypatch.setattr(bench, "_measure_case", fake)
+    import deepnet_fast.blas as dblas
+    monkeypatch.setattr(dblas, "set_blas", lambda lib="auto": "scipy" if lib == "auto" else lib)
+    status = cli.main(["bench", "--quick", "--workloads", "digits-small", "--dtypes", "float64",
+                       "--backends", "compiled", "--no-kernels", "--blas", "auto,mkl,scipy"])
+    assert status == 0
+    # auto's choice (scipy) keeps auto's place: the peers' ratios are computed on it.
+    assert seen == [["scipy", "mkl"]]
+
+
 def test_labels_give_one_compiled_column_per_blas_library():
     assert bench._labels(["compiled", "jax"], ["scipy"]) == [
         ("compiled", "compiled", "scipy"), ("jax", "jax", None)]
