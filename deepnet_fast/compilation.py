@@ -9,11 +9,17 @@ a fresh install pays the compile once, later processes load the machine code.
   cache, it prints one line on stderr, before the progress bar: what is
   compiled, that it happens once, roughly how long. ``verbose=0`` keeps it
   quiet, except inside :func:`announcing` (the command line always says it).
-- :func:`compile_beside` also runs at the start of every fit. When the fit is
-  about to compile its training kernel, and the prediction kernel the model
-  will need next is not cached either, it starts a helper process that
-  compiles the prediction kernel into the cache on another core meanwhile
-  (:func:`settle` waits for it before a prediction).
+- :func:`compile_beside` also runs at the start of every fit. When the
+  fit's training kernel is not cached, it starts a helper process that
+  compiles kernels into the cache on another core meanwhile: the training
+  kernel when the fit runs on the NumPy reference instead (see below), else
+  the prediction kernel the model will need next (:func:`settle` waits for
+  it before a prediction that does not run on the reference).
+- :func:`training_backend` and :func:`prediction_backend` decide where a fit
+  and a prediction run while a helper compiles the kernel they need: a short
+  one runs on the NumPy reference (:mod:`deepnet_fast.reference`, the oracle
+  the kernels are tested against) rather than wait for the compile, and the
+  next one loads the kernel the helper put in the cache.
 - :func:`training_threads` and :func:`prediction_threads` decide the threads
   of a fit and of a prediction: one that would split its work between
   threads, but would first have to compile the threaded kernel, runs on one
@@ -59,7 +65,6 @@ prediction): one epoch of that network to its first prediction took 12.2 s
 instead of 42.4 s (``bench_compile``).
 """
 
-import atexit
 import contextlib
 import math
 import os
@@ -210,6 +215,84 @@ def _rents(kind, dtype, flops, record):
     return True
 
 
+# The NumPy reference's seconds for a fit, a high estimate (only a fit clearly
+# shorter than the compile runs there): Python's work per mini-batch, and its
+# products at a low rate. Measured on the host of ESTIMATE_SECONDS, loaded:
+# the README's digits command (4,300 batches of 32, float64) took 2.0 s on the
+# reference, 0.47 ms a batch.
+REFERENCE_BATCH_SECONDS = 1e-3
+REFERENCE_FLOPS = {"float32": 20e9, "float64": 10e9}
+# (kernel kind, dtype) -> estimated seconds run on the reference instead
+_reference_seconds = {}
+
+
+def training_backend(arch, batch, n_samples=0, epochs=0, backend="compiled", record=False):
+    """The backend a fit of ``epochs`` epochs over ``n_samples`` samples in
+    batches of ``batch`` runs on: ``backend``, or ``"reference"`` for a
+    compiled fit whose one-thread training kernel a helper process of this one
+    is compiling (:func:`compile_beside`), when the fit would take less time
+    on the NumPy reference than that compile (``ESTIMATE_SECONDS``), counting
+    the fits of this process that ran there for the same reason
+    (``record=True`` counts this one): the rule of :func:`training_threads`.
+
+    The reference runs the same arithmetic (the kernels are tested against it
+    to rtol 1e-10 in float64, 1e-4 in float32), the same shuffles and the
+    same dropout masks, one mini-batch at a time in Python. Measured on a
+    2-core AMD EPYC (family 26 model 2), a loaded host, empty cache: the
+    README's first command (100 epochs of digits, float64) printed the same
+    costs and accuracies after 4.3 s on the reference against 13.2-14.2 s
+    compiling first; the helper puts the kernels in the cache meanwhile, and
+    finishes even after this process exits (:func:`start_helper`).
+
+    Not with ``DEEPNET_FAST_COMPILE_BESIDE=0``, a read-only cache or a single
+    core: no helper compiles then, and a fit compiles its kernel itself.
+    """
+    if backend != "compiled" or n_samples <= 0 or epochs <= 0:
+        return backend
+    dtype = np.dtype(arch.dtype).name
+    if not _compiling("training", dtype):
+        return backend
+    if fit_kernels(arch, batch, 0, n_samples, epochs)[0] != "training":
+        return backend           # long enough to buy the threaded kernel
+    seconds = _reference_fit_seconds(arch, batch, n_samples, epochs)
+    return "reference" if _rents_reference("training", dtype, seconds, record) else backend
+
+
+def prediction_backend(arch, n_samples, backend="compiled", record=False):
+    """The backend of a prediction of ``n_samples`` rows: ``backend``, or
+    ``"reference"`` while a helper process of this one compiles the prediction
+    kernel and the reference's predictions of this process (``record=True``
+    counts this one) take less time than that compile (see
+    :func:`training_backend`): a prediction does not wait for the helper."""
+    if backend != "compiled":
+        return backend
+    dtype = np.dtype(arch.dtype).name
+    if not _compiling("prediction", dtype):
+        return backend
+    chunks = -(-max(n_samples, 1) // 4096)
+    seconds = (chunks * REFERENCE_BATCH_SECONDS
+               + 2 * arch.multiply_adds(n_samples) / REFERENCE_FLOPS[dtype])
+    return "reference" if _rents_reference("prediction", dtype, seconds, record) else backend
+
+
+def _reference_fit_seconds(arch, batch, n_samples, epochs):
+    batches = -(-n_samples // batch) * epochs
+    flops = 6 * arch.multiply_adds(n_samples) * epochs
+    return batches * REFERENCE_BATCH_SECONDS + flops / REFERENCE_FLOPS[np.dtype(arch.dtype).name]
+
+
+def _rents_reference(kind, dtype, seconds, record):
+    """Whether ``seconds`` of reference work, with the earlier ones of this
+    process for ``kind``, stay below the kernel's compile estimate."""
+    key = (kind, dtype)
+    spent = _reference_seconds.get(key, 0.0)
+    if spent + seconds >= ESTIMATE_SECONDS[kind]:
+        return False
+    if record:
+        _reference_seconds[key] = spent + seconds
+    return True
+
+
 # Seconds for which a kernel found missing stays missing without another look
 # at its cache index (a read took 130-240 us): renting predictions of a few
 # hundred microseconds would pay it on every call otherwise.
@@ -266,35 +349,50 @@ def _cached():
     return JIT["cache"]
 
 
-def notice(kinds, dtype, beside=()):
+def notice(kinds, dtype, beside=(), reference=False):
     """The line that says a fit is about to compile the kernels ``kinds``
-    (and that a helper process compiles the kernels ``beside`` meanwhile)."""
+    (and that a helper process compiles the kernels ``beside`` meanwhile);
+    with ``reference``, that the helper compiles them all while the fit runs
+    on the NumPy reference (:func:`training_backend`)."""
+    once = ("once: later runs load it from Numba's cache" if _cached()
+            else "no writable cache: every process compiles it again")
+    if reference:
+        every = [*kinds, *beside]
+        seconds = sum(ESTIMATE_SECONDS[k] for k in every)
+        return (f"deepnet_fast: the {dtype} {' and '.join(every)} kernels are not compiled for "
+                f"this machine yet: a helper process compiles them into Numba's cache (once: "
+                f"later runs load them; about {seconds} s), and this fit runs on the NumPy "
+                "reference meanwhile (the same arithmetic, slower epochs)")
     what = " and ".join(kinds)
     plural = "s" if len(kinds) > 1 else ""
     seconds = sum(ESTIMATE_SECONDS[k] for k in kinds)
-    once = ("once: later runs load it from Numba's cache" if _cached()
-            else "no writable cache: every process compiles it again")
     helper = "".join(f"; the {k} kernel in a helper process beside it" for k in beside)
     return (f"deepnet_fast: compiling the {dtype} {what} kernel{plural} for this machine "
             f"({once}; about {seconds} s{helper})...")
 
 
 def announce(session):
-    """Print :func:`notice` when the fit of ``session`` is about to compile (the
-    hook at the start of ``TrainingSession.run``); only for a compiled fit in
-    this process, with ``verbose >= 1`` or inside :func:`announcing`."""
+    """Print :func:`notice` when the fit of ``session`` is about to compile,
+    or to run on the reference while a helper compiles (the hook at the start
+    of ``TrainingSession.run``); only for a compiled fit in this process, with
+    ``verbose >= 1`` or inside :func:`announcing`."""
     runner = session.runner
     if getattr(runner, "backend", None) != "compiled" or not hasattr(runner, "batch"):
         return
     if session.config.verbose < 1 and not _always:
         return
     dtype = np.dtype(session.arch.dtype).name
+    n, epochs = runner.X.shape[0], session.config.epochs
+    if training_backend(session.arch, runner.batch, n, epochs) == "reference":
+        print(notice(["training"], dtype, [k for k, d in _beside if d == dtype and
+                                           k != "training"], reference=True),
+              file=sys.stderr, flush=True)
+        return
     n_validation = 0 if session.validation is None else len(session.validation[0])
-    missing = [k for k in fit_kernels(session.arch, runner.batch, n_validation,
-                                      runner.X.shape[0], session.config.epochs)
+    missing = [k for k in fit_kernels(session.arch, runner.batch, n_validation, n, epochs)
                if is_ready(k, dtype) is False]
     if missing:
-        beside = [k for k in _beside if k not in missing]
+        beside = [k for k, d in _beside if d == dtype and k not in missing]
         print(notice(missing, dtype, beside), file=sys.stderr, flush=True)
 
 
@@ -307,28 +405,31 @@ BESIDE_VARIABLE = "DEEPNET_FAST_COMPILE_BESIDE"
 # Seconds a prediction waits for the helper before it compiles by itself.
 SETTLE_TIMEOUT = 120
 
-_beside = {}           # kernel kind -> the helper process compiling it
+_beside = {}           # (kernel kind, dtype) -> the helper process compiling it
 _compiling_ahead = False
 
 
 def compile_beside(session):
-    """Start a helper process that compiles the prediction kernel of the fit
-    of ``session`` into the cache while this process compiles its training
-    kernel (the hook at the start of ``TrainingSession.run``).
+    """Start a helper process that compiles kernels of the fit of ``session``
+    into the cache while this process works (the hook at the start of
+    ``TrainingSession.run``).
 
-    Only when both kernels are missing from the cache, the cache is writable,
-    this process may run on two cores or more, no helper runs already, and
-    ``DEEPNET_FAST_COMPILE_BESIDE`` is not ``0``. The helper is
-    ``deepnet-fast compile --kind ... --dtype ...``: its output is discarded,
-    and it never outlives this process.
+    Only when the fit's training kernel is missing from the cache, the cache
+    is writable, this process may run on two cores or more, no helper runs
+    already, and ``DEEPNET_FAST_COMPILE_BESIDE`` is not ``0``. The helper is
+    ``deepnet-fast compile --kind ... --dtype ...``, its output discarded.
 
-    Why: Numba compiles one function at a time per process, and a first run
-    needs both kernels. On a 2-core AMD EPYC (family 26, a shared host), the
-    first ``deepnet-fast train --data digits`` took 25.4-28.2 s in one process
-    and 20.7-23.9 s with the helper (three runs each, alternating): its fit as
-    long either way, its predictions loading the kernel instead of compiling
-    it. A helper that starts earlier does more (see :func:`start_helper`),
-    but a fit cannot know before it starts what it will compile.
+    - A fit short enough for the NumPy reference (:func:`training_backend`)
+      runs there, and the helper compiles its training kernel, then the
+      prediction kernel: the first ``deepnet-fast train --data digits``
+      took 4.3 s instead of 13.2-14.2 s.
+    - A longer fit compiles its training kernel here, and the helper the
+      prediction kernel (after the last leaves of the one-thread training
+      kernel, see :func:`start_helper`). Numba compiles one function at a
+      time per process, and a first run needs both kernels: on a 2-core AMD
+      EPYC (family 26, a shared host), the first digits command took
+      25.4-28.2 s in one process and 20.7-23.9 s with this helper (three runs
+      each, alternating), before the helper compiled the training leaves.
 
     Returns
     -------
@@ -341,35 +442,34 @@ def compile_beside(session):
     if not _may_start_helper():      # before the cache reads below
         return None
     dtype = np.dtype(session.arch.dtype).name
+    n, epochs = runner.X.shape[0], session.config.epochs
     # The prediction most likely next: the fit's own rows, as a score makes.
-    training, prediction = fit_kernels(session.arch, runner.batch, runner.X.shape[0],
-                                       runner.X.shape[0], session.config.epochs)
+    training, prediction = fit_kernels(session.arch, runner.batch, n, n, epochs)
     if is_ready(training, dtype) is not False:
         return None
-    return start_helper(prediction, dtype, training=training)
+    if training == "training" and _rents_reference(
+            "training", dtype, _reference_fit_seconds(session.arch, runner.batch, n, epochs),
+            record=False):
+        return start_helper(["training", prediction], dtype)
+    return start_helper([prediction], dtype, leaves=training == "training")
 
 
-def start_helper(kind, dtype, training=None):
-    """Start compiling the kernel ``kind`` for ``dtype`` into the cache in a
-    helper process now, unless it is ready, a helper runs already, or helpers
-    do not pay here (see :func:`compile_beside`).
+def start_helper(kinds, dtype, leaves=False):
+    """Start compiling the kernels ``kinds`` for ``dtype`` into the cache in a
+    helper process now, unless they are ready, a helper runs already, or
+    helpers do not pay here (see :func:`compile_beside`).
 
-    The earlier the better: a helper that starts ahead of this process's
-    compile also puts in the cache the leaves both compile (activations,
-    products), which this process then loads. The command line starts one
-    for the prediction kernel before it loads scikit-learn and the data: the
-    first ``deepnet-fast train --data digits`` took 16.0-17.3 s (its fit
-    13.2-14.7 s) against 22.5-25.9 s (16.5-19.1 s) in one process, three
-    alternating pairs on the host of :func:`compile_beside`.
+    With ``leaves``, the helper first compiles the leaves that the one-thread
+    training kernel compiles after its glue (:func:`_training_leaves`), for
+    a process about to compile that kernel itself: it then finds them in the
+    cache when it gets there instead of compiling what the helper compiles at
+    the same time. The first digits command took 12.1-13.9 s (its fit
+    9.6-11.2 s) against 13.4-16.0 s (10.8-13.0 s) without them, three
+    alternating pairs on a quieter host.
 
-    ``training`` names the training kernel this process is about to compile.
-    When it is the one-thread kernel and not ready either, the helper first
-    compiles the leaves that kernel compiles after its glue
-    (:func:`_training_leaves`), so that this process finds them in the cache
-    when it gets there instead of compiling what the helper compiles at the
-    same time: the first digits command took 12.1-13.9 s (its fit 9.6-11.2 s)
-    against 13.4-16.0 s (10.8-13.0 s) without them, three alternating pairs
-    on a quieter host.
+    The helper finishes its compile even after this process exits: what it
+    compiles serves the next process, and Numba writes each cache file whole,
+    under a temporary name. Ctrl-C in the terminal stops it with this process.
 
     Returns
     -------
@@ -379,11 +479,10 @@ def start_helper(kind, dtype, training=None):
     if not _may_start_helper():
         return None
     dtype = np.dtype(dtype).name
-    if is_ready(kind, dtype) is not False:
+    kinds = [k for k in kinds if is_ready(k, dtype) is False]
+    if not kinds:
         return None
-    kinds = [kind]
-    if training == "training" and is_ready(training, dtype) is False:
-        kinds.insert(0, "training leaves")
+    args = (["training leaves"] if leaves and is_ready("training", dtype) is False else []) + kinds
     import numba
 
     env = dict(os.environ)
@@ -393,35 +492,48 @@ def start_helper(kind, dtype, training=None):
     try:
         helper = subprocess.Popen(
             [sys.executable, "-m", "deepnet_fast", "compile", "--dtype", dtype,
-             *(arg for k in kinds for arg in ("--kind", k))],
+             *(arg for k in args for arg in ("--kind", k))],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             env=env)
     except OSError:
         return None
-    _beside[kind] = helper
+    for kind in kinds:
+        _beside[kind, dtype] = helper
     return helper
 
 
-def settle(timeout=SETTLE_TIMEOUT):
-    """Wait for the helper of :func:`compile_beside`, if one runs: the caller
-    is about to run a kernel that the helper may be compiling. A helper still
-    running after ``timeout`` seconds is stopped (the caller then compiles)."""
-    while _beside:               # empty on every call but the first few: one test
-        helper = _take_helper()
-        if helper is None:
-            return
+def helpers():
+    """The helper processes (``subprocess.Popen``) this process started that
+    are still compiling."""
+    return list({id(h): h for h in _beside.values() if h.poll() is None}.values())
+
+
+def _compiling(kind, dtype):
+    """Whether a helper of this process is compiling the kernel ``kind`` for
+    ``dtype`` now."""
+    helper = _beside.get((kind, dtype))
+    return helper is not None and helper.poll() is None
+
+
+def settle(timeout=SETTLE_TIMEOUT, dtype=None):
+    """Wait for the helpers of :func:`compile_beside` that compile a prediction
+    kernel for ``dtype`` (None: for every helper): the caller is about to run
+    a kernel that such a helper may be compiling. A helper still running
+    after ``timeout`` seconds is stopped (the caller then compiles)."""
+    if not _beside:              # empty on every call but the first few
+        return
+    name = None if dtype is None else np.dtype(dtype).name
+    for key, helper in list(_beside.items()):
+        if name is not None and (key[1] != name or "prediction" not in key[0]):
+            continue
+        # pop: one thread waits for each entry (a helper has one per kernel).
+        if _beside.pop(key, None) is None or helper.poll() is not None:
+            continue
         try:
             helper.wait(timeout)
         except subprocess.TimeoutExpired:
             helper.kill()
             helper.wait()
-
-
-def _take_helper():
-    try:
-        return _beside.popitem()[1]
-    except KeyError:             # another thread took the last one
-        return None
 
 
 def _helpers_pay():
@@ -436,19 +548,7 @@ def _helpers_pay():
 
 def _may_start_helper():
     """No helper runs already, none is compiling ahead, and helpers pay."""
-    return not _beside and not _compiling_ahead and _helpers_pay()
-
-
-@atexit.register
-def _stop_beside():
-    """A helper never outlives the process that started it (Numba writes each
-    cache file whole, under a temporary name: a stopped helper leaves none
-    half-written)."""
-    while _beside:
-        helper = _take_helper()
-        if helper is not None and helper.poll() is None:
-            helper.kill()
-            helper.wait()
+    return not helpers() and not _compiling_ahead and _helpers_pay()
 
 
 # ---------------------------------------------------------------- ahead of time

@@ -317,9 +317,13 @@ def predict_output(arch, backend, theta, X):
     dense or sparse.
 
     The compiled backend splits large predictions between threads by the same
-    rule as ``fit`` (all the samples as one batch); the reference runs
+    rule as ``fit`` (all the samples as one batch), and runs on the reference
+    while a helper process compiles its kernel; the reference runs
     :func:`deepnet_fast.reference.forward` (on dense chunks of sparse rows).
     """
+    # While a helper compiles the prediction kernel, a small prediction runs
+    # on the reference rather than wait for it (compilation.prediction_backend).
+    backend = compilation.prediction_backend(arch, X.shape[0], backend, record=True)
     if backend == "reference":
         params = flat.unpack(theta, arch.layer_dims)
 
@@ -331,7 +335,7 @@ def predict_output(arch, backend, theta, X):
             return forward(X)
         return np.concatenate([forward(X[i:i + PREDICT_CHUNK].toarray())
                                for i in range(0, X.shape[0], PREDICT_CHUNK)], axis=1)
-    compilation.settle()       # a helper may be compiling the kernel below
+    compilation.settle(dtype=arch.dtype)     # a helper may be compiling the kernel below
     dims = arch.layer_dims
     if X.shape[0] == 1 and type(X) is np.ndarray and pairs_one_row(dims[0] * dims[1]):
         pair.wake()            # for the calls that follow, if it sleeps

@@ -34,6 +34,10 @@ class History:
         Epoch whose parameters the model holds after early stopping.
     interrupted : bool
         True when training was cut short by Ctrl-C.
+    backend : str or None
+        The backend the epochs ran on: the network's, or ``"reference"`` for
+        a compiled fit that ran on the NumPy reference while a helper process
+        compiled its kernel (see :func:`deepnet_fast.compilation.training_backend`).
     """
 
     def __init__(self):
@@ -45,6 +49,7 @@ class History:
         self.stopped_epoch = None
         self.best_epoch = None
         self.interrupted = False
+        self.backend = None
 
     def __len__(self):
         return len(self.cost)

@@ -73,7 +73,7 @@ class LocalRunner:
         self.sample_weight = sample_weight
         self.batch, self.dropout_seed = batch, dropout_seed
         self.shuffled = config.shuffle and batch < m
-        self.engine = self.threads = None
+        self.engine = self.threads = self.engine_backend = None
         self._no_order = np.empty(0, np.int64)
         self._score_base = arch.head.score_base(Y, sample_weight)
         self.score = None
@@ -81,11 +81,16 @@ class LocalRunner:
     def open(self):
         """Allocate the engine's buffers and set the thread pools (in ``run``'s
         ``try``, so that an interrupt here is handled like any other)."""
-        self.threads = compilation.training_threads(self.arch, self.batch, self.X.shape[0],
-                                                    self.config.epochs, self.backend,
-                                                    record=True)
-        self.engine = ENGINES[self.backend](self.arch, self.config, self.batch, self.X.shape[0],
-                                            self.dropout_seed, threads=self.threads.kernel_threads)
+        m, epochs = self.X.shape[0], self.config.epochs
+        # A short compiled fit whose kernel a helper is compiling runs on the
+        # reference meanwhile (compilation.training_backend).
+        self.engine_backend = compilation.training_backend(self.arch, self.batch, m, epochs,
+                                                           self.backend, record=True)
+        self.threads = compilation.training_threads(self.arch, self.batch, m, epochs,
+                                                    self.engine_backend, record=True)
+        self.engine = ENGINES[self.engine_backend](self.arch, self.config, self.batch, m,
+                                                   self.dropout_seed,
+                                                   threads=self.threads.kernel_threads)
         self.threads.__enter__()
 
     def close(self):
@@ -208,6 +213,7 @@ class TrainingSession:
             compilation.compile_beside(self)
             compilation.announce(self)
             runner.open()
+            history.backend = getattr(runner, "engine_backend", None) or self.backend
             progress = Progress(steps, config.verbose)
             for cb in self.callbacks:
                 cb.on_train_begin(self)

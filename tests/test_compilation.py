@@ -125,10 +125,13 @@ def test_data_files_are_named_by_their_key_so_racing_writers_never_swap_code(tmp
 
 # ---------------------------------------------------------------- the notice
 
-def _session(dtype, verbose, layer_dims=(4, 3, 1), batch=16, validation=None):
-    arch = types.SimpleNamespace(layer_dims=list(layer_dims), dtype=np.dtype(dtype))
+def _session(dtype, verbose, layer_dims=(4, 3, 1), batch=16, validation=None, epochs=1):
+    from deepnet_fast.architecture import Architecture
+    acts = ("relu",) * (len(layer_dims) - 2) + ("sigmoid",)
+    arch = Architecture(list(layer_dims), acts, 0.01, np.dtype(dtype))
     X = np.zeros((batch, layer_dims[0]), dtype)
-    return types.SimpleNamespace(arch=arch, config=types.SimpleNamespace(verbose=verbose, epochs=1),
+    return types.SimpleNamespace(arch=arch, config=types.SimpleNamespace(verbose=verbose,
+                                                                         epochs=epochs),
                                  runner=types.SimpleNamespace(backend="compiled", batch=batch, X=X),
                                  validation=validation)
 
@@ -385,52 +388,61 @@ def beside(monkeypatch):
     monkeypatch.setattr(compilation, "is_ready", lambda kind, dtype: ready.get((kind, dtype), False))
     monkeypatch.setattr(threads, "usable_cores", lambda: 2)
     monkeypatch.setattr(compilation.subprocess, "Popen", _FakeHelper)
+    monkeypatch.setattr(compilation, "_reference_seconds", {})
+    monkeypatch.setattr(compilation, "_beside", {})
     yield ready
-    compilation._stop_beside()
 
 
-def _fit_session(dtype="float32", rows=100):
-    session = _session(dtype, verbose=0)
+def _fit_session(dtype="float32", rows=100, epochs=1):
+    session = _session(dtype, verbose=0, epochs=epochs)
     session.runner.X = np.zeros((rows, 4), dtype=dtype)
     return session
 
 
-def test_compile_beside_starts_one_helper_for_the_prediction_kernel(beside):
+def _long_epochs(dtype="float32", rows=100):
+    """Epochs of _fit_session that the reference would take longer for than the
+    training kernel's compile."""
+    one = compilation._reference_fit_seconds(_fit_session(dtype, rows).arch, 16, rows, 1)
+    return int(compilation.ESTIMATE_SECONDS["training"] / one) + 1
+
+
+def _finish(helper):
+    helper.returncode = 0
+
+
+def test_a_short_first_fit_gets_a_helper_for_both_kernels(beside):
     helper = compilation.compile_beside(_fit_session("float32"))
     assert _FakeHelper.started == [helper]
-    # The last leaves of the training kernel this process compiles first,
-    # then the prediction kernel.
+    # The fit runs on the reference: the helper compiles its kernels.
     assert helper.args == [sys.executable, "-m", "deepnet_fast", "compile", "--dtype", "float32",
-                           "--kind", "training leaves", "--kind", "prediction"]
+                           "--kind", "training", "--kind", "prediction"]
     assert helper.env[compilation.BESIDE_VARIABLE] == "0"      # helpers start no helpers
     assert helper.kwargs["stdout"] == subprocess.DEVNULL
     # One at a time.
     assert compilation.compile_beside(_fit_session("float64")) is None
-    # A prediction waits for it; then the next first fit may start another.
+    # A prediction that does not run on the reference waits for it; then the
+    # next first fit may start another.
     compilation.settle()
     assert helper.waited == [compilation.SETTLE_TIMEOUT] and not helper.killed
     second = compilation.compile_beside(_fit_session("float64"))
-    assert second.args[-5:] == ["float64", "--kind", "training leaves", "--kind", "prediction"]
-    # One still running when the process exits is stopped.
-    compilation._stop_beside()
-    assert second.killed
+    assert second.args[-5:] == ["float64", "--kind", "training", "--kind", "prediction"]
 
 
-def test_helper_compiles_training_leaves_only_for_the_one_thread_kernel(beside, monkeypatch):
-    # The threaded training kernel's leaves are not the list's: the helper
-    # then only compiles the prediction kernel.
-    monkeypatch.setattr(compilation, "fit_kernels",
-                        lambda *a: ["threaded training", "threaded prediction"])
-    helper = compilation.compile_beside(_fit_session())
+def test_a_long_first_fit_compiles_its_kernel_and_the_helper_the_prediction(beside):
+    helper = compilation.compile_beside(_fit_session("float32", epochs=_long_epochs()))
+    # The last leaves of the training kernel this process compiles first,
+    # then the prediction kernel.
+    assert helper.args[-5:] == ["float32", "--kind", "training leaves", "--kind", "prediction"]
+    _finish(helper)
+    # The threaded training kernel's leaves are not the list's.
+    compilation._beside.clear()
+    helper = compilation.start_helper(["threaded prediction"], "float32")
     assert helper.args[-3:] == ["float32", "--kind", "threaded prediction"]
-    compilation._stop_beside()
+    _finish(helper)
     # Nor when the one-thread training kernel is ready (a prediction only).
     beside[("training", "float64")] = True
-    helper = compilation.start_helper("prediction", "float64", training="training")
+    helper = compilation.start_helper(["prediction"], "float64", leaves=True)
     assert helper.args[-3:] == ["float64", "--kind", "prediction"]
-    compilation._stop_beside()
-    assert compilation.start_helper("prediction", "float32").args[-2:] == ["--kind",
-                                                                         "prediction"]
 
 
 def test_compile_beside_stops_a_helper_that_outlasts_the_wait(beside):
@@ -443,17 +455,19 @@ def test_compile_beside_stops_a_helper_that_outlasts_the_wait(beside):
 def test_compile_beside_only_when_it_saves_a_compile(beside, monkeypatch):
     def starts(session):
         helper = compilation.compile_beside(session)
-        compilation._stop_beside()
+        if helper is not None:
+            _finish(helper)
         return helper is not None
 
     assert starts(_fit_session())
     beside[("training", "float32")] = True          # nothing to compile beside
     assert not starts(_fit_session())
     beside[("training", "float32")] = False
-    beside[("prediction", "float32")] = True        # nothing for the helper
-    assert not starts(_fit_session())
+    beside[("prediction", "float32")] = True        # only the training kernel
+    assert starts(_fit_session())
+    assert _FakeHelper.started[-1].args[-2:] == ["--kind", "training"]
     beside[("prediction", "float32")] = None        # cache unreadable
-    assert not starts(_fit_session())
+    assert not starts(_fit_session(epochs=_long_epochs()))
     del beside[("prediction", "float32")]
     session = _fit_session()
     session.runner.backend = "reference"
@@ -468,31 +482,92 @@ def test_compile_beside_only_when_it_saves_a_compile(beside, monkeypatch):
     monkeypatch.setenv(compilation.BESIDE_VARIABLE, "1")
     monkeypatch.setattr(compilation, "_cached", lambda: False)   # nothing to share
     assert not starts(_fit_session())
-    assert len(_FakeHelper.started) == 1
+    assert len(_FakeHelper.started) == 2
 
 
-def test_cli_train_starts_the_helper_before_it_loads_the_data(beside, monkeypatch, capsys):
-    from deepnet_fast import datasets
+def test_fits_run_on_the_reference_only_while_the_helper_compiles(beside):
+    session = _fit_session("float64")
+    arch, n = session.arch, session.runner.X.shape[0]
+    # No helper: the fit compiles.
+    assert compilation.training_backend(arch, 16, n, 1) == "compiled"
+    helper = compilation.compile_beside(session)
+    assert compilation.training_backend(arch, 16, n, 1) == "reference"
+    # The other dtype's kernel is not the helper's; the reference backend and
+    # a fit of unknown length stay as they are.
+    assert compilation.training_backend(_fit_session("float32").arch, 16, n, 1) == "compiled"
+    assert compilation.training_backend(arch, 16, n, 1, backend="reference") == "reference"
+    assert compilation.training_backend(arch, 16) == "compiled"
+    # Fits add up (record=True) until the reference has taken the compile's time.
+    epochs = max(1, _long_epochs("float64") // 4)
+    rented = 0
+    while compilation.training_backend(arch, 16, n, epochs, record=True) == "reference":
+        rented += 1
+        assert rented < 10
+    assert rented in (3, 4)
+    spent = compilation._reference_seconds[("training", "float64")]
+    assert spent < compilation.ESTIMATE_SECONDS["training"]
+    compilation._reference_seconds.clear()
+    # Once the helper is done, the kernel is in the cache: compiled again.
+    _finish(helper)
+    assert compilation.training_backend(arch, 16, n, 1) == "compiled"
+
+
+def test_a_prediction_runs_on_the_reference_while_the_helper_compiles_its_kernel(beside,
+                                                                                monkeypatch):
+    import deepnet_fast as dn
+    from deepnet_fast.kernels import training
+    X = np.random.default_rng(0).standard_normal((30, 6))
+    net = dn.DeepNet([6, 8, 3], "tanh", "softmax", seed=3)
+    ref = dn.DeepNet([6, 8, 3], "tanh", "softmax", seed=3, backend="reference")
+    expected = ref.predict_proba(X)
+    helper = compilation.start_helper(["training", "prediction"], "float64")
+    calls = []
+    monkeypatch.setattr(training, "predict_output", lambda *a: calls.append(a) or 1 / 0)
+    np.testing.assert_array_equal(net.predict_proba(X), expected)
+    assert calls == [] and helper.waited == []        # neither compiled nor waited
+    assert compilation._reference_seconds[("prediction", "float64")] > 0
+    _finish(helper)
+    compilation.settle()
+    monkeypatch.undo()
+    np.testing.assert_allclose(net.predict_proba(X), expected, rtol=1e-10)
+
+
+def test_a_fit_on_the_reference_gives_the_compiled_fit(beside, monkeypatch):
+    import deepnet_fast as dn
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((80, 6)), rng.integers(0, 3, 80)
+    kw = dict(epochs=3, learning_rate=0.1, batch_size=16, verbose=0, keep_prob=0.8,
+              optimizer="adam", validation_split=0.25)
+    monkeypatch.setenv(compilation.BESIDE_VARIABLE, "0")        # no helper: compiled
+    compiled = dn.DeepNet([6, 8, 3], "relu", "softmax", seed=3)
+    history = compiled.fit(X, y, **kw)
+    assert history.backend == "compiled" and _FakeHelper.started == []
+    monkeypatch.setenv(compilation.BESIDE_VARIABLE, "1")
+    beside[("prediction", "float64")] = True
+    helper = compilation.start_helper(["training"], "float64")
+    rented = dn.DeepNet([6, 8, 3], "relu", "softmax", seed=3)
+    history = rented.fit(X, y, **kw)
+    assert history.backend == "reference" and not helper.waited
+    for k, v in compiled.parameters.items():
+        np.testing.assert_allclose(rented.parameters[k], v, rtol=1e-10, atol=1e-12)
+    assert compilation._reference_seconds[("training", "float64")] > 0
+
+
+def test_cli_train_runs_a_short_first_fit_on_the_reference(beside, capsys):
     from deepnet_fast.cli import main
-
-    load = datasets.load_dataset
-
-    def loading(*args, **kwargs):
-        assert len(_FakeHelper.started) == 1         # already started
-        return load(*args, **kwargs)
-
-    monkeypatch.setattr(datasets, "load_dataset", loading)
     assert main(["train", "--data", "iris", "--epochs", "1", "--quiet", "--dtype", "float32"]) == 0
-    [helper] = _FakeHelper.started                   # the fit started no second one
-    assert helper.args[-5:] == ["float32", "--kind", "training leaves", "--kind", "prediction"]
-    assert helper.waited                             # the score waited for it
-    assert "the prediction kernel in a helper process beside it" in capsys.readouterr().err
-    monkeypatch.setattr(datasets, "load_dataset", load)
+    [helper] = _FakeHelper.started
+    assert helper.args[-5:] == ["float32", "--kind", "training", "--kind", "prediction"]
+    assert not helper.waited                         # the score did not wait for it
+    captured = capsys.readouterr()
+    assert "this fit runs on the NumPy reference meanwhile" in captured.err
+    assert "samples/s, on the NumPy reference while the kernels compiled)" in captured.out
     _FakeHelper.started = []
+    compilation._beside.clear()
     assert main(["train", "--data", "iris", "--epochs", "1", "--quiet",
                  "--backend", "reference"]) == 0
     assert _FakeHelper.started == []
-    capsys.readouterr()
+    assert "compile included" in capsys.readouterr().out
 
 
 def test_compile_command_compiles_only_the_kinds_asked(capsys):
@@ -524,33 +599,52 @@ def test_compile_command_compiles_the_second_dtype_in_a_helper(tmp_path):
     assert later.stdout.split() == ["True", "True"], later.stderr[-3000:]
 
 
-BESIDE_FIT = """
+FIRST_FIT = """
+    import sys, time
     import numpy as np
     import deepnet_fast as dn
     from deepnet_fast import compilation
     from deepnet_fast.kernels import training
 
+    if sys.argv[1] == "later":
+        # The first process has exited: its helper finishes on its own.
+        deadline = time.monotonic() + 600
+        while not (compilation.is_ready("training", "float64")
+                   and compilation.is_ready("prediction", "float64")):
+            assert time.monotonic() < deadline, "the helper never filled the cache"
+            time.sleep(0.5)
     X = np.random.default_rng(1).standard_normal((60, 5))
     net = dn.DeepNet([5, 4, 3], "relu", "softmax", seed=0)
-    net.fit(X, np.argmax(X[:, :3], axis=1), epochs=2, batch_size=20, verbose=0)
-    helper = list(compilation._beside.values())
-    net.predict_proba(X)
-    print(len(helper), helper[0].returncode if helper else None,
-          sum(training.predict_output.stats.cache_hits.values()),
-          sum(training.predict_output.stats.cache_misses.values()))
+    history = net.fit(X, np.argmax(X[:, :3], axis=1), epochs=3, batch_size=20, verbose=0)
+    P = net.predict_proba(X)
+    np.save(sys.argv[2], np.concatenate([*(v.ravel() for v in net.parameters.values()),
+                                         P.ravel()]))
+    print(history.backend, len(compilation._beside),
+          sum(training.train_epoch.stats.cache_misses.values()),
+          sum(training.predict_output.stats.cache_misses.values()),
+          sum(training.train_epoch.stats.cache_hits.values()),
+          sum(training.predict_output.stats.cache_hits.values()))
 """
 
 
 @pytest.mark.timeout(900)
 @pytest.mark.skipif(threads.usable_cores() < 2, reason="the helper needs a second core")
-def test_first_fit_gets_its_prediction_kernel_from_the_helper(tmp_path):
+def test_first_fit_runs_on_the_reference_and_the_next_process_on_the_kernels(tmp_path):
     env = {"NUMBA_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT),
            compilation.BESIDE_VARIABLE: "1"}
-    out = _run(BESIDE_FIT, env, ROOT)
-    assert out.returncode == 0, out.stderr[-3000:]
-    helpers, code, hits, misses = out.stdout.split()
-    # The helper ran to the end, and the prediction loaded what it compiled.
-    assert (helpers, code, hits, misses) == ("1", "0", "1", "0")
+    first = _run(FIRST_FIT, env, ROOT, args=["-c", textwrap.dedent(FIRST_FIT), "first",
+                                             str(tmp_path / "first.npy")])
+    assert first.returncode == 0, first.stderr[-3000:]
+    # The fit and its prediction ran on the reference: nothing compiled here,
+    # one helper compiling both kernels.
+    assert first.stdout.split() == ["reference", "2", "0", "0", "0", "0"]
+    later = _run(FIRST_FIT, env, ROOT, args=["-c", textwrap.dedent(FIRST_FIT), "later",
+                                             str(tmp_path / "later.npy")])
+    assert later.returncode == 0, later.stderr[-3000:]
+    # The next process loads what the helper compiled after the first exited.
+    assert later.stdout.split() == ["compiled", "0", "0", "0", "1", "1"]
+    np.testing.assert_allclose(np.load(tmp_path / "later.npy"), np.load(tmp_path / "first.npy"),
+                               rtol=1e-10, atol=1e-12)
 
 
 LEAVES_THEN_FIT = """
