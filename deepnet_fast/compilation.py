@@ -72,6 +72,11 @@ import subprocess
 import sys
 import time
 
+try:
+    import fcntl
+except ImportError:          # Windows: helpers of other processes go unseen
+    fcntl = None
+
 import numpy as np
 
 DTYPES = ("float32", "float64")
@@ -447,6 +452,12 @@ def compile_beside(session):
     training, prediction = fit_kernels(session.arch, runner.batch, n, n, epochs)
     if is_ready(training, dtype) is not False:
         return None
+    other = _OtherHelper.find(dtype)
+    if other is not None:
+        # Another process's helper compiles these kernels into the same cache:
+        # wait for it as for one of ours rather than compile them twice.
+        _beside["training", dtype] = _beside["prediction", dtype] = other
+        return None
     if training == "training" and _rents_reference(
             "training", dtype, _reference_fit_seconds(session.arch, runner.batch, n, epochs),
             record=False):
@@ -500,6 +511,96 @@ def start_helper(kinds, dtype, leaves=False):
     for kind in kinds:
         _beside[kind, dtype] = helper
     return helper
+
+
+def _lock_path(dtype):
+    """The file a helper compiling kernels of ``dtype`` holds locked, beside
+    the kernels' cache (None when there is none)."""
+    from .kernels import training
+    where = getattr(training.train_epoch._cache, "cache_path", None)
+    return None if not where else os.path.join(where, f"deepnet_fast-helper-{dtype}.lock")
+
+
+@contextlib.contextmanager
+def _helper_lock(dtype):
+    """Hold the lock of :func:`_lock_path` for ``dtype`` (a compile in this
+    process: other processes wait for it instead of compiling the same
+    kernels); nothing where it cannot be taken."""
+    fd = _open_lock(dtype)
+    try:
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                os.ftruncate(fd, 0)
+                os.write(fd, str(os.getpid()).encode())
+            except OSError:
+                pass          # held by another compile: compile anyway
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)      # releases the lock
+
+
+def _open_lock(dtype):
+    path = _lock_path(dtype) if fcntl is not None and _cached() else None
+    if path is None:
+        return None
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return None
+
+
+class _OtherHelper:
+    """A helper of another process, compiling kernels of ``dtype`` into this
+    process's cache, seen through the lock it holds (:func:`_helper_lock`):
+    the ``subprocess.Popen`` methods :func:`settle` and :func:`helpers` use."""
+
+    def __init__(self, dtype, pid):
+        self.dtype, self.pid = dtype, pid
+        self.returncode, self._seen = None, time.monotonic()
+
+    @classmethod
+    def find(cls, dtype):
+        """The helper compiling for ``dtype`` now, or None."""
+        fd = _open_lock(dtype)
+        if fd is None:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return None       # nobody holds it
+        except OSError:
+            try:
+                pid = int(os.read(fd, 32) or 0)
+            except (OSError, ValueError):
+                pid = 0
+            return cls(dtype, pid)
+        finally:
+            os.close(fd)
+
+    def poll(self):
+        # A prediction asks on every call: the lock is read at most every
+        # MISSING_TTL seconds.
+        if self.returncode is None and time.monotonic() - self._seen >= MISSING_TTL:
+            self._seen = time.monotonic()
+            if self.find(self.dtype) is None:
+                self.returncode = 0
+        return self.returncode
+
+    def wait(self, timeout=None):
+        if self.returncode is not None:
+            return self.returncode
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.find(self.dtype) is not None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(f"helper {self.pid}", timeout)
+            time.sleep(0.05)
+        self.returncode = 0
+        return 0
+
+    def kill(self):
+        """Stop waiting for it (it is not this process's to stop)."""
+        self.returncode = -1
 
 
 def helpers():
@@ -705,18 +806,20 @@ def _compile_dtypes(dtypes, threaded, kinds, out):
     previous = threads.get_num_threads()
     try:
         for dtype in dtypes:
-            for kind, n, run in _steps(dtype, threaded):
-                if kinds is not None and kind not in kinds:
-                    continue
-                threads.set_num_threads(n)
-                before = _misses(kind)
-                t0 = time.perf_counter()
-                run()
-                seconds = time.perf_counter() - t0
-                compiled = _misses(kind) > before
-                done.append((dtype, kind, seconds, compiled))
-                state = "compiled" if compiled else "loaded from the cache"
-                print(f"  {dtype}  {kind:<20} {state} in {seconds:.1f} s", file=out, flush=True)
+            with _helper_lock(dtype):
+                for kind, n, run in _steps(dtype, threaded):
+                    if kinds is not None and kind not in kinds:
+                        continue
+                    threads.set_num_threads(n)
+                    before = _misses(kind)
+                    t0 = time.perf_counter()
+                    run()
+                    seconds = time.perf_counter() - t0
+                    compiled = _misses(kind) > before
+                    done.append((dtype, kind, seconds, compiled))
+                    state = "compiled" if compiled else "loaded from the cache"
+                    print(f"  {dtype}  {kind:<20} {state} in {seconds:.1f} s", file=out,
+                          flush=True)
     finally:
         threads.set_num_threads(previous)
     return done

@@ -553,6 +553,50 @@ def test_a_fit_on_the_reference_gives_the_compiled_fit(beside, monkeypatch):
     assert compilation._reference_seconds[("training", "float64")] > 0
 
 
+def test_a_helper_of_another_process_is_waited_for_not_doubled(beside, monkeypatch, tmp_path):
+    monkeypatch.setattr(compilation, "_lock_path", lambda dtype: str(tmp_path / f"{dtype}.lock"))
+    monkeypatch.setattr(compilation, "MISSING_TTL", 0.0)
+    session = _fit_session("float64")
+    arch, n = session.arch, session.runner.X.shape[0]
+    with compilation._helper_lock("float64"):    # as the helper of another process holds it
+        assert compilation.compile_beside(session) is None
+        assert _FakeHelper.started == []
+        [other] = compilation.helpers()
+        assert other.pid == os.getpid()
+        assert compilation.training_backend(arch, 16, n, 1) == "reference"
+        assert compilation.prediction_backend(arch, n) == "reference"
+        # The other dtype's kernels are nobody's: a helper of this process.
+        assert compilation.compile_beside(_fit_session("float32")) is None   # one at a time
+        with pytest.raises(subprocess.TimeoutExpired):
+            other.wait(0.05)
+    # Released (the other helper is done): compiled, and nothing to wait for.
+    assert compilation.training_backend(arch, 16, n, 1) == "compiled"
+    assert compilation.prediction_backend(arch, n) == "compiled"
+    assert compilation.helpers() == []
+    compilation.settle()
+    assert compilation._beside == {}
+    # With the lock free, this process starts a helper of its own.
+    assert compilation._OtherHelper.find("float64") is None
+    helper = compilation.compile_beside(session)
+    assert helper is _FakeHelper.started[0]
+
+
+def test_the_compile_command_holds_the_lock_while_it_compiles(monkeypatch, tmp_path):
+    import io
+    monkeypatch.setattr(compilation, "_lock_path", lambda dtype: str(tmp_path / f"{dtype}.lock"))
+    seen = []
+
+    def steps(dtype, threaded):
+        return [("prediction", 1, lambda: seen.append(compilation._OtherHelper.find(dtype)))]
+
+    monkeypatch.setattr(compilation, "_steps", steps)
+    monkeypatch.setattr(compilation, "_misses", lambda kind: 0)
+    compilation.compile_ahead(["float32"], threaded=False, out=io.StringIO())
+    [other] = seen
+    assert other is not None and other.pid == os.getpid()
+    assert compilation._OtherHelper.find("float32") is None      # released after
+
+
 def test_cli_train_runs_a_short_first_fit_on_the_reference(beside, capsys):
     from deepnet_fast.cli import main
     assert main(["train", "--data", "iris", "--epochs", "1", "--quiet", "--dtype", "float32"]) == 0
