@@ -252,7 +252,7 @@ def training_backend(arch, batch, n_samples=0, epochs=0, backend="compiled", rec
     Not with ``DEEPNET_FAST_COMPILE_BESIDE=0``, a read-only cache or a single
     core: no helper compiles then, and a fit compiles its kernel itself.
     """
-    if backend != "compiled" or n_samples <= 0 or epochs <= 0:
+    if backend != "compiled" or n_samples <= 0 or epochs <= 0 or not _beside:
         return backend
     dtype = np.dtype(arch.dtype).name
     if not _compiling("training", dtype):
@@ -269,7 +269,7 @@ def prediction_backend(arch, n_samples, backend="compiled", record=False):
     kernel and the reference's predictions of this process (``record=True``
     counts this one) take less time than that compile (see
     :func:`training_backend`): a prediction does not wait for the helper."""
-    if backend != "compiled":
+    if backend != "compiled" or not _beside:      # every call but a first run's
         return backend
     dtype = np.dtype(arch.dtype).name
     if not _compiling("prediction", dtype):
@@ -613,7 +613,12 @@ def _compiling(kind, dtype):
     """Whether a helper of this process is compiling the kernel ``kind`` for
     ``dtype`` now."""
     helper = _beside.get((kind, dtype))
-    return helper is not None and helper.poll() is None
+    if helper is None:
+        return False
+    if helper.poll() is None:
+        return True
+    _beside.pop((kind, dtype), None)     # done: later calls skip all this
+    return False
 
 
 def settle(timeout=SETTLE_TIMEOUT, dtype=None):
