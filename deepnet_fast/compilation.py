@@ -210,13 +210,22 @@ def _may_rent(plan, backend):
 def _rents(kind, dtype, flops, record):
     """Whether ``flops`` of work run on one thread rather than compile the
     threaded kernel ``kind`` first (see :func:`training_threads`)."""
+    return _rent(_one_thread_seconds, kind, dtype, flops / ONE_THREAD_FLOPS[dtype], record,
+                 lambda: _missing(kind, dtype))
+
+
+def _rent(ledger, kind, dtype, seconds, record, missing=lambda: True):
+    """The rent-or-buy rule, in one place: whether ``seconds`` of work done
+    instead of compiling the kernel ``kind`` for ``dtype``, with what
+    ``ledger`` holds of this process's earlier such work, stay below its
+    compile estimate (``ESTIMATE_SECONDS``) while ``missing()`` says it is
+    not compiled; ``record`` adds them to ``ledger``."""
     key = (kind, dtype)
-    spent = _one_thread_seconds.get(key, 0.0)
-    seconds = flops / ONE_THREAD_FLOPS[dtype]
-    if spent + seconds >= ESTIMATE_SECONDS[kind] or not _missing(kind, dtype):
+    spent = ledger.get(key, 0.0)
+    if spent + seconds >= ESTIMATE_SECONDS[kind] or not missing():
         return False
     if record:
-        _one_thread_seconds[key] = spent + seconds
+        ledger[key] = spent + seconds
     return True
 
 
@@ -274,9 +283,7 @@ def prediction_backend(arch, n_samples, backend="compiled", record=False):
     dtype = np.dtype(arch.dtype).name
     if not _compiling("prediction", dtype):
         return backend
-    chunks = -(-max(n_samples, 1) // 4096)
-    seconds = (chunks * REFERENCE_BATCH_SECONDS
-               + 2 * arch.multiply_adds(n_samples) / REFERENCE_FLOPS[dtype])
+    seconds = REFERENCE_BATCH_SECONDS + 2 * arch.multiply_adds(n_samples) / REFERENCE_FLOPS[dtype]
     return "reference" if _rents_reference("prediction", dtype, seconds, record) else backend
 
 
@@ -287,15 +294,9 @@ def _reference_fit_seconds(arch, batch, n_samples, epochs):
 
 
 def _rents_reference(kind, dtype, seconds, record):
-    """Whether ``seconds`` of reference work, with the earlier ones of this
-    process for ``kind``, stay below the kernel's compile estimate."""
-    key = (kind, dtype)
-    spent = _reference_seconds.get(key, 0.0)
-    if spent + seconds >= ESTIMATE_SECONDS[kind]:
-        return False
-    if record:
-        _reference_seconds[key] = spent + seconds
-    return True
+    """Whether ``seconds`` of reference work run rather than wait for the
+    kernel ``kind`` (:func:`_rent`)."""
+    return _rent(_reference_seconds, kind, dtype, seconds, record)
 
 
 # Seconds for which a kernel found missing stays missing without another look
@@ -359,8 +360,6 @@ def notice(kinds, dtype, beside=(), reference=False):
     (and that a helper process compiles the kernels ``beside`` meanwhile);
     with ``reference``, that the helper compiles them all while the fit runs
     on the NumPy reference (:func:`training_backend`)."""
-    once = ("once: later runs load it from Numba's cache" if _cached()
-            else "no writable cache: every process compiles it again")
     if reference:
         every = [*kinds, *beside]
         seconds = sum(ESTIMATE_SECONDS[k] for k in every)
@@ -368,6 +367,8 @@ def notice(kinds, dtype, beside=(), reference=False):
                 f"this machine yet: a helper process compiles them into Numba's cache (once: "
                 f"later runs load them; about {seconds} s), and this fit runs on the NumPy "
                 "reference meanwhile (the same arithmetic, slower epochs)")
+    once = ("once: later runs load it from Numba's cache" if _cached()
+            else "no writable cache: every process compiles it again")
     what = " and ".join(kinds)
     plural = "s" if len(kinds) > 1 else ""
     seconds = sum(ESTIMATE_SECONDS[k] for k in kinds)
