@@ -622,16 +622,18 @@ def _compiling(kind, dtype):
     return False
 
 
-def settle(timeout=SETTLE_TIMEOUT, dtype=None):
-    """Wait for the helpers of :func:`compile_beside` that compile a prediction
-    kernel for ``dtype`` (None: for every helper): the caller is about to run
-    a kernel that such a helper may be compiling. A helper still running
-    after ``timeout`` seconds is stopped (the caller then compiles)."""
+def settle(timeout=SETTLE_TIMEOUT, dtype=None, kind="prediction"):
+    """Wait for the helpers of :func:`compile_beside` that compile a ``kind``
+    kernel (prediction or training, on one thread or threaded) for ``dtype``
+    (None: for every helper): the caller is about to run a kernel that such a
+    helper may be compiling, which it would otherwise compile a second time.
+    A helper still running after ``timeout`` seconds is stopped (the caller
+    then compiles)."""
     if not _beside:              # empty on every call but the first few
         return
     name = None if dtype is None else np.dtype(dtype).name
     for key, helper in list(_beside.items()):
-        if name is not None and (key[1] != name or "prediction" not in key[0]):
+        if name is not None and (key[1] != name or kind not in key[0]):
             continue
         # pop: one thread waits for each entry (a helper has one per kernel).
         if _beside.pop(key, None) is None or helper.poll() is not None:

@@ -86,6 +86,10 @@ class LocalRunner:
         # reference meanwhile (compilation.training_backend).
         self.engine_backend = compilation.training_backend(self.arch, self.batch, m, epochs,
                                                            self.backend, record=True)
+        if self.engine_backend == "compiled":
+            # A fit too long for the reference waits for a helper that is
+            # compiling its kernel rather than compile it a second time.
+            compilation.settle(dtype=self.arch.dtype, kind="training")
         self.threads = compilation.training_threads(self.arch, self.batch, m, epochs,
                                                     self.engine_backend, record=True)
         self.engine = ENGINES[self.engine_backend](self.arch, self.config, self.batch, m,

@@ -512,6 +512,27 @@ def test_fits_run_on_the_reference_only_while_the_helper_compiles(beside):
     assert compilation.training_backend(arch, 16, n, 1) == "compiled"
 
 
+def test_a_fit_too_long_for_the_reference_waits_for_the_helper_compiling_its_kernel(beside):
+    import deepnet_fast as dn
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((64, 4)), rng.integers(0, 2, 64)
+    beside[("prediction", "float64")] = True
+    helper = compilation.start_helper(["training"], "float64")
+    net = dn.DeepNet([4, 3, 1], seed=0)
+    # The whole rent spent already: this fit compiles, after the helper.
+    compilation._reference_seconds[("training", "float64")] = compilation.ESTIMATE_SECONDS[
+        "training"]
+    history = net.fit(X, y, epochs=2, batch_size=16, verbose=0)
+    assert history.backend == "compiled"
+    assert helper.waited == [compilation.SETTLE_TIMEOUT] and not helper.killed
+    # A helper compiling only the prediction kernel is not waited for by a fit.
+    compilation._beside.clear()
+    other = compilation.start_helper(["prediction"], "float32")
+    net32 = dn.DeepNet([4, 3, 1], seed=0, dtype="float32")
+    net32.fit(X.astype(np.float32), y, epochs=1, batch_size=16, verbose=0)
+    assert other.waited == []
+
+
 def test_a_prediction_runs_on_the_reference_while_the_helper_compiles_its_kernel(beside,
                                                                                 monkeypatch):
     import deepnet_fast as dn
