@@ -272,8 +272,12 @@ def test_sparse_fit_memory_is_bounded_by_the_nonzeros():
     # 2,000 samples of 200,000 features at 0.005%: 3.2 GB dense, 0.2 MB of
     # nonzeros; W1 (2 units) and its gradient, moments and copies ~16 MB.
     m, n = 2000, 200_000
-    X = sp.random(m, n, density=5e-5, format="csr", random_state=0, dtype=np.float64)
-    y = np.random.default_rng(0).integers(0, 2, m)
+    rng = np.random.default_rng(0)
+    # Built from coordinates: sp.random draws its positions among all m·n (40 s).
+    nnz = int(5e-5 * m * n)
+    X = sp.csr_matrix((rng.random(nnz), (rng.integers(0, m, nnz), rng.integers(0, n, nnz))),
+                      shape=(m, n))
+    y = rng.integers(0, 2, m)
     net = dn.DeepNet([n, 2, 1], "relu", "sigmoid", seed=0)
     net.fit(X[:100], y[:100], epochs=1, batch_size=50, optimizer="adam", verbose=0)  # compile
     tracemalloc.start()
