@@ -243,8 +243,8 @@ _reference_seconds = {}
 def training_backend(arch, batch, n_samples=0, epochs=0, backend="compiled", record=False):
     """The backend a fit of ``epochs`` epochs over ``n_samples`` samples in
     batches of ``batch`` runs on: ``backend``, or ``"reference"`` for a
-    compiled fit whose one-thread training kernel a helper process of this one
-    is compiling (:func:`compile_beside`), when the fit would take less time
+    compiled fit whose one-thread training kernel a helper is compiling
+    (:func:`compile_beside`), when the fit would take less time
     on the NumPy reference than that compile (``ESTIMATE_SECONDS``), counting
     the fits of this process that ran there for the same reason
     (``record=True`` counts this one): the rule of :func:`training_threads`.
@@ -274,8 +274,8 @@ def training_backend(arch, batch, n_samples=0, epochs=0, backend="compiled", rec
 
 def prediction_backend(arch, n_samples, backend="compiled", record=False):
     """The backend of a prediction of ``n_samples`` rows: ``backend``, or
-    ``"reference"`` while a helper process of this one compiles the prediction
-    kernel and the reference's predictions of this process (``record=True``
+    ``"reference"`` while a helper compiles the prediction kernel and the
+    reference's predictions of this process (``record=True``
     counts this one) take less time than that compile (see
     :func:`training_backend`): a prediction does not wait for the helper."""
     if backend != "compiled" or not _beside:      # every call but a first run's
@@ -605,13 +605,13 @@ class _OtherHelper:
 
 
 def helpers():
-    """The helper processes (``subprocess.Popen``) this process started that
-    are still compiling."""
+    """The helpers compiling for this process now: the processes it started
+    (``subprocess.Popen``), and another process's it waits for."""
     return list({id(h): h for h in _beside.values() if h.poll() is None}.values())
 
 
 def _compiling(kind, dtype):
-    """Whether a helper of this process is compiling the kernel ``kind`` for
+    """Whether a helper (:func:`helpers`) is compiling the kernel ``kind`` for
     ``dtype`` now."""
     helper = _beside.get((kind, dtype))
     if helper is None:
