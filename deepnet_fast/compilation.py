@@ -268,8 +268,7 @@ def training_backend(arch, batch, n_samples=0, epochs=0, backend="compiled", rec
         return backend
     if fit_kernels(arch, batch, 0, n_samples, epochs)[0] != "training":
         return backend           # long enough to buy the threaded kernel
-    seconds = _reference_fit_seconds(arch, batch, n_samples, epochs)
-    return "reference" if _rents_reference("training", dtype, seconds, record) else backend
+    return "reference" if _fit_rents_reference(arch, batch, n_samples, epochs, record) else backend
 
 
 def prediction_backend(arch, n_samples, backend="compiled", record=False):
@@ -284,19 +283,22 @@ def prediction_backend(arch, n_samples, backend="compiled", record=False):
     if not _compiling("prediction", dtype):
         return backend
     seconds = REFERENCE_BATCH_SECONDS + 2 * arch.multiply_adds(n_samples) / REFERENCE_FLOPS[dtype]
-    return "reference" if _rents_reference("prediction", dtype, seconds, record) else backend
+    return "reference" if _rent(_reference_seconds, "prediction", dtype, seconds, record) \
+        else backend
+
+
+def _fit_rents_reference(arch, batch, n_samples, epochs, record):
+    """Whether the fit's estimated time on the reference, with this process's
+    earlier such fits, stays below the training kernel's compile
+    (:func:`_rent`)."""
+    return _rent(_reference_seconds, "training", np.dtype(arch.dtype).name,
+                 _reference_fit_seconds(arch, batch, n_samples, epochs), record)
 
 
 def _reference_fit_seconds(arch, batch, n_samples, epochs):
     batches = -(-n_samples // batch) * epochs
     flops = 6 * arch.multiply_adds(n_samples) * epochs
     return batches * REFERENCE_BATCH_SECONDS + flops / REFERENCE_FLOPS[np.dtype(arch.dtype).name]
-
-
-def _rents_reference(kind, dtype, seconds, record):
-    """Whether ``seconds`` of reference work run rather than wait for the
-    kernel ``kind`` (:func:`_rent`)."""
-    return _rent(_reference_seconds, kind, dtype, seconds, record)
 
 
 # Seconds for which a kernel found missing stays missing without another look
@@ -459,9 +461,8 @@ def compile_beside(session):
         # wait for it as for one of ours rather than compile them twice.
         _beside["training", dtype] = _beside["prediction", dtype] = other
         return None
-    if training == "training" and _rents_reference(
-            "training", dtype, _reference_fit_seconds(session.arch, runner.batch, n, epochs),
-            record=False):
+    if training == "training" and _fit_rents_reference(session.arch, runner.batch, n, epochs,
+                                                       record=False):
         return start_helper(["training", prediction], dtype)
     return start_helper([prediction], dtype, leaves=training == "training")
 
