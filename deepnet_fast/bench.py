@@ -471,6 +471,10 @@ def make_trainer(backend, workload, X, y, dtype, *, warmup=True, seed=0, threads
 
     ``workload`` is a name of ``WORKLOADS`` or a :class:`Workload`;
     ``shuffle=False`` trains on the samples in order (for comparisons).
+    ``threads`` (a positive int) sets the process's thread count for Numba
+    and every BLAS library (:func:`deepnet_fast.set_num_threads`, which
+    stays in force after the call) and PyTorch's or JAX's own; None leaves
+    each library's default.
 
     Raises
     ------
@@ -479,6 +483,9 @@ def make_trainer(backend, workload, X, y, dtype, *, warmup=True, seed=0, threads
     """
     if backend not in _TRAINERS:
         raise ValueError(f"backend must be one of {list(BACKENDS)}; got {backend!r}")
+    if threads is not None:
+        from .threads import set_num_threads
+        set_num_threads(threads)
     trainer = _TRAINERS[backend](workload, X, y, dtype, seed=seed, threads=threads,
                                  shuffle=shuffle)
     if warmup:
@@ -655,9 +662,6 @@ def _worker(conn, spec):
     until ``None``. Failures are reported as ``("unavailable"|"error", text)``."""
     try:
         from .blas import set_blas
-        from .threads import set_num_threads
-        if spec["threads"] is not None:
-            set_num_threads(spec["threads"])
         if spec["blas"] is not None:
             set_blas(spec["blas"])
         X, y = make_data(spec["workload"], spec["dtype"], spec["n_samples"], seed=spec["seed"])

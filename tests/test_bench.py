@@ -102,6 +102,19 @@ def test_trainer_trains_and_scores_on_a_small_slice(backend, name):
     assert 0.0 <= trainer.accuracy() <= 1.0
 
 
+def test_make_trainer_threads_sets_the_process_thread_count():
+    from deepnet_fast import get_num_threads, set_num_threads
+    X, y = bench.make_data("digits-small", n_samples=64)
+    try:
+        bench.make_trainer("reference", "digits-small", X, y, X.dtype, warmup=False, threads=1)
+        assert get_num_threads() == 1
+    finally:
+        set_num_threads(None)
+    assert get_num_threads() is None
+    with pytest.raises(ValueError, match="n"):
+        bench.make_trainer("reference", "digits-small", X, y, X.dtype, warmup=False, threads=0)
+
+
 def test_missing_torch_raises_backend_unavailable(monkeypatch):
     _no_torch(monkeypatch)
     X, y = bench.make_data("digits-small", n_samples=64)
