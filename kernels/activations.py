@@ -147,6 +147,14 @@ def derivative_from_output(dA, A, code, slope, a_scale, dZ):
             dZ[i, j] = dA[i, j] * _dg(A[i, j] * a_scale, code, slope)
 
 
+@njit(inline="always")
+def _scale_rows(dA, A, code, slope, a_scale):
+    n, m = A.shape
+    for i in range(n):
+        for j in range(m):
+            dA[i, j] *= _dg(A[i, j] * a_scale, code, slope)
+
+
 @njit(**JIT)
 def scale_by_derivative(dA, A, code, slope, a_scale):
     """dA *= g'(z) in place (dA becomes dZ), given A = g(z) / a_scale.
@@ -155,10 +163,20 @@ def scale_by_derivative(dA, A, code, slope, a_scale):
     behind a no-overlap check that an in-place call fails: that ran scalar, at
     2.5x the time of this loop.
     """
-    n, m = A.shape
-    for i in range(n):
-        for j in range(m):
-            dA[i, j] *= _dg(A[i, j] * a_scale, code, slope)
+    # One loop per code, the code a constant in each: with the code read in
+    # one loop, LLVM kept the float32 ReLU loop at 0.23 ns an element against
+    # 0.11 for a loop of its own (AMD EPYC family 26; float64 0.09-0.11 either
+    # way), about 2% of a digits-small batch.
+    if code == RELU:
+        _scale_rows(dA, A, RELU, slope, a_scale)
+    elif code == LEAKY_RELU:
+        _scale_rows(dA, A, LEAKY_RELU, slope, a_scale)
+    elif code == TANH:
+        _scale_rows(dA, A, TANH, slope, a_scale)
+    elif code == SIGMOID:
+        _scale_rows(dA, A, SIGMOID, slope, a_scale)
+    else:
+        _scale_rows(dA, A, code, slope, a_scale)
 
 
 @njit(**JIT)
