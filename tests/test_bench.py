@@ -111,7 +111,7 @@ def test_make_trainer_threads_sets_the_process_thread_count():
     finally:
         set_num_threads(None)
     assert get_num_threads() is None
-    with pytest.raises(ValueError, match="n"):
+    with pytest.raises(ValueError, match=r"n must be an integer >= 1; got 0"):
         bench.make_trainer("reference", "digits-small", X, y, X.dtype, warmup=False, threads=0)
 
 
