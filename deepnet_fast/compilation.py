@@ -684,13 +684,13 @@ def _training_leaves(dtype):
 
     f = types.float32 if np.dtype(dtype) == np.float32 else types.float64
     f64, i64 = types.float64, types.int64
-    matrix, transposed = types.Array(f, 2, "C"), types.Array(f, 2, "F")
+    matrix = types.Array(f, 2, "C")
     vector = types.Array(f, 1, "C")
     return [
         (activations.bias_activation, (matrix, matrix, i64, f, matrix)),
-        (losses.cost_sum, (matrix, transposed, i64, vector)),
-        (losses.metric_sum, (matrix, transposed, vector, i64)),
-        (losses.output_delta, (matrix, transposed, f, matrix, vector, i64, f, i64)),
+        (losses.cost_sum, (matrix, matrix, i64, vector)),
+        (losses.metric_sum, (matrix, matrix, vector, i64)),
+        (losses.output_delta, (matrix, matrix, f, matrix, vector, i64, f, i64)),
         (dropout.apply_mask, (matrix, types.uint64, f64, f, i64, i64, i64)),
         (training.delta, (i64, types.Array(i64, 1, "C"), vector, vector, i64)),
         (linear.row_sums, (matrix, f, f, matrix)),

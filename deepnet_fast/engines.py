@@ -110,7 +110,7 @@ class CompiledEngine(_Engine):
         # thread's partial sums.
         self._buffers = ktrain.Buffers(
             np.empty(arch.n_parameters, dtype=dt), *self._batch_buffers(B),
-            None, None, None, np.empty((B, dims[-1]), dtype=dt),
+            None, None, None, np.empty(dims[-1] * B, dtype=dt),
             np.empty(B, dtype=dt), np.empty(self.n_batches, dtype=np.float64),
             np.empty(self.n_batches, dtype=np.float64), np.empty(self.n_batches, dtype=np.float64),
             np.empty(3 * self.threads, dtype=np.float64), np.empty(self.threads, dtype=np.bool_))
@@ -166,7 +166,8 @@ class CompiledEngine(_Engine):
         acts, deltas = self._batch_buffers(X.shape[0])
         X = kernel_rows(X)
         buf = self._gather_buffer(X, False)._replace(acts=acts, deltas=deltas)
-        cost = ktrain.loss_and_gradient(X, Y, self._no_weights, theta, self.arch.kernel_network,
+        cost = ktrain.loss_and_gradient(X, np.ascontiguousarray(Y.T), self._no_weights, theta,
+                                        self.arch.kernel_network,
                                         buf, self._settings, int(step))
         return cost, buf.grad.copy()
 

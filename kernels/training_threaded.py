@@ -35,7 +35,6 @@ from .training import (
     activation,
     all_finite,
     batch_cost,
-    batch_rows,
     batch_weight_rows,
     begin_batch,
     copy_columns,
@@ -49,6 +48,7 @@ from .training import (
     set_bias_correction,
     share,
     step_target,
+    targets_share,
     update_share,
     weight_share,
 )
@@ -71,7 +71,7 @@ def run_phase(phase, l, p, parts, X, Y, w, order, start, mb, denom, theta, v, s,
     # code it calls, so seven loops compiled the kernels seven times over.
     part_loss = buf.part_loss
     if phase == GATHER:
-        gather_share(p, parts, mb, X, Y, w, order, start, buf)
+        gather_share(p, parts, mb, X, w, order, start, buf)
         return
     Xk = input_batch(X, order, start, mb, buf)
     if phase == FORWARD:
@@ -82,14 +82,15 @@ def run_phase(phase, l, p, parts, X, Y, w, order, start, mb, denom, theta, v, s,
             hidden_forward_share(l, p, parts, strided(activation(l - 1, net.dims, buf.acts, mb)),
                                  theta, net, buf.acts, fit.keep_prob, fit.seed, step)
     elif phase == OUTPUT:
-        Yk = batch_rows(Y, order, start, mb, buf.Yb)
+        # Each thread copies the target columns of its own share.
+        YT = targets_share(p, parts, Y, order, start, mb, buf.Yb)
         wk = batch_weight_rows(w, order, start, mb, buf.wb)
         if l == 1:
             part_loss[p], part_loss[2 * parts + p] = output_share(
-                p, parts, input_T(Xk), Yk, wk, theta, net, buf.acts, fit.loss_code, denom)
+                p, parts, input_T(Xk), YT, wk, theta, net, buf.acts, fit.loss_code, denom)
         else:
             part_loss[p], part_loss[2 * parts + p] = output_share(
-                p, parts, strided(activation(l - 1, net.dims, buf.acts, mb)), Yk, wk, theta, net,
+                p, parts, strided(activation(l - 1, net.dims, buf.acts, mb)), YT, wk, theta, net,
                 buf.acts, fit.loss_code, denom)
     elif phase == BACKWARD:
         if l > 1:       # nobody needs dA[0]

@@ -8,7 +8,7 @@ import numba
 import numpy as np
 import pytest
 
-from deepnet_fast.kernels._borrow import borrow, returns_its_argument
+from deepnet_fast.kernels._borrow import borrow, matrix_view, returns_its_argument
 
 Pair = namedtuple("Pair", "a b")
 
@@ -66,3 +66,33 @@ def test_inlined_writes_through_a_borrowed_tuple_are_kept():
     p = Pair(np.zeros(2), np.zeros(3))
     _write_through_a_borrowed_tuple(p, 7.0)
     np.testing.assert_array_equal(p.b, [7.0, 0.0, 0.0])
+
+
+@numba.njit
+def _matrix_view_and_write(flat, offset, rows, cols, borrowed):
+    m = matrix_view(borrow(flat) if borrowed else flat, offset, rows, cols)
+    _write_inline(m.reshape(rows * cols), rows * cols - 1, -1.0)   # inlined write, last entry
+    return m.copy(), m.strides
+
+
+@pytest.mark.parametrize("borrowed", [False, True])
+@pytest.mark.parametrize("offset, rows, cols", [(0, 3, 4), (5, 2, 3), (7, 5, 1), (12, 0, 3)])
+def test_matrix_view_is_the_reshaped_slice_and_writes_land(offset, rows, cols, borrowed):
+    flat = np.arange(20.0)
+    expected = flat[offset:offset + rows * cols].reshape(rows, cols).copy()
+    if rows * cols:
+        expected.flat[-1] = -1.0
+    view, strides = _matrix_view_and_write(flat, offset, rows, cols, borrowed)
+    np.testing.assert_array_equal(view, expected)
+    assert strides == (cols * 8, 8)
+    if rows * cols:
+        assert flat[offset + rows * cols - 1] == -1.0
+
+
+@pytest.mark.parametrize("offset, rows, cols", [(-1, 2, 2), (0, -1, 2), (0, 2, -1), (17, 2, 2),
+                                                (0, 5, 5)])
+def test_training_matrix_refuses_a_view_outside_its_buffer(offset, rows, cols):
+    from deepnet_fast.kernels.training import _matrix
+    with pytest.raises(IndexError, match="does not fit"):
+        _matrix(np.zeros(20), offset, rows, cols)
+    np.testing.assert_array_equal(_matrix(np.arange(20.0), 16, 2, 2), [[16, 17], [18, 19]])

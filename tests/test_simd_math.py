@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from numba import njit
 
-from deepnet_fast.kernels.simd_math import (fast_exp, fast_expm1, fast_sigmoid,
+from deepnet_fast.kernels.simd_math import (fast_exp, fast_expm1, fast_log, fast_sigmoid,
                                             fast_tanh)
 
 F32, F64 = np.float32, np.float64
-NAMES = ["exp", "expm1", "tanh", "sigmoid"]
+NAMES = ["exp", "expm1", "tanh", "sigmoid", "log"]
 FUNCS = {"exp": fast_exp, "expm1": fast_expm1, "tanh": fast_tanh,
-         "sigmoid": fast_sigmoid}
+         "sigmoid": fast_sigmoid, "log": fast_log}
 
 # Bounds: the module docstring's measured maxima, rounded up.  float32 is
 # measured against the float64 NumPy value (not rounded to float32).
@@ -26,6 +26,7 @@ FUNCS = {"exp": fast_exp, "expm1": fast_expm1, "tanh": fast_tanh,
 MAX_ULP = {
     (F64, "exp"): 1.1, (F64, "expm1"): 1.8, (F64, "tanh"): 2.6, (F64, "sigmoid"): 2.5,
     (F32, "exp"): 1.1, (F32, "expm1"): 1.5, (F32, "tanh"): 2.6, (F32, "sigmoid"): 2.5,
+    (F64, "log"): 1.0, (F32, "log"): 1.0,
 }
 LONG_DOUBLE = np.finfo(np.longdouble).nmant > 60
 
@@ -36,7 +37,7 @@ def _stable_sigmoid(x):
 
 
 REFERENCE = {"exp": np.exp, "expm1": np.expm1, "tanh": np.tanh,
-             "sigmoid": _stable_sigmoid}
+             "sigmoid": _stable_sigmoid, "log": np.log}
 
 
 def _make_apply(f):
@@ -71,6 +72,15 @@ def ulp_error(y, ref, dtype):
 
 
 def sweep(dtype, name):
+    if name == "log":
+        # every binade (subnormals too), around 1 where log cancels, and
+        # evenly spaced and random points; negative x give nan on both sides
+        info = np.finfo(dtype)
+        every = np.geomspace(F64(info.smallest_subnormal), F64(info.max) / 4, 1_000_001)
+        near_one = 1 + np.linspace(-1e-3, 1e-3, 200_001)
+        rand = np.random.default_rng(12345).uniform(0, 1e3, 200_000)
+        return np.concatenate([every, near_one, np.linspace(-2, 20, 1_000_001),
+                               rand]).astype(dtype)
     lo, hi = (-750.0, 750.0) if dtype == F64 else (-110.0, 100.0)
     if name == "tanh":
         lo, hi = -25.0, 25.0
@@ -167,7 +177,8 @@ def test_tanh_odd_and_saturates(dtype):
 @pytest.mark.parametrize("dtype", [F32, F64])
 @pytest.mark.parametrize("name", NAMES)
 def test_monotone_spot_checks(name, dtype):
-    x = np.unique(np.random.default_rng(7).uniform(-30, 30, 20_000).astype(dtype))
+    lo = 1e-3 if name == "log" else -30
+    x = np.unique(np.random.default_rng(7).uniform(lo, 30, 20_000).astype(dtype))
     y, ref = APPLY[name](x), reference(name, x)
     # neighbours whose true values differ by more than the error bounds
     clear = np.diff(ref) > 8 * np.spacing(np.abs(ref[1:]).astype(dtype))
@@ -196,6 +207,7 @@ def test_python_fallbacks():
     np.testing.assert_allclose(fast_exp(x), np.exp(x))
     np.testing.assert_allclose(fast_tanh(x), np.tanh(x))
     np.testing.assert_allclose(fast_sigmoid(x), _stable_sigmoid(x))
+    np.testing.assert_allclose(fast_log(np.abs(x) + 1), np.log(np.abs(x) + 1))
     assert fast_sigmoid(F32(1e4)) == 1.0 and fast_sigmoid(-1e4) == 0.0
 
 
@@ -216,7 +228,7 @@ def test_loop_vectorises(name, dtype):
     asm = loop.inspect_asm(loop.signatures[0])
     suffix = "ps" if dtype == F32 else "pd"
     assert re.search(r"\b(v?mul|vfn?madd\d+)" + suffix + r"\b", asm)
-    assert not re.search(r"(?<![\w.])(expf?|expm1f?|tanhf?)(?![\w.])", asm)  # no libm
+    assert not re.search(r"(?<![\w.])(expf?|expm1f?|tanhf?|logf?)(?![\w.])", asm)  # no libm
 
 
 def test_cache_with_caller_in_other_module(tmp_path):
