@@ -80,6 +80,14 @@ def output_delta(AL, Y, scale, dZ, w, code, slope, loss_code):
     gated = loss_code == IDENTITY and code != IDENTITY
     weighted = w.shape[0] > 0
     if not (gated or weighted):
+        if dZ.ctypes.data == AL.ctypes.data:
+            # In place (the training loop's case), with one array: LLVM
+            # vectorises the two-array loop only behind a no-overlap check,
+            # which an in-place call fails (see activations.bias_activation).
+            for i in range(n):
+                for j in range(m):
+                    AL[i, j] = (AL[i, j] - Y[i, j]) * scale
+            return
         for i in range(n):
             for j in range(m):
                 dZ[i, j] = (AL[i, j] - Y[i, j]) * scale
