@@ -47,7 +47,9 @@ Layouts
   a batch ``Xk`` (mb, n0) enters the first layer as ``Xk.T``, which BLAS reads
   transposed at no cost. ``X`` may also be sparse rows (:data:`.sparse.CSR`):
   the same kernels then compile with the first layer's products over its
-  nonzeros (:mod:`.sparse` holds the operations that differ).
+  nonzeros (:mod:`.sparse` holds the operations that differ). A batch's
+  targets are copied a column per sample (YT (nL, mb) in ``buf.Yb``, as
+  A[L]), so that the output layer's loops run along contiguous rows.
 - ``theta``: W1, b1, W2, b2, ... flattened into one vector (``offW``/``offb``
   give where each starts); ``grad``, ``v``, ``s`` share that layout.
 - ``acts``: the activations A[l] (n[l], mb) of the batch, every layer back to
