@@ -54,6 +54,20 @@ def _functions(library):
     return found
 
 
+def _qualified(mangled):
+    """The dotted path at the front of an Itanium-mangled name that c++filt
+    left as it was (``_ZN12deepnet_fast7kernels...``), or the name itself."""
+    parts, i = [], 3 if mangled.startswith("_ZN") else len(mangled)
+    while i < len(mangled) and mangled[i].isdigit():
+        j = i
+        while j < len(mangled) and mangled[j].isdigit():
+            j += 1
+        n = int(mangled[i:j])
+        parts.append(mangled[j:j + n])
+        i = j + n
+    return "::".join(parts) if parts else mangled
+
+
 def write_map(path=None):
     """Write the perf map of every compiled ``deepnet_fast.kernels`` function
     of this process; returns its path and number of entries."""
@@ -75,6 +89,8 @@ def write_map(path=None):
     path = path or f"/tmp/perf-{os.getpid()}.map"
     with open(path, "w") as fh:
         for (address, size, _), name in zip(entries, names):
+            if name.startswith("_Z"):
+                name = _qualified(name)
             name = re.sub(r"\[abi:[^\]]*\]", "", name).split("(")[0][-100:]
             fh.write(f"{address:x} {size:x} {name}\n")
     return path, len(entries)
