@@ -50,7 +50,9 @@ def cost_sum(AL, Y, loss_code, w):
     """Σ over all entries of the per-entry loss (column j weighted by ``w[j]``
     when ``w`` is not empty), accumulated in float64.
 
-    Y may be a transposed view (the training loop keeps targets row-per-sample).
+    Any layout of Y works; the training loop passes its targets a column per
+    sample, C-contiguous as AL, so that the loop vectorises (a strided Y keeps
+    it scalar).
     """
     n, m = AL.shape
     tiny = np.finfo(AL.dtype).tiny
