@@ -150,6 +150,24 @@ def test_first_view_of_kernel_graphs_compares_every_implementation(suite):
     assert _first_view(_params(kernels.KernelVsNumpy))[0] == ["float32", "float64"]
 
 
+def test_the_suite_measures_compiled_kernels_not_a_compile_helpers_rent(monkeypatch):
+    """A benchmark process starts no compile helper: on a cold cache its fits
+    would otherwise train on the reference or on one thread (measured so)."""
+    from deepnet_fast import compilation
+
+    monkeypatch.setenv(compilation.BESIDE_VARIABLE, "1")
+    monkeypatch.syspath_prepend(ASV_DIR)
+    saved = {m: sys.modules.pop(m) for m in list(sys.modules)
+             if m == "benchmarks" or m.startswith("benchmarks.")}
+    try:
+        importlib.import_module("benchmarks.common")
+        assert os.environ[compilation.BESIDE_VARIABLE] == "0"
+    finally:
+        for m in [m for m in sys.modules if m == "benchmarks" or m.startswith("benchmarks.")]:
+            del sys.modules[m]
+        sys.modules.update(saved)
+
+
 def test_only_installed_backends_are_parameters(suite):
     expected = [b for b in bench.BACKENDS if bench.backend_unavailable(b) is None]
     assert suite["common"].TRAINING_BACKENDS == expected
