@@ -167,8 +167,7 @@ class CompiledEngine(_Engine):
         X = kernel_rows(X)
         buf = self._gather_buffer(X, False)._replace(acts=acts, deltas=deltas)
         cost = ktrain.loss_and_gradient(X, np.ascontiguousarray(Y.T), self._no_weights, theta,
-                                        self.arch.kernel_network,
-                                        buf, self._settings, int(step))
+                                        self.arch.kernel_network, buf, self._settings, int(step))
         return cost, buf.grad.copy()
 
 
