@@ -20,11 +20,17 @@ Numba's dead-code elimination keeps a write into an array only when the array
 may alias an argument of the function, and knows no call that returns its
 argument's memory: writes that inlined code made through a borrowed array
 were removed. :func:`returns_its_argument` tells it.
+
+:func:`matrix_view` makes the other views the kernels take most often, a
+matrix inside a flat buffer, in place: the same array a slice and a reshape
+give, without their arithmetic and Numba's reshape helper.
 """
 
 from numba import types
 from numba.core import cgutils, ir_utils
+from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
+from numba.np.arrayobj import populate_array
 
 
 @intrinsic
@@ -66,9 +72,6 @@ def matrix_view(typingctx, flat, offset, rows, cols):
     matrix = types.Array(flat.dtype, 2, "C")
 
     def codegen(context, builder, signature, args):
-        from numba.core.imputils import impl_ret_borrowed
-        from numba.np.arrayobj import populate_array
-
         src = context.make_array(flat)(context, builder, value=args[0])
         dst = context.make_array(matrix)(context, builder)
         off, n_rows, n_cols = (context.cast(builder, v, t, types.intp)
