@@ -18,6 +18,7 @@
 """
 
 import base64
+import contextlib
 import hashlib
 import importlib
 import inspect
@@ -61,18 +62,29 @@ HIGHER_IS_BETTER_WORDS = ("speedup", "per_second", "throughput", "accuracy", "ef
                           "fraction_of", "gflops")
 
 
-@pytest.fixture(scope="module")
-def suite():
+def _is_suite_module(name):
+    return name == "benchmarks" or name.startswith("benchmarks.")
+
+
+@contextlib.contextmanager
+def _fresh_suite():
+    """The asv suite importable as ``benchmarks``, freshly imported inside the
+    block; the path and any earlier ``benchmarks`` modules restored after."""
     sys.path.insert(0, ASV_DIR)
-    saved = {m: sys.modules.pop(m) for m in list(sys.modules)
-             if m == "benchmarks" or m.startswith("benchmarks.")}
+    saved = {m: sys.modules.pop(m) for m in list(sys.modules) if _is_suite_module(m)}
     try:
-        yield {name: importlib.import_module(f"benchmarks.{name}") for name in MODULES}
+        yield
     finally:
-        for m in [m for m in sys.modules if m == "benchmarks" or m.startswith("benchmarks.")]:
+        for m in [m for m in sys.modules if _is_suite_module(m)]:
             del sys.modules[m]
         sys.modules.update(saved)
         sys.path.remove(ASV_DIR)
+
+
+@pytest.fixture(scope="module")
+def suite():
+    with _fresh_suite():
+        yield {name: importlib.import_module(f"benchmarks.{name}") for name in MODULES}
 
 
 def _benchmarks(suite):
@@ -156,16 +168,9 @@ def test_the_suite_measures_compiled_kernels_not_a_compile_helpers_rent(monkeypa
     from deepnet_fast import compilation
 
     monkeypatch.setenv(compilation.BESIDE_VARIABLE, "1")
-    monkeypatch.syspath_prepend(ASV_DIR)
-    saved = {m: sys.modules.pop(m) for m in list(sys.modules)
-             if m == "benchmarks" or m.startswith("benchmarks.")}
-    try:
+    with _fresh_suite():
         importlib.import_module("benchmarks.common")
-        assert os.environ[compilation.BESIDE_VARIABLE] == "0"
-    finally:
-        for m in [m for m in sys.modules if m == "benchmarks" or m.startswith("benchmarks.")]:
-            del sys.modules[m]
-        sys.modules.update(saved)
+    assert os.environ[compilation.BESIDE_VARIABLE] == "0"
 
 
 def test_only_installed_backends_are_parameters(suite):
