@@ -208,6 +208,11 @@ def _plot(history, path):
 def train(args):
     if args.save:
         _check_output(args.save, "--save")
+        from .serialization import target_mode
+        try:
+            target_mode(args.save)
+        except ValueError as exc:
+            raise CommandLineError(f"--save {args.save}: {exc}") from None
     if args.plot:
         _check_plot(args.plot)
         if args.save and os.path.abspath(args.save) == os.path.abspath(args.plot):

@@ -419,6 +419,14 @@ class DeepNet:
             stream's position and the last fit's settings: a checkpoint that
             ``load`` followed by ``fit(..., warm_start=True)`` continues exactly
             as if training had never stopped.
+
+        Raises
+        ------
+        ValueError
+            If ``path`` exists and is not a regular file (a device such as
+            ``/dev/null``, a FIFO), which the atomic rename would replace.
+        IsADirectoryError
+            If ``path`` is a directory.
         """
         from .serialization import write_model
         record = self._state.to_record() if training_state else None

@@ -64,10 +64,9 @@ Left out: dropout (inference needs none), ``predict_log_proba``, and models
 past protobuf's 2 GB limit (ONNX's external-data files).
 """
 
-import os
-import tempfile
-
 import numpy as np
+
+from .serialization import write_atomically
 
 __all__ = ["to_onnx", "register_skl2onnx", "OPSET"]
 
@@ -378,6 +377,8 @@ def to_onnx(model, path=None, *, classes=None):
         When ``onnx`` is missing (``pip install "deepnet-fast[onnx]"``).
     TypeError
         For another kind of model.
+    ValueError
+        If ``path`` exists and is not a regular file (a device, a FIFO).
     """
     plan = _plan(model, classes)
     onnx = _onnx()
@@ -410,23 +411,9 @@ def to_onnx(model, path=None, *, classes=None):
                                    doc_string=f"{type(model).__name__}: {described}")
     onnx.checker.check_model(onnx_model, full_check=True)
     if path is not None:
-        _write(onnx_model.SerializeToString(), path)
+        data = onnx_model.SerializeToString()
+        write_atomically(path, lambda fh: fh.write(data))
     return onnx_model
-
-
-def _write(data, path):
-    """Write bytes to ``path`` atomically (a temporary file beside it, then rename)."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".onnx-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 # ---------------------------------------------------------------- skl2onnx

@@ -35,7 +35,9 @@ in the file is ever unpickled or executed.
 Saving writes a temporary file in the target's folder, flushes it to disk and
 renames it over the target, so a crash mid-save leaves the old file intact.
 The new file gets the permissions ``open`` would give it (``0o666`` less the
-umask, as ``numpy.savez``), or those of the file it replaces. A save killed
+umask, as ``numpy.savez``), or those of the file it replaces. A target that is
+not a regular file (a device such as ``/dev/null``, a FIFO) is refused rather
+than replaced by the rename. A save killed
 before the rename leaves ``.<name>.deepnet_fast-<pid>-<random>.tmp``; the next
 save into that folder deletes such files whose process is gone or that are
 older than :data:`STALE_TMP_SECONDS`.
@@ -45,6 +47,7 @@ file's size), other archive writers, and symbolic links (a save replaces the
 link, not the file it points to).
 """
 
+import errno
 import hashlib
 import io
 import json
@@ -55,6 +58,7 @@ import secrets
 import stat
 import struct
 import time
+import tokenize
 import zipfile
 import zlib
 
@@ -70,6 +74,9 @@ READABLE_VERSIONS = (1, 2)
 TRAINING_KEYS = ("optimizer", "t", "rng", "settings")
 _MOMENTS = ("v", "s")
 
+#: Bound of a training state's step counter ``t``: the kernels count steps in
+#: int64 (``t`` plus an epoch's batches), which 2**63 would overflow.
+MAX_STEPS = 2**62
 #: Largest metadata accepted, in bytes: ~1,500 layers' checksums fit in it.
 MAX_META_BYTES = 1 << 18
 #: Largest ``.npy`` header accepted (numpy's own default limit).
@@ -92,17 +99,25 @@ _CHUNK = 1 << 20
 # ModelFileError. Fuzzing met more than BadZipFile: OSError (seeks before the
 # start), NotImplementedError (zip versions), UnicodeDecodeError (member names),
 # EOFError; RuntimeError and zlib.error belong to the flags and methods refused
-# up front.
+# up front; SyntaxError and tokenize.TokenError come from numpy's parser of an
+# npy header whose dict is malformed.
 _DAMAGE = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError, ValueError,
            TypeError, KeyError, IndexError, struct.error, OverflowError, NotImplementedError,
-           RuntimeError)
+           RuntimeError, SyntaxError, tokenize.TokenError)
+# A zip member's local header: signature, versions, flags, method, time, date,
+# CRC, sizes, then the lengths of the name and of the extra field.
+_LOCAL_HEADER = struct.Struct("<4s5H3L2H")
 _TMP_RE = re.compile(r"^\..+\.deepnet_fast-(\d+)-[0-9a-f]+\.tmp$")
 # Temporary files of deepnet_fast <= 0.1 (tempfile.mkstemp): no pid, age only.
 _OLD_TMP_RE = re.compile(r"^\.deepnet_fast-[A-Za-z0-9_]{8}\.tmp$")
 
 
 def _digest(arr):
-    return hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
+    """SHA-256 of the array's values as little-endian bytes, so that a file
+    written on a machine of either byte order verifies on the other."""
+    arr = np.asarray(arr)
+    return hashlib.sha256(np.ascontiguousarray(
+        arr, dtype=arr.dtype.newbyteorder("<")).tobytes()).hexdigest()
 
 
 def _is_int(x):
@@ -180,8 +195,8 @@ def _check_training(training, description):
     optimizer, t, rng, settings = (training[key] for key in TRAINING_KEYS)
     if not isinstance(optimizer, str):
         raise ValueError(f"training optimizer must be a name; got {_short(optimizer)}")
-    if not (_is_int(t) and 0 <= t < 2**63):
-        raise ValueError(f"training t must be an integer in [0, 2**63); got {_short(t)}")
+    if not (_is_int(t) and 0 <= t < MAX_STEPS):
+        raise ValueError(f"training t must be an integer in [0, 2**62); got {_short(t)}")
     if not (isinstance(rng, dict) and rng.get("bit_generator") == "PCG64"
             and isinstance(rng.get("state"), dict)
             and set(rng["state"]) == {"state", "inc"}
@@ -243,7 +258,10 @@ def write_model(path, meta, arrays, training=None):
     ValueError
         If the description is invalid, an array is missing, extra, of the
         wrong shape or dtype, or holds NaN or infinite values (the message
-        names it). Nothing is written then.
+        names it), or if ``path`` exists and is not a regular file. Nothing
+        is written then.
+    IsADirectoryError
+        If ``path`` is a directory.
     """
     path = os.fspath(path)
     description = _check_description(meta)
@@ -270,19 +288,35 @@ def write_model(path, meta, arrays, training=None):
             params[name] = moment
     header["sha256"] = {name: _digest(arr) for name, arr in params.items()}
     blob = np.frombuffer(json.dumps(header, sort_keys=True).encode("utf-8"), dtype=np.uint8)
+    write_atomically(path, lambda fh: np.savez(fh, meta=blob, **params))
 
+
+def write_atomically(path, write):
+    """Create or replace the file ``path`` with what ``write(fh)`` writes into
+    a binary file object, atomically (see the module docstring): model files
+    and ONNX exports alike.
+
+    Raises
+    ------
+    IsADirectoryError
+        If ``path`` is a directory.
+    ValueError
+        If ``path`` exists and is not a regular file (a device, a FIFO, a
+        socket), which the rename would replace. Nothing is written then.
+    """
+    path = os.fspath(path)
+    mode = target_mode(path)
     folder = os.path.dirname(os.path.abspath(path))
     _remove_stale_tmp_files(folder)
     tmp = os.path.join(folder, f".{os.path.basename(path)}.deepnet_fast-{os.getpid()}-"
                                f"{secrets.token_hex(4)}.tmp")
-    mode = _mode_for(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
                  0o666 if mode is None else 0o600)
     try:
         with os.fdopen(fd, "wb") as fh:
             if mode is not None and hasattr(os, "fchmod"):
                 os.fchmod(fh.fileno(), mode)
-            np.savez(fh, meta=blob, **params)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -295,14 +329,27 @@ def write_model(path, meta, arrays, training=None):
     _fsync_folder(folder)
 
 
-def _mode_for(path):
-    """Permission bits to keep: those of the file being replaced, or None for
-    a new file (which then gets 0o666 less the umask from ``os.open``)."""
+def target_mode(path):
+    """The permission bits a save into ``path`` keeps: those of the regular
+    file it replaces, or None for a new file (which then gets 0o666 less the
+    umask from ``os.open``).
+
+    Raises
+    ------
+    IsADirectoryError, ValueError
+        As :func:`write_atomically`, for a path that is a directory or
+        another kind of file than a regular one.
+    """
     try:
         st = os.stat(path)
     except OSError:
         return None
-    return stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else None
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"path {path!r} exists and is not a regular file (a device, FIFO or "
+                         "socket); refusing to replace it")
+    return stat.S_IMODE(st.st_mode)
 
 
 def _fsync_folder(folder):
@@ -385,7 +432,7 @@ def read_model(path):
     """
     path = os.fspath(path)
     # Opened outside the try: failing to open is about the path, not the content.
-    with open(path, "rb") as fh:
+    with _open_for_reading(path) as fh:
         try:
             return _read_archive(fh)
         except ModelFileError as exc:
@@ -395,12 +442,26 @@ def read_model(path):
                                  f"or truncated): {type(exc).__name__}: {exc}") from None
 
 
+def _open_for_reading(path):
+    """``path`` opened for binary reading without blocking: ``open`` of a FIFO
+    waits for a writer, before :func:`_read_archive` could refuse it."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            # What ``open`` raises for a folder (os.open opens one).
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def _read_archive(fh):
     st = os.fstat(fh.fileno())
     if not stat.S_ISREG(st.st_mode):
         raise ModelFileError("is not a regular file")
     with zipfile.ZipFile(fh) as zf:
-        infos = _check_members(zf, st.st_size)
+        infos = _check_members(zf, fh, st.st_size)
         if "meta.npy" not in infos:
             raise ModelFileError("has no deepnet_fast metadata")
         meta, digests = _read_meta(zf, infos["meta.npy"])
@@ -437,8 +498,9 @@ def _read_archive(fh):
     return meta, arrays
 
 
-def _check_members(zf, file_size):
-    """Name -> ZipInfo, after checking what can be checked without reading."""
+def _check_members(zf, fh, file_size):
+    """Name -> ZipInfo, after checking what can be checked without reading
+    more than the members' local headers from ``fh``."""
     infos = zf.infolist()
     names = [info.filename for info in infos]
     if len(set(names)) != len(names):
@@ -454,7 +516,27 @@ def _check_members(zf, file_size):
                 or info.header_offset + info.compress_size > file_size):
             raise ModelFileError(f"member {info.filename!r} claims {info.file_size} bytes; "
                                  f"the file has {file_size}")
+    _check_disjoint(fh, infos)
     return dict(zip(names, infos))
+
+
+def _check_disjoint(fh, infos):
+    """Refuses members whose bytes overlap: each member's local header and
+    data must end before the next one starts. Overlapping members let a small
+    file hold many large arrays (the bytes of one array holding the next
+    member), which would break the bound of memory by the file's size;
+    zipfile only checks this from CPython 3.11.8/3.12.2 (CVE-2024-0450)."""
+    end = 0
+    for info in sorted(infos, key=lambda i: i.header_offset):
+        if info.header_offset < end:
+            raise ModelFileError(f"member {info.filename!r} overlaps the member before it")
+        fh.seek(info.header_offset)
+        local = fh.read(_LOCAL_HEADER.size)
+        if len(local) != _LOCAL_HEADER.size:
+            raise ModelFileError(f"member {info.filename!r} is truncated")
+        fields = _LOCAL_HEADER.unpack(local)
+        end = info.header_offset + _LOCAL_HEADER.size + fields[-2] + fields[-1] + \
+            info.compress_size
 
 
 def _check_size(info, name, nbytes):

@@ -133,6 +133,15 @@ def test_save_onto_an_existing_directory_fails_before_training(tmp_path, good_np
     assert_not_trained(out)
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+def test_save_onto_a_fifo_fails_before_training(tmp_path, good_npz, capsys):
+    fifo = tmp_path / "pipe.npz"
+    os.mkfifo(fifo)
+    out, _ = fails_in_one_line(capsys, ["--data", str(good_npz), "--save", str(fifo)],
+                               "--save", "is not a regular file")
+    assert_not_trained(out)
+
+
 @pytest.mark.parametrize("option", ["--save", "--plot"])
 def test_output_under_a_regular_file_fails_before_training(option, tmp_path, good_npz, capsys):
     if option == "--plot":

@@ -543,3 +543,127 @@ def test_save_killed_midway_leaves_a_named_temporary_file_that_the_next_save_rem
     net.save(path)
     assert [p for p in os.listdir(tmp_path) if p.endswith(".tmp")] == []
     np.testing.assert_array_equal(dn.load(path).predict(X), net.predict(X))
+
+
+# ------------------------------------------------------------ targets and sources of other kinds
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+def test_save_refuses_a_fifo_and_leaves_it_a_fifo(trained, tmp_path):
+    net, _, _ = trained
+    fifo = tmp_path / "pipe.npz"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match="is not a regular file"):
+        net.save(fifo)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert [p for p in os.listdir(tmp_path) if p.endswith(".tmp")] == []
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/null"), reason="no /dev/null")
+def test_save_refuses_a_device_through_a_symlink(trained, tmp_path):
+    net, _, _ = trained
+    link = tmp_path / "null.npz"
+    os.symlink("/dev/null", link)
+    with pytest.raises(ValueError, match="is not a regular file"):
+        net.save(link)
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode) and os.path.islink(link)
+
+
+def test_save_into_a_directory_raises_is_a_directory_and_writes_nothing(trained, tmp_path):
+    net, _, _ = trained
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError):
+        net.save(folder)
+    assert os.listdir(folder) == [] and not [p for p in os.listdir(tmp_path) if ".tmp" in p]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+def test_load_of_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
+    fifo = tmp_path / "pipe.npz"
+    os.mkfifo(fifo)
+    code = f"import deepnet_fast as dn; dn.load({str(fifo)!r})"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 1 and "ModelFileError" in done.stderr
+    assert "is not a regular file" in done.stderr
+
+
+def _npy_with_header(header, data):
+    """An npy member whose header dict is ``header`` (bytes), padded as numpy pads it."""
+    header += b" " * ((64 - (11 + len(header)) % 64) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + data
+
+
+@pytest.mark.parametrize("header", [
+    b"{'descr': '<f4', 'fortran_order': False, 'shape': ((7, 5), }",     # tokenize.TokenError
+    b"{'descr': '<,4', 'fortran_order': False, 'shape': (7, 5), }",      # SyntaxError
+])
+def test_malformed_npy_header_dict_is_refused(trained, tmp_path, header):
+    _, _, path = trained
+    members = _members(path)
+    members["W1.npy"] = _npy_with_header(header, bytes(4 * 35))
+    bad = tmp_path / "bad.npz"
+    _zip(bad, members)
+    with pytest.raises(dn.ModelFileError, match="not a readable deepnet_fast model file"):
+        dn.load(bad)
+
+
+def test_overlapping_members_are_refused(trained, tmp_path):
+    """A member whose stored bytes run into the next member's: a small file
+    would hold arrays larger than itself (CPython before 3.11.8 lets zipfile
+    read them)."""
+    _, _, path = trained
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as zf:
+        infos = sorted(zf.infolist(), key=lambda i: i.header_offset)
+    first, second = infos[0], infos[1]
+    # Grow the first member's sizes (local header and central directory) so
+    # that its data covers the second member's local header.
+    grown = second.header_offset + 30 - (first.header_offset + 30 + len(first.filename))
+    assert grown > first.compress_size
+    for offset in (first.header_offset + 18, first.header_offset + 22):
+        data[offset:offset + 4] = grown.to_bytes(4, "little")
+    entry = _central_directory_offsets(bytes(data))[0]
+    for offset in (entry + 20, entry + 24):
+        data[offset:offset + 4] = grown.to_bytes(4, "little")
+    bad = tmp_path / "overlap.npz"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(dn.ModelFileError, match="overlaps the member before it"):
+        dn.load(bad)
+
+
+def test_file_written_in_the_other_byte_order_loads(trained, tmp_path):
+    """As write_model would write it on a big-endian machine: its native
+    arrays, checksummed as little-endian bytes."""
+    net, X, path = trained
+    meta = _raw_meta(path)
+    arrays = {name: value.astype(value.dtype.newbyteorder(">"))
+              for name, value in net.parameters.items()}
+    assert all(serialization._digest(a) == meta["sha256"][n] for n, a in arrays.items())
+    members = {"meta.npy": _meta_npy(meta), **{f"{n}.npy": _npy(a) for n, a in arrays.items()}}
+    other = tmp_path / "big_endian.npz"
+    _zip(other, members)
+    loaded = dn.load(other)
+    np.testing.assert_array_equal(loaded.predict_proba(X), net.predict_proba(X))
+
+
+def test_step_counter_bound_is_checked_on_write_and_read(trained, tmp_path):
+    """The kernels count steps in int64: a counter near 2**63 would overflow."""
+    net, _, _ = trained
+    record = net.training_state.to_record()
+    message = r"training t must be an integer in \[0, 2\*\*62\)"
+    for t in (serialization.MAX_STEPS, 2**63 - 3):
+        with pytest.raises(ValueError, match=message):
+            serialization.write_model(tmp_path / "x.npz", net._description(), net.parameters,
+                                      {**record, "t": t})
+    assert not (tmp_path / "x.npz").exists()
+    path = tmp_path / "checkpoint.npz"
+    net.save(path, training_state=True)
+    members = _members(path)
+    meta = _raw_meta(path)
+    meta["training"]["t"] = serialization.MAX_STEPS
+    members["meta.npy"] = _meta_npy(meta)
+    bad = tmp_path / "bad.npz"
+    _zip(bad, members)
+    with pytest.raises(dn.ModelFileError, match=message):
+        dn.load(bad)

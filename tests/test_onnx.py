@@ -1,6 +1,8 @@
 """ONNX export: checked graphs whose onnxruntime outputs equal the model's
 ``predict_proba`` and ``predict``, for every activation, output and dtype."""
 
+import os
+import stat
 import subprocess
 import sys
 import warnings
@@ -211,6 +213,35 @@ def test_to_onnx_writes_a_loadable_file(tmp_path):
     np.testing.assert_array_equal(_run(str(path), X)["probabilities"],
                                   _run(returned, X)["probabilities"])
     assert [p.name for p in tmp_path.iterdir()] == ["net.onnx"]    # no temporary left
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX permissions")
+def test_to_onnx_file_permissions_are_those_of_a_model_file(tmp_path):
+    """Written as model files are (serialization.write_atomically): a new file
+    follows the umask, a replaced one keeps its mode."""
+    net = dn.DeepNet([4, 6, 3], "relu", "softmax", seed=0, dtype="float32")
+    previous = os.umask(0o022)
+    try:
+        onnx_export.to_onnx(net, tmp_path / "new.onnx")
+        replaced = tmp_path / "old.onnx"
+        replaced.write_bytes(b"")
+        os.chmod(replaced, 0o640)
+        onnx_export.to_onnx(net, replaced)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(os.stat(tmp_path / "new.onnx").st_mode) == 0o644
+    assert stat.S_IMODE(os.stat(replaced).st_mode) == 0o640
+    assert onnx.load(str(replaced)).SerializeToString() == onnx_export.to_onnx(net).SerializeToString()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+def test_to_onnx_refuses_to_replace_a_fifo(tmp_path):
+    net = dn.DeepNet([4, 6, 3], "relu", "softmax", seed=0, dtype="float32")
+    fifo = tmp_path / "pipe.onnx"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match="is not a regular file"):
+        onnx_export.to_onnx(net, fifo)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and os.listdir(tmp_path) == ["pipe.onnx"]
 
 
 def test_estimator_to_onnx_writes_the_file(tmp_path):
