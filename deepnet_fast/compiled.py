@@ -193,8 +193,13 @@ def update_parameters(parameters, grads, learning_rate):
 def l2_cost(parameters, l2, m):
     """The L2 penalty ``λ/(2m) Σ_l ‖W[l]‖²``."""
     L = prepare_l2(parameters, l2, m)
-    return float(l2 / (2 * m) * sum(float(np.vdot(parameters[f"W{l}"], parameters[f"W{l}"]))
-                                    for l in range(1, L + 1)))
+    # Σ W² in float64, as the reference and the training kernels sum it: a
+    # float32 product overflows for weights that float64 squares finitely.
+    total = 0.0
+    for l in range(1, L + 1):
+        W = parameters[f"W{l}"].ravel().astype(np.float64, copy=False)
+        total += float(W @ W)
+    return float(l2 / (2 * m) * total)
 
 
 def update_parameters_with_optimizer(parameters, grads, v, s, t, learning_rate, optimizer="gd",

@@ -39,6 +39,20 @@ def _g(z, code, slope):
 
 
 @njit(inline="always")
+def _dtanh(z):
+    """tanh'(z) from z: sech²(z) = 4e / (1 + e)² with e = exp(-2|z|).
+
+    For the step function, which has Z: ``1 - a²`` from a = tanh(z) cancels
+    as |a| nears 1, so that a 3-ulp difference between two tanh
+    implementations came out 1e-3 relative in float32 at |z| ~ 5.
+    """
+    one = one_like(z)
+    two = one + one
+    e = fast_exp(-two * abs(z))
+    return (two + two) * e / ((one + e) * (one + e))
+
+
+@njit(inline="always")
 def _dg(a, code, slope):
     """Elementwise derivative g'(z) written in terms of a = g(z)."""
     one = one_like(a)
@@ -176,11 +190,17 @@ def softmax_backward_columns(dA, S, dZ):
 
 @njit(**JIT)
 def activation_backward(dA, Z, code, slope, dZ):
-    """dZ = dA * g'(Z): recomputes A = g(Z), then applies the derivative."""
+    """dZ = dA * g'(Z): recomputes A = g(Z), then applies the derivative
+    (tanh's straight from Z: see :func:`_dtanh`)."""
     if code == SOFTMAX:
         S = np.empty_like(dZ)
         softmax_columns(Z, S)
         softmax_backward_columns(dA, S, dZ)
+    elif code == TANH:
+        n, m = Z.shape
+        for i in range(n):
+            for j in range(m):
+                dZ[i, j] = dA[i, j] * _dtanh(Z[i, j])
     else:
         activation_forward(Z, code, slope, dZ)
         derivative_from_output(dA, dZ, code, slope, one_like(slope), dZ)

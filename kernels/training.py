@@ -579,7 +579,10 @@ def regularise_share(p, parts, theta, grad, dims, offW, c):
         w1 = min(hi, offW[l] + dims[l + 1] * dims[l])
         for i in range(w0, w1):
             grad[i] += c * theta[i]
-            total += theta[i] * theta[i]
+            # Squared in float64, as the reference: a float32 square overflows
+            # from |W| ~ 1.8e19.
+            w = float(theta[i])
+            total += w * w
     return total
 
 
