@@ -28,6 +28,7 @@ from ._validation import (
     check_real,
     check_sample_weight,
     check_shape,
+    check_step,
     same_dtype,
 )
 from .layer_cache import LayerCache
@@ -240,7 +241,7 @@ def prepare_optimizer_step(parameters, grads, v, s, t, learning_rate, optimizer,
     are returned in the parameters' dtypes."""
     check_choice(optimizer, "optimizer", OPTIMIZERS)
     L, lr, grads = prepare_update(parameters, grads, learning_rate)
-    t = check_positive_int(t, "t")
+    t = check_step(t)
     hyper = [check_real(value, name, low=0.0, high=1.0, high_open=True)
              for value, name in ((beta, "beta"), (beta1, "beta1"), (beta2, "beta2"))]
     epsilon = check_real(epsilon, "epsilon", low=0.0, low_open=True)

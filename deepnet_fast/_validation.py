@@ -6,6 +6,7 @@ was expected and shows what was given.
 """
 
 import numbers
+import re
 
 import numpy as np
 
@@ -51,6 +52,19 @@ def check_positive_int(value, name, minimum=1):
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}; got {value}")
     return int(value)
+
+
+#: Bound of an optimizer's step counter: the kernels count steps in int64
+#: (``t`` plus an epoch's batches), which 2**63 would overflow.
+MAX_STEPS = 2**62
+
+
+def check_step(t, name="t", minimum=1):
+    """An optimizer step counter: an integer in [minimum, 2**62)."""
+    t = check_positive_int(t, name, minimum)
+    if t >= MAX_STEPS:
+        raise ValueError(f"{name} must be an integer in [{minimum}, 2**62); got {t}")
+    return t
 
 
 def check_layer_dims(layer_dims, name="layer_dims"):
@@ -173,11 +187,19 @@ def check_shape(arr, name, expected):
     return arr
 
 
+# A parameter's name: W or b and a layer number from 1, in ASCII digits.
+_PARAMETER_KEY = re.compile(r"[Wb][1-9][0-9]*", re.ASCII)
+
+
 def check_parameters(parameters, n_layers=None, name="parameters"):
     """A dict ``W1, b1, ..., WL, bL`` with consistent shapes; returns L."""
     if not isinstance(parameters, dict):
         raise TypeError(f"{name} must be a dict with keys 'W1', 'b1', ...; got {_shown(parameters)}")
-    L = n_layers if n_layers is not None else sum(1 for k in parameters if k.startswith("W"))
+    for key in parameters:
+        if not (isinstance(key, str) and _PARAMETER_KEY.fullmatch(key)):
+            raise ValueError(f"{name} has the key {key!r}; expected only 'W1', 'b1', ..., "
+                             "'WL', 'bL'")
+    L = n_layers if n_layers is not None else sum(1 for k in parameters if k[0] == "W")
     if L < 1:
         raise ValueError(f"{name} must contain at least 'W1' and 'b1'")
     for l in range(1, L + 1):
@@ -198,7 +220,7 @@ def check_parameters(parameters, n_layers=None, name="parameters"):
 
 def check_sample_weight(sample_weight, n, dtype, name="sample_weight"):
     """None, or ``n`` finite non-negative weights, not all zero, as a
-    C-contiguous 1-D array of ``dtype``."""
+    C-contiguous 1-D array of ``dtype``, within :func:`check_weight_range`."""
     if sample_weight is None:
         return None
     w = as_float_array(sample_weight, name, ndim=1, dtype=dtype, finite=True)
@@ -206,6 +228,31 @@ def check_sample_weight(sample_weight, n, dtype, name="sample_weight"):
         raise ValueError(f"{name} must hold one weight per sample ({n}); got {w.shape[0]}")
     if (w < 0).any():
         raise ValueError(f"{name} must not be negative")
-    if not w.sum() > 0:
+    if not w.max() > 0:
         raise ValueError(f"{name} must not be all zero")
-    return np.ascontiguousarray(w)
+    return check_weight_range(np.ascontiguousarray(w), name)
+
+
+def check_weight_range(w, name="sample_weight"):
+    """Non-negative weights ``w`` (not all zero) that the training arithmetic
+    can take: every positive one a normal number, and their sum at most
+    ``finfo.max / 1024``.
+
+    A batch's loss and gradient are divided by its weights' sum: a sum of
+    subnormal weights has no finite reciprocal, and a sum near the float
+    maximum overflows once multiplied by a loss (up to ~745). Either made
+    training diverge on NaN. The weights' scale is the user's to choose, not
+    ours: the L2 term is divided by the same sum, as scikit-learn's MLP does.
+    """
+    info = np.finfo(w.dtype)
+    positive = w[w > 0]
+    if positive.min() < info.tiny:
+        raise ValueError(f"{name} must hold 0 or weights of at least {info.tiny:g} (normal "
+                         f"{w.dtype.name} numbers); got {positive.min():g}")
+    bound = float(info.max) / 1024
+    with np.errstate(over="ignore"):         # a sum that overflows is refused below
+        total = float(np.sum(w, dtype=np.float64))
+    if not total <= bound:
+        raise ValueError(f"{name} sums to more than {w.dtype.name} losses can be weighted by "
+                         f"({bound:g}): scale the weights down")
+    return w

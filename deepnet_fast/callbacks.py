@@ -39,6 +39,33 @@ class Callback:
 _HIGHER_IS_BETTER = ("accuracy", "r2")
 
 
+#: The hooks a training session calls on every callback.
+HOOKS = ("on_train_begin", "on_epoch_end", "on_train_end")
+
+
+def check_callbacks(callbacks, name="callbacks"):
+    """``callbacks`` as a list: None, or a sequence of objects with the hooks
+    of :class:`Callback` (a subclass, or any object that has them).
+
+    Raises
+    ------
+    TypeError
+        Naming the argument, or the element that lacks a hook.
+    """
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, (str, bytes)) or not hasattr(callbacks, "__iter__"):
+        raise TypeError(f"{name} must be a sequence of Callback objects; got "
+                        f"{type(callbacks).__name__}")
+    callbacks = list(callbacks)
+    for i, cb in enumerate(callbacks):
+        missing = [hook for hook in HOOKS if not callable(getattr(cb, hook, None))]
+        if missing:
+            raise TypeError(f"{name}[{i}] must be a Callback (deepnet_fast.callbacks); "
+                            f"{type(cb).__name__} has no {', '.join(missing)}")
+    return callbacks
+
+
 class _Monitor:
     """One monitored quantity of the epoch logs: its best value so far, and
     whether an epoch improved on it by more than ``min_delta`` (the one rule of

@@ -4,6 +4,7 @@ import numpy as np
 
 from . import params as flat
 from . import reference as R
+from ._validation import check_real
 from .architecture import Architecture
 from .config import FitConfig
 from .engines import ENGINES
@@ -26,6 +27,7 @@ def gradient_check(net, X, y, epsilon=1e-7, l2=0.0):
     X : array-like of shape (n_samples, n_features)
     y : array-like of shape (n_samples,) or (n_samples, n_outputs)
     epsilon : float, default=1e-7
+        The finite difference's step, a finite number > 0.
     l2 : float, default=0.0
         Include the L2 term of this strength in cost and gradient.
 
@@ -37,6 +39,7 @@ def gradient_check(net, X, y, epsilon=1e-7, l2=0.0):
 
     if not isinstance(net, DeepNet):
         raise TypeError(f"net must be a DeepNet; got {type(net).__name__}")
+    epsilon = check_real(epsilon, "epsilon", low=0, low_open=True)
     config = FitConfig(l2=l2)
     arch = Architecture(net.architecture.layer_dims, net.architecture.activations,
                         net.architecture.negative_slope, np.dtype(np.float64))

@@ -24,23 +24,24 @@ def check_seed(seed, name="seed"):
     return int(seed)
 
 
-def _init_array(value, name, shape, dtype):
-    """One array of an ``init`` dict: real numbers of ``shape``, finite, as ``dtype``."""
+def _init_array(value, name, shape, dtype, arg="init"):
+    """One array of an ``init`` dict (the argument ``arg``): real numbers of
+    ``shape``, finite, as ``dtype``."""
     arr = np.asarray(value)
     if arr.dtype.kind not in "fiu":
-        raise TypeError(f"init[{name!r}] must hold real numbers; got dtype {arr.dtype}")
+        raise TypeError(f"{arg}[{name!r}] must hold real numbers; got dtype {arr.dtype}")
     if arr.shape != shape:
-        raise ValueError(f"init[{name!r}] must have shape {shape}; got {arr.shape}")
+        raise ValueError(f"{arg}[{name!r}] must have shape {shape}; got {arr.shape}")
     out = np.array(arr, dtype=dtype, order="C")
     if not np.isfinite(out).all():
-        raise ValueError(f"init[{name!r}] must hold finite numbers (no NaN or infinity"
+        raise ValueError(f"{arg}[{name!r}] must hold finite numbers (no NaN or infinity"
                          + (f" after conversion to {np.dtype(dtype).name}" if np.isfinite(arr).all()
                             else "") + ")")
     return out
 
 
 def initialize_parameters(layer_dims, init="he", seed=None, dtype=np.float64, *,
-                          warn_symmetric=True):
+                          warn_symmetric=True, name="init"):
     """Draw the weights and zero the biases of an L-layer network.
 
     Parameters
@@ -52,7 +53,7 @@ def initialize_parameters(layer_dims, init="he", seed=None, dtype=np.float64, *,
         ``randn * sqrt(1 / n[l-1])`` and ``"small"`` ``randn * 0.01``. A dict
         ``{"W1": ..., "b1": ..., ...}`` is copied (and cast to ``dtype``) so a run
         can start from published initial weights.
-    seed : int, numpy.random.Generator or None
+    seed : int in [0, 2**63), numpy.random.Generator or None
         Weights are drawn in float64, layer by layer in the order W1, W2, ...,
         from ``numpy.random.default_rng(seed)``, then cast to ``dtype``; the same
         seed therefore gives the same network in float32 and float64.
@@ -60,6 +61,8 @@ def initialize_parameters(layer_dims, init="he", seed=None, dtype=np.float64, *,
     warn_symmetric : bool, default=True
         Warn when a dict ``init`` makes hidden units identical (see
         :func:`symmetric_units`).
+    name : str, default="init"
+        What error messages call a dict ``init`` (a caller's own argument).
 
     Returns
     -------
@@ -72,12 +75,12 @@ def initialize_parameters(layer_dims, init="he", seed=None, dtype=np.float64, *,
     if isinstance(init, dict):
         missing = [f"{p}{l}" for l in range(1, L + 1) for p in "Wb" if f"{p}{l}" not in init]
         if missing:
-            raise ValueError(f"init is missing {missing} (expected W1..W{L}, b1..b{L} for "
+            raise ValueError(f"{name} is missing {missing} (expected W1..W{L}, b1..b{L} for "
                              f"layer_dims {dims})")
         params = {}
         for l in range(1, L + 1):
-            params[f"W{l}"] = _init_array(init[f"W{l}"], f"W{l}", (dims[l], dims[l - 1]), dt)
-            params[f"b{l}"] = _init_array(init[f"b{l}"], f"b{l}", (dims[l], 1), dt)
+            params[f"W{l}"] = _init_array(init[f"W{l}"], f"W{l}", (dims[l], dims[l - 1]), dt, name)
+            params[f"b{l}"] = _init_array(init[f"b{l}"], f"b{l}", (dims[l], 1), dt, name)
         if warn_symmetric:
             _warn_symmetric_units(params, L)
         return params
@@ -85,7 +88,7 @@ def initialize_parameters(layer_dims, init="he", seed=None, dtype=np.float64, *,
         raise TypeError(f"init must be one of {list(INITIALIZERS)} or a dict of arrays; got {_shown(init)}")
     if init not in INITIALIZERS:
         raise ValueError(f"init must be one of {list(INITIALIZERS)} or a dict of arrays; got {init!r}")
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(check_seed(seed))
     params = {}
     for l in range(1, L + 1):
         W = rng.standard_normal((dims[l], dims[l - 1])) * INITIALIZERS[init](dims[l - 1])

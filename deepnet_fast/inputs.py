@@ -98,10 +98,12 @@ def check_sparse_rows(X, dtype, name="X"):
                         "copying its nonzeros")
     m, n = X.shape
     indptr, indices = np.asarray(X.indptr), np.asarray(X.indices)
-    if indptr.ndim != 1 or indptr.shape[0] != m + 1 or indptr.dtype.kind not in "iu" \
-            or indices.dtype.kind not in "iu":
+    if indptr.ndim != 1 or indptr.shape[0] != m + 1 or indptr.dtype.kind not in "iu":
         raise ValueError(f"{name} is not a valid CSR matrix: indptr must hold {m + 1} "
                          "integer row pointers")
+    if indices.ndim != 1 or indices.dtype.kind not in "iu":
+        raise ValueError(f"{name} is not a valid CSR matrix: indices must be a 1-D integer "
+                         f"array; got {indices.ndim}-D {indices.dtype}")
     nnz = int(indptr[-1]) if m else 0
     if (m and indptr[0] != 0) or (m and (np.diff(indptr) < 0).any()) \
             or not (0 <= nnz <= min(indices.shape[0], X.data.shape[0])):

@@ -21,8 +21,10 @@ from ._validation import (
     check_layer_dims,
     check_real,
     check_sample_weight,
+    check_weight_range,
 )
 from .architecture import Architecture
+from .callbacks import check_callbacks
 from .config import FitConfig
 from .engines import ENGINES, predict_output
 from .history import History
@@ -123,7 +125,11 @@ class DeepNet:
     def set_parameters(self, parameters):
         """Replace the parameters with a dict ``W1, b1, ...`` of matching shapes
         and finite values."""
-        checked = initialize_parameters(self.layer_dims, parameters, dtype=self.dtype)
+        if not isinstance(parameters, dict):
+            raise TypeError(f"parameters must be a dict of arrays W1, b1, ...; got "
+                            f"{type(parameters).__name__}")
+        checked = initialize_parameters(self.layer_dims, parameters, dtype=self.dtype,
+                                        name="parameters")
         flat.pack(checked, self.layer_dims, self.dtype, out=self._state.theta)
 
     @property
@@ -324,7 +330,7 @@ class DeepNet:
         config = FitConfig(epochs, learning_rate, batch_size, optimizer, beta, beta1, beta2,
                            epsilon, l2, keep_prob, lr_schedule, validation_split, early_stopping,
                            patience, min_delta, shuffle, verbose)
-        callbacks = list(callbacks or ())
+        callbacks = check_callbacks(callbacks)
         if not self._fit_lock.acquire(blocking=False):
             raise RuntimeError("this DeepNet is being fitted in another thread; one fit at a "
                                "time per network (predict is safe meanwhile)")
@@ -377,8 +383,9 @@ class DeepNet:
         if class_weight is not None:
             cw = self.head.class_weights(Y, class_weight, self.dtype)
             w = cw if w is None else w * cw
-            if not w.sum() > 0:
+            if not w.max() > 0:
                 raise ValueError("class_weight and sample_weight give every sample weight 0")
+            w = check_weight_range(w, "sample_weight times class_weight")
         return w
 
     def _validation_rows(self, validation_data):

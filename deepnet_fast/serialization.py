@@ -64,6 +64,7 @@ import zlib
 
 import numpy as np
 
+from ._validation import MAX_STEPS
 from .exceptions import ModelFileError
 
 FORMAT = "deepnet_fast.model"
@@ -74,9 +75,6 @@ READABLE_VERSIONS = (1, 2)
 TRAINING_KEYS = ("optimizer", "t", "rng", "settings")
 _MOMENTS = ("v", "s")
 
-#: Bound of a training state's step counter ``t``: the kernels count steps in
-#: int64 (``t`` plus an epoch's batches), which 2**63 would overflow.
-MAX_STEPS = 2**62
 #: Largest metadata accepted, in bytes: ~1,500 layers' checksums fit in it.
 MAX_META_BYTES = 1 << 18
 #: Largest ``.npy`` header accepted (numpy's own default limit).

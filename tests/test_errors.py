@@ -95,6 +95,37 @@ def test_fit_rejects(kwargs, exc, message, backend):
         np.testing.assert_array_equal(net.parameters[k], v)
 
 
+@pytest.mark.parametrize("callbacks,message", [
+    (5, "callbacks must be a sequence of Callback objects; got int"),
+    ("early", "callbacks must be a sequence of Callback objects; got str"),
+    ([dn.callbacks.Callback(), 1], r"callbacks\[1\] must be a Callback .*int has no on_train_begin"),
+])
+def test_fit_rejects_callbacks_that_are_not_callbacks(callbacks, message):
+    net = _net()
+    before = net.parameters
+    with pytest.raises(TypeError, match=message):
+        net.fit(X, y, epochs=1, verbose=0, callbacks=callbacks)
+    for k, v in before.items():
+        np.testing.assert_array_equal(net.parameters[k], v)
+
+
+def test_set_parameters_errors_name_parameters():
+    with pytest.raises(ValueError, match=r"parameters is missing \['b1', 'W2', 'b2'\]"):
+        _net().set_parameters({"W1": np.zeros((5, 4))})
+    with pytest.raises(ValueError, match=r"parameters\['W1'\] must have shape \(5, 4\)"):
+        _net().set_parameters({"W1": np.zeros((5, 3)), "b1": np.zeros((5, 1)),
+                               "W2": np.zeros((3, 5)), "b2": np.zeros((3, 1))})
+    with pytest.raises(TypeError, match="parameters must be a dict"):
+        _net().set_parameters([np.zeros((5, 4))])
+
+
+@pytest.mark.parametrize("epsilon,exc", [(0, ValueError), (-1, ValueError), (np.inf, ValueError),
+                                         ("a", TypeError)])
+def test_gradient_check_rejects_a_bad_epsilon(epsilon, exc):
+    with pytest.raises(exc, match="epsilon must be a"):
+        dn.gradient_check(_net(), X[:5], y[:5], epsilon=epsilon)
+
+
 def test_sigmoid_labels_outside_0_1_are_refused():
     with pytest.raises(ValueError, match=r"y must lie in \[0, 1\] for a sigmoid output; got values from 0 to 2"):
         dn.DeepNet([4, 3, 1]).fit(X, y, epochs=1, verbose=0)
@@ -145,6 +176,22 @@ STEP_CASES = [
                                    {"dW1": np.zeros((2, 2)), "db1": np.zeros((2, 1))}, -0.1),
      ValueError, "learning_rate must be a finite number > 0"),
     (lambda M: M.initialize_parameters([3, -1]), ValueError, r"layer_dims\[1\] must be a positive integer"),
+    (lambda M: M.initialize_parameters([3, 2], seed=-1), ValueError,
+     r"seed must be an integer in \[0, 2\*\*63\) or None; got -1"),
+    (lambda M: M.initialize_parameters([3, 2], seed=1.5), TypeError, "seed must be an integer"),
+    (lambda M: M.initialize_parameters([3, 2], seed=2**64), ValueError, "seed must be an integer"),
+    (lambda M: M.forward(np.zeros((4, 2)), {"W1": np.zeros((3, 4)), "b1": np.zeros((3, 1)), 0: None},
+                         ["relu"]), ValueError, r"parameters has the key 0; expected only 'W1'"),
+    (lambda M: M.forward(np.zeros((4, 2)), {"W1": np.zeros((3, 4)), "b1": np.zeros((3, 1)),
+                                            "b\u00b2": np.zeros((3, 1))}, ["relu"]),
+     ValueError, "parameters has the key 'b\u00b2'"),
+    (lambda M: M.predict(np.zeros((4, 2)), {"W1": np.zeros((1, 4)), "b1": np.zeros((1, 1)),
+                                            "Wx": np.zeros((1, 1))}, ["sigmoid"]),
+     ValueError, "parameters has the key 'Wx'"),
+    (lambda M: M.update_parameters_with_optimizer(
+        {"W1": np.zeros((2, 2)), "b1": np.zeros((2, 1))}, {"dW1": np.zeros((2, 2)), "db1": np.zeros((2, 1))},
+        *M.initialize_optimizer_state({"W1": np.zeros((2, 2)), "b1": np.zeros((2, 1))}), 2**62, 0.1, "adam"),
+     ValueError, r"t must be an integer in \[1, 2\*\*62\); got 4611686018427387904"),
 ]
 
 

@@ -14,6 +14,7 @@ import pytest
 
 import deepnet_fast as dn
 from deepnet_fast import serialization
+from deepnet_fast._validation import MAX_STEPS
 
 
 @pytest.fixture
@@ -652,7 +653,7 @@ def test_step_counter_bound_is_checked_on_write_and_read(trained, tmp_path):
     net, _, _ = trained
     record = net.training_state.to_record()
     message = r"training t must be an integer in \[0, 2\*\*62\)"
-    for t in (serialization.MAX_STEPS, 2**63 - 3):
+    for t in (MAX_STEPS, 2**63 - 3):
         with pytest.raises(ValueError, match=message):
             serialization.write_model(tmp_path / "x.npz", net._description(), net.parameters,
                                       {**record, "t": t})
@@ -661,7 +662,7 @@ def test_step_counter_bound_is_checked_on_write_and_read(trained, tmp_path):
     net.save(path, training_state=True)
     members = _members(path)
     meta = _raw_meta(path)
-    meta["training"]["t"] = serialization.MAX_STEPS
+    meta["training"]["t"] = MAX_STEPS
     members["meta.npy"] = _meta_npy(meta)
     bad = tmp_path / "bad.npz"
     _zip(bad, members)

@@ -90,7 +90,7 @@ def test_non_finite_parameters_are_refused_everywhere(bad, tmp_path):
     net = dn.DeepNet([3, 2, 1], seed=0)
     params = net.parameters
     params["W1"][0, 0] = bad
-    with pytest.raises(ValueError, match=r"init\['W1'\] must hold finite"):
+    with pytest.raises(ValueError, match=r"parameters\['W1'\] must hold finite"):
         net.set_parameters(params)
     with pytest.raises(ValueError, match=r"init\['W1'\] must hold finite"):
         dn.DeepNet([3, 2, 1], init=params)

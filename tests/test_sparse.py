@@ -326,6 +326,13 @@ def test_sparse_values_and_structure_are_checked():
     bad.indptr[5] = bad.indptr[6] + 1
     with pytest.raises(ValueError, match="never decrease"):
         net.predict(bad)
+    for indices in (X.indices[:, None], X.indices.astype(np.float64)):
+        bad = X.copy()
+        bad.indices = indices             # typed by Numba: a 2-D array would not compile
+        with pytest.raises(ValueError, match="indices must be a 1-D integer array"):
+            net.predict(bad)
+        with pytest.raises(ValueError, match="indices must be a 1-D integer array"):
+            net.fit(bad, y, epochs=1, verbose=0)
     big = X.astype(np.float64) * 1e300
     with pytest.raises(ValueError, match="do not fit in float32"):
         dn.DeepNet([40, 3], output_activation="softmax", dtype="float32").predict(big)

@@ -257,3 +257,71 @@ def test_threaded_weighted_epoch_matches_reference(dtype, tol):
     for cost, th in results[1:]:
         np.testing.assert_allclose(cost, results[0][0], rtol=tol)
         np.testing.assert_allclose(th, results[0][1], rtol=tol, atol=tol * 1e-2)
+
+
+@pytest.mark.parametrize("dtype,scales", [("float64", (1e-200, 3.0, 1e300)),
+                                          ("float32", (1e-20, 3.0, 1e33))])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_weights_far_from_one_train_as_the_same_weights_near_one(backend, dtype, scales):
+    """Without L2, weights enter only ratios: weights far from 1 (but within
+    check_weight_range) train bit for bit as the same weights times the power
+    of two that brings them near 1, and equal weights as no weights."""
+    X, y, rng = _data()
+    fit = dict(epochs=2, batch_size=8, learning_rate=0.1, verbose=0)
+    plain = _net(backend, dtype)
+    history = plain.fit(X, y, **fit)
+    spread = rng.uniform(0.5, 1.0, X.shape[0])
+    for scale in scales:
+        for base in (np.ones(X.shape[0]), spread):
+            w = (base * scale).astype(dtype)
+            e = int(np.frexp(w.max())[1])
+            near_one = np.ldexp(w, -e)
+            assert np.array_equal(np.ldexp(near_one, e), w)      # a power of two apart
+            net = _net(backend, dtype)
+            got = net.fit(X, y, sample_weight=w, **fit)
+            ref = _net(backend, dtype)
+            assert got.cost == ref.fit(X, y, sample_weight=near_one, **fit).cost, scale
+            _same(ref, net, rtol=0)
+            if base is not spread:
+                np.testing.assert_allclose(got.cost, history.cost,
+                                           rtol=1e-12 if dtype == "float64" else 1e-5)
+
+
+@pytest.mark.parametrize("dtype,weight,message", [
+    ("float64", 1e-310, r"sample_weight must hold 0 or weights of at least 2.22507e-308"),
+    ("float64", 1e308, r"sample_weight sums to more than float64 losses can be weighted by \(1.75"),
+    ("float32", 1e-40, r"sample_weight must hold 0 or weights of at least 1.17549e-38"),
+    ("float32", 1e38, r"sample_weight sums to more than float32 losses can be weighted by \(3.32"),
+])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_weights_beyond_the_float_range_are_refused(backend, dtype, weight, message):
+    """Subnormal weights have sums without a finite reciprocal, huge ones
+    overflow once multiplied by a loss: both made training diverge on NaN."""
+    X, y, _ = _data()
+    net = _net(backend, dtype)
+    before = net.parameters
+    w = np.ones(X.shape[0])
+    w[::2] = weight            # beside weights 1: one subnormal weight is enough
+    if weight > 1:
+        w[1::2] = weight
+    with pytest.raises(ValueError, match=message):
+        net.fit(X, y, epochs=1, verbose=0, sample_weight=w)
+    _same(net, _net(backend, dtype), rtol=0)
+    assert all(np.array_equal(v, net.parameters[k]) for k, v in before.items())
+
+
+@pytest.mark.parametrize("module", [C, R])
+@pytest.mark.parametrize("scale", [1e-200, 1e300])
+def test_step_functions_take_weights_far_from_one(module, scale):
+    rng = np.random.default_rng(3)
+    AL = rng.uniform(0.05, 0.95, (2, 6))
+    Y = (rng.uniform(size=(2, 6)) > 0.5).astype(float)
+    w = rng.uniform(0.5, 1.0, 6) * scale
+    near_one = np.ldexp(w, -int(np.frexp(w.max())[1]))
+    cost = module.compute_cost(AL, Y, "sigmoid", sample_weight=w)
+    assert cost == module.compute_cost(AL, Y, "sigmoid", sample_weight=near_one)
+    np.testing.assert_array_equal(module.cost_gradient(AL, Y, "sigmoid", sample_weight=w),
+                                  module.cost_gradient(AL, Y, "sigmoid", sample_weight=near_one))
+    for bad in (1e-310, 1e308):
+        with pytest.raises(ValueError, match="sample_weight"):
+            module.compute_cost(AL, Y, "sigmoid", sample_weight=np.full(6, bad))
