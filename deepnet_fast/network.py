@@ -296,7 +296,9 @@ class DeepNet:
             (``Σ w_j loss_j / Σ w``, with the L2 term divided by ``Σ w``), as
             scikit-learn weighs its MLP. Integer weights equal repeated rows in
             full-batch training; zero weights equal removed rows. The
-            validation cost and score stay unweighted.
+            validation cost and score stay unweighted. Positive weights must
+            be normal numbers of the model's dtype, summing to at most
+            ``finfo.max / 1024`` (``ValueError`` otherwise).
         class_weight : "balanced" or dict, optional
             Weights per class (classification outputs with one class per
             sample): ``"balanced"`` gives ``n_samples / (n_classes ·
