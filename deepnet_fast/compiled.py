@@ -156,7 +156,9 @@ def backward(AL, Y, caches, activations, *, negative_slope=0.01, sample_weight=N
     each canonical loss through its output activation (times the output's
     derivative for squared error through ReLU, and ``m w_j / Σ w`` per column
     with ``sample_weight``), instead of dividing by AL and multiplying by its
-    derivative as the reference does.
+    derivative as the reference does. The two agree within rounding, except
+    where an output has saturated to exactly 0 or 1: there the reference's
+    clipped division times σ'(z) = 0 gives 0, and ``AL - Y`` the true gradient.
 
     Returns
     -------
