@@ -691,6 +691,7 @@ def _training_leaves(dtype):
         (losses.cost_sum, (matrix, matrix, i64, vector)),
         (losses.metric_sum, (matrix, matrix, vector, i64)),
         (losses.output_delta, (matrix, matrix, f, matrix, vector, i64, f, i64)),
+        (losses.softmax_output, (matrix, matrix, matrix, vector, f)),
         (dropout.apply_mask, (matrix, types.uint64, f64, f, i64, i64, i64)),
         (training.delta, (i64, types.Array(i64, 1, "C"), vector, vector, i64)),
         (linear.row_sums, (matrix, f, f, matrix)),

@@ -84,11 +84,11 @@ from numba import njit
 from ._borrow import borrow, matrix_view, returns_its_argument
 from ._config import INLINE, JIT
 from ._scalars import cast_like, one_like, zero_like
-from .activations import bias_activation, scale_by_derivative
+from .activations import SOFTMAX, bias_activation, scale_by_derivative
 from .blas import gemm
 from .dropout import apply_mask, layer_key
 from .linear import row_sums
-from .losses import cost_sum, metric_sum, output_delta
+from .losses import cost_sum, metric_sum, output_delta, softmax_output
 from .sparse import (
     column_block,
     gather_input,
@@ -426,6 +426,9 @@ def output_block(A, W, A_prev, b, Y, w, code, slope, loss_code, scale):
     """Output layer A = g(W A_prev + b) on a block of samples, its (weighted)
     loss sum and metric sum (returned) and dZ = scale · w · (A - Y) in place of
     A (see :func:`.losses.output_delta`)."""
+    if loss_code == SOFTMAX:
+        product(one_like(slope), W, A_prev, A)
+        return softmax_output(A, b, Y, w, scale)
     zero = np.int64(0)
     layer_forward(A, W, A_prev, b, code, slope, np.uint64(0), 1.0, zero, zero, zero)
     loss = cost_sum(A, Y, loss_code, w)

@@ -356,6 +356,42 @@ def test_kernel_metric_decides_ties_as_numpy_argmax(dtype):
     assert metric_sum(P, T.T, w[:0], SIGMOID) == right.sum()
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("block", [False, True])
+def test_fused_softmax_output_equals_its_four_steps(dtype, weighted, block):
+    """The training loop's softmax layer (one kernel) gives the loss, the
+    metric and dZ of bias + softmax, cost_sum, metric_sum and output_delta."""
+    from deepnet_fast.kernels.activations import SOFTMAX, bias_activation
+    from deepnet_fast.kernels.losses import (cost_sum, metric_sum, output_delta,
+                                             softmax_output)
+
+    rng = np.random.default_rng(14)
+    Z = (rng.integers(-3, 4, (10, 37)) * 2.0).astype(dtype)   # ties in many columns
+    Z[:, :5] = rng.standard_normal((10, 5)) * 40              # saturated columns
+    Y = np.eye(10, dtype=dtype)[rng.integers(0, 10, 37)].T.copy()
+    Y[:, -1] = rng.dirichlet(np.ones(10))                      # a soft target
+    b = rng.standard_normal((10, 1)).astype(dtype)
+    w = rng.random(37).astype(dtype) if weighted else np.empty(0, dtype)
+    scale = np.dtype(dtype).type(1 / 37)
+    if block:   # a thread's block of samples: a strided view
+        Z, Y = Z[:, 3:29], Y[:, 3:29]
+        w = w[3:29] if weighted else w
+    A = np.array(Z, order="C")       # a copy
+    bias_activation(A, b, SOFTMAX, scale, A)
+    want_loss, want_metric = cost_sum(A, Y, SOFTMAX, w), metric_sum(A, Y, w, SOFTMAX)
+    output_delta(A, Y, scale, A, w, SOFTMAX, scale, SOFTMAX)
+    dZ = Z.copy()
+    loss, metric = softmax_output(dZ, b, Y, w, scale)
+    # The same arithmetic, up to where LLVM contracts a product and a sum into
+    # one FMA (dZ = (e/s - y)·scale, the polynomial of fast_log's logs).
+    eps = np.finfo(dtype).eps
+    np.testing.assert_allclose(dZ, A, rtol=8 * eps, atol=8 * eps * scale)
+    assert metric == want_metric
+    assert loss == pytest.approx(want_loss, rel=1e-6 if dtype == "float32" else 1e-13)
+    assert loss > 0 and 0 < metric < Z.shape[1]
+
+
 def test_training_score_is_weighted_like_the_cost():
     rng = np.random.default_rng(12)
     X = rng.standard_normal((40, 5))
