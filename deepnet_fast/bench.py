@@ -268,7 +268,8 @@ class SklearnTrainer(_Trainer):
         return P[:, 1] if self.workload.layer_dims[-1] == 1 else P
 
 
-_TORCH_ACTIVATIONS = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid",
+# PyTorch's module for each activation (the torch peers of bench and bench_latency).
+TORCH_ACTIVATIONS = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid",
                       "leaky_relu": "LeakyReLU", "identity": "Identity"}
 
 
@@ -295,7 +296,7 @@ class TorchTrainer(_Trainer):
         for l in range(1, L + 1):
             layers.append(nn.Linear(w.layer_dims[l - 1], w.layer_dims[l]))
             if l < L:
-                layers.append(getattr(nn, _TORCH_ACTIVATIONS[w.hidden_activation])())
+                layers.append(getattr(nn, TORCH_ACTIVATIONS[w.hidden_activation])())
         self.model = nn.Sequential(*layers).to(tdtype)
         self.Xt = torch.from_numpy(self.X)
         if w.output_activation == "softmax":

@@ -133,7 +133,7 @@ def _torch_model(net):
     import torch
     from torch import nn
 
-    from .bench import _TORCH_ACTIVATIONS
+    from .bench import TORCH_ACTIVATIONS
     layers = []
     params = net.parameters
     for l in range(1, net.n_layers + 1):
@@ -148,7 +148,7 @@ def _torch_model(net):
         elif activation == "sigmoid":
             layers.append(nn.Sigmoid())
         elif activation != "identity":
-            layers.append(getattr(nn, _TORCH_ACTIVATIONS[activation])())
+            layers.append(getattr(nn, TORCH_ACTIVATIONS[activation])())
     return nn.Sequential(*layers).to(torch.float32).eval()
 
 

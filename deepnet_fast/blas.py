@@ -182,7 +182,7 @@ def _choose_auto():
     if isinstance(entry, dict) and entry.get("library") in ("mkl", "scipy"):
         return (entry["library"], f"{entry.get('how', 'measured')} (cached in {path})",
                 entry.get("seconds"))
-    library, how, seconds = _kblas._measured_choice()
+    library, how, seconds = _kblas.measured_choice()
     if key and seconds is not None:
         entries[key] = {"library": library, "how": how, "seconds": seconds}
         for old in list(entries)[:-_MAX_ENTRIES]:

@@ -53,7 +53,7 @@ def _dtanh(z):
 
 
 @njit(inline="always")
-def _dg(a, code, slope):
+def dg(a, code, slope):
     """Elementwise derivative g'(z) written in terms of a = g(z)."""
     one = one_like(a)
     if code == SIGMOID:
@@ -154,11 +154,11 @@ def derivative_from_output(dA, A, code, slope, a_scale, dZ):
     if dZ.ctypes.data == A.ctypes.data:
         for i in range(n):
             for j in range(m):
-                dZ[i, j] = dA[i, j] * _dg(dZ[i, j] * a_scale, code, slope)
+                dZ[i, j] = dA[i, j] * dg(dZ[i, j] * a_scale, code, slope)
         return
     for i in range(n):
         for j in range(m):
-            dZ[i, j] = dA[i, j] * _dg(A[i, j] * a_scale, code, slope)
+            dZ[i, j] = dA[i, j] * dg(A[i, j] * a_scale, code, slope)
 
 
 @njit(**JIT)
@@ -172,7 +172,7 @@ def scale_by_derivative(dA, A, code, slope, a_scale):
     n, m = A.shape
     for i in range(n):
         for j in range(m):
-            dA[i, j] *= _dg(A[i, j] * a_scale, code, slope)
+            dA[i, j] *= dg(A[i, j] * a_scale, code, slope)
 
 
 @njit(**JIT)

@@ -243,7 +243,7 @@ def slowdown(seconds, library, other):
     return math.exp(sum(math.log(r) for r in ratios) / len(ratios))
 
 
-def _measured_choice():
+def measured_choice():
     """The default policy of ``"auto"``: measure each time (no cache)."""
     if mkl_path() is None:
         return "scipy", "MKL is not installed", None
@@ -255,14 +255,14 @@ def _measured_choice():
     return choice, f"measured: MKL takes {ratio:.2f}x SciPy's time", seconds
 
 
-_auto_policy = _measured_choice
+_auto_policy = measured_choice
 
 
 def set_auto_policy(policy=None):
     """Install ``policy()`` -> ``(library, how, seconds)`` as the rule of
     ``"auto"`` (None: measure every time, :func:`measure`)."""
     global _auto_policy
-    _auto_policy = policy or _measured_choice
+    _auto_policy = policy or measured_choice
 
 
 def use(library=None):

@@ -13,7 +13,7 @@ from numba import njit
 
 from ._config import INLINE, JIT
 from ._scalars import cast_like, one_like
-from .activations import IDENTITY, SIGMOID, SOFTMAX, _dg
+from .activations import IDENTITY, SIGMOID, SOFTMAX, dg
 from .simd_math import fast_exp, fast_log
 
 
@@ -99,7 +99,7 @@ def output_delta(AL, Y, scale, dZ, w, code, slope, loss_code):
             a = AL[i, j]
             d = (a - Y[i, j]) * scale
             if gated:
-                d *= _dg(a, code, slope)
+                d *= dg(a, code, slope)
             if weighted:
                 d *= w[j]
             dZ[i, j] = d
