@@ -34,10 +34,6 @@ from ._validation import (
 from .layer_cache import LayerCache
 from .registry import ACTIVATIONS, OPTIMIZERS, OUTPUT_HEADS
 
-# The moments each optimizer reads and writes.
-USES_V = ("momentum", "adam")
-USES_S = ("rmsprop", "adam")
-
 
 def prepare_slope(negative_slope):
     # The compiled backward pass reads the derivative off A = g(Z); a negative
@@ -245,9 +241,10 @@ def prepare_optimizer_step(parameters, grads, v, s, t, learning_rate, optimizer,
     hyper = [check_real(value, name, low=0.0, high=1.0, high_open=True)
              for value, name in ((beta, "beta"), (beta1, "beta1"), (beta2, "beta2"))]
     epsilon = check_real(epsilon, "epsilon", low=0.0, low_open=True)
-    if optimizer in USES_V:
+    moments = OPTIMIZERS[optimizer].moments
+    if "v" in moments:
         v = _per_parameter(v, "v", parameters, L, f"{optimizer} first moments")
-    if optimizer in USES_S:
+    if "s" in moments:
         s = _per_parameter(s, "s", parameters, L, f"{optimizer} second moments")
     return OptimizerStep(L, lr, t, *hyper, epsilon, grads, v, s)
 

@@ -10,8 +10,6 @@ import numpy as np
 
 from . import registry
 from ._step_args import (
-    USES_S,
-    USES_V,
     decide,
     prepare_activation,
     prepare_activation_backward,
@@ -214,8 +212,9 @@ def update_parameters_with_optimizer(parameters, grads, v, s, t, learning_rate, 
     # when the optimizer uses them, moments) has its parameter's size and dtype.
     step = prepare_optimizer_step(parameters, grads, v, s, t, learning_rate, optimizer,
                                   beta, beta1, beta2, epsilon)
-    code = _upd.CODES[optimizer]
-    uses_v, uses_s = optimizer in USES_V, optimizer in USES_S
+    rule = registry.OPTIMIZERS[optimizer]
+    code = rule.code
+    uses_v, uses_s = "v" in rule.moments, "s" in rule.moments
     new_p = dict(parameters)
     new_v = dict(step.v) if uses_v else v
     new_s = dict(step.s) if uses_s else s

@@ -12,8 +12,6 @@ import numpy as np
 
 from . import registry
 from ._step_args import (
-    USES_S,
-    USES_V,
     decide,
     prepare_activation,
     prepare_activation_backward,
@@ -334,8 +332,9 @@ def update_parameters_with_optimizer(parameters, grads, v, s, t, learning_rate, 
     L, lr, t, grads, v, s = step.L, step.lr, step.t, step.grads, step.v, step.s
     beta, beta1, beta2, epsilon = step.beta, step.beta1, step.beta2, step.epsilon
     new_p = dict(parameters)
-    new_v = dict(v) if optimizer in USES_V else v
-    new_s = dict(s) if optimizer in USES_S else s
+    moments = registry.OPTIMIZERS[optimizer].moments
+    new_v = dict(v) if "v" in moments else v
+    new_s = dict(s) if "s" in moments else s
     for l in range(1, L + 1):
         for key in ("W", "b"):
             P, dP, g = parameters[f"{key}{l}"], grads[f"d{key}{l}"], f"d{key}{l}"

@@ -15,8 +15,8 @@ from numba import njit
 
 from ._config import JIT
 
+# Optimizer codes; deepnet_fast.registry.OPTIMIZERS maps the public names to them.
 GD, MOMENTUM, RMSPROP, ADAM = range(4)
-CODES = {"gd": GD, "momentum": MOMENTUM, "rmsprop": RMSPROP, "adam": ADAM}
 
 # Slots of the hyperparameter array.
 LR, BETA, ONE_MINUS_BETA, BETA1, ONE_MINUS_BETA1, BETA2, ONE_MINUS_BETA2, EPS, BC1, BC2 = range(10)
