@@ -243,7 +243,11 @@ def train(args):
     else:
         n_out = 1
         output = args.output if args.output != "auto" else "identity"
-        mu, sd = ytr.mean(), ytr.std() or 1.0
+        # Centring would push targets below a head's lower bound (relu: y >= 0):
+        # such targets are only scaled.
+        bounded = registry.OUTPUT_HEADS[output].target_range is not None
+        mu = 0.0 if bounded else ytr.mean()
+        sd = ytr.std() or 1.0
         ytr, yte = (ytr - mu) / sd, (yte - mu) / sd
     dims = [X.shape[1], *args.layers, n_out]
     net = DeepNet(dims, args.activation, output, init=args.init, seed=args.seed, dtype=args.dtype,

@@ -386,3 +386,10 @@ def test_early_stopping_reports_the_epoch_it_keeps(capsys):
     out = capsys.readouterr().out
     match = re.search(r"early stopping in epoch (\d+): the model holds epoch (\d+)", out)
     assert match and int(match.group(2)) < int(match.group(1)) < 199
+
+
+def test_relu_output_trains_on_non_negative_regression_targets(capsys):
+    # Standardising would centre diabetes' targets below zero, out of relu's range.
+    assert main(["train", "--data", "diabetes", "--epochs", "3", "--lr", "0.01", "--quiet",
+                 "--output", "relu"]) == 0
+    assert "relu" in capsys.readouterr().out
