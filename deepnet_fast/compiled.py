@@ -62,7 +62,7 @@ def activation_forward(Z, activation, *, negative_slope=0.01):
     """A = g(Z). See :func:`deepnet_fast.reference.activation_forward`."""
     Z, slope = prepare_activation(Z, activation, negative_slope)
     A = np.empty_like(Z, order="C")
-    _act.activation_forward(_c(Z), _act.CODES[activation], _scalar(slope, Z.dtype), A)
+    _act.activation_forward(_c(Z), registry.ACTIVATIONS[activation], _scalar(slope, Z.dtype), A)
     return A
 
 
@@ -74,7 +74,7 @@ def linear_activation_forward(A_prev, W, b, activation, *, negative_slope=0.01):
     A_prev, W, b = _c(A_prev), _c(W), _c(b)
     Z = np.empty((W.shape[0], A_prev.shape[1]), dtype=W.dtype)
     A = np.empty_like(Z)
-    _lin.linear_activation_forward(W, A_prev, b, _act.CODES[activation],
+    _lin.linear_activation_forward(W, A_prev, b, registry.ACTIVATIONS[activation],
                                    _scalar(slope, W.dtype), Z, A)
     return A, LayerCache(A_prev, W, b, Z)
 
@@ -128,7 +128,8 @@ def activation_backward(dA, Z, activation, *, negative_slope=0.01):
     """dZ = dA * g'(Z). See :func:`deepnet_fast.reference.activation_backward`."""
     dA, Z, slope = prepare_activation_backward(dA, Z, activation, negative_slope)
     dZ = np.empty(Z.shape, dtype=Z.dtype)
-    _act.activation_backward(_c(dA), _c(Z), _act.CODES[activation], _scalar(slope, Z.dtype), dZ)
+    _act.activation_backward(_c(dA), _c(Z), registry.ACTIVATIONS[activation],
+                             _scalar(slope, Z.dtype), dZ)
     return dZ
 
 
@@ -142,7 +143,7 @@ def linear_activation_backward(dA, cache, activation, *, negative_slope=0.01):
     dW = np.empty(W.shape, dtype=dt)
     db = np.empty((W.shape[0], 1), dtype=dt)
     _lin.linear_activation_backward(
-        _c(dA), _c(Z), _c(A_prev), _c(W), _act.CODES[activation], _scalar(slope, dt),
+        _c(dA), _c(Z), _c(A_prev), _c(W), registry.ACTIVATIONS[activation], _scalar(slope, dt),
         _scalar(1 / A_prev.shape[1], dt), np.empty(Z.shape, dtype=dt), dA_prev, dW, db)
     return dA_prev, dW, db
 
