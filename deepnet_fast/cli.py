@@ -290,7 +290,8 @@ def train(args):
         raise CommandLineError(_diverged(exc, net, args)) from None
     seconds = time.perf_counter() - start
 
-    metric = "R^2" if output == "identity" else "accuracy"
+    score_name = net.head.score_name
+    metric = {"r2": "R^2"}.get(score_name, score_name)
     if history.interrupted:
         print(f"interrupted: the model holds the {len(history)} complete epoch(s)")
     if len(history):
@@ -302,7 +303,7 @@ def train(args):
     if history.val_cost:
         print(f"validation cost: {history.val_cost[held]:.6f}")
     print(f"train {metric}: {net.score(Xtr, ytr):.4f}")
-    val_metric = history.metrics.get("val_r2" if output == "identity" else "val_accuracy")
+    val_metric = history.metrics.get(f"val_{score_name}")
     if val_metric:
         print(f"validation {metric}: {val_metric[held]:.4f}")
     print(f"test {metric}: {net.score(Xte, yte):.4f}")

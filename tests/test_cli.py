@@ -393,3 +393,12 @@ def test_relu_output_trains_on_non_negative_regression_targets(capsys):
     assert main(["train", "--data", "diabetes", "--epochs", "3", "--lr", "0.01", "--quiet",
                  "--output", "relu"]) == 0
     assert "relu" in capsys.readouterr().out
+
+
+def test_relu_output_is_scored_by_r2(capsys):
+    # relu is a regression head like identity: its score is R², not accuracy.
+    assert main(["train", "--data", "diabetes", "--epochs", "3", "--lr", "0.01", "--quiet",
+                 "--output", "relu", "--validation-split", "0.25"]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy" not in out
+    assert "train R^2:" in out and "validation R^2:" in out and "test R^2:" in out
