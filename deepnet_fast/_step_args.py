@@ -29,6 +29,7 @@ from ._validation import (
     check_sample_weight,
     check_shape,
     check_step,
+    parameter_layer,
     same_dtype,
 )
 from .layer_cache import LayerCache
@@ -67,8 +68,8 @@ def _parameter_dict(parameters, name="parameters", floats_only=False):
     every weight matrix must be non-empty. Returns L."""
     if isinstance(parameters, dict):
         for key, a in parameters.items():
-            if not (isinstance(key, str) and key[:1] in ("W", "b") and key[1:].isdigit()):
-                continue
+            if parameter_layer(key) is None:
+                continue  # check_parameters refuses the key
             shown = f"{name}[{key!r}]"
             if not isinstance(a, np.ndarray) or isinstance(a, np.ma.MaskedArray):
                 raise TypeError(f"{shown} must be a numpy array; got {_shown(a)}")
@@ -121,7 +122,7 @@ def prepare_forward(X, parameters, activations, negative_slope):
             f"{W1.shape}; got {X.shape}"
         )
     same_dtype({f"parameters[{k!r}]": np.asarray(v) for k, v in parameters.items()
-                if k[:1] in "Wb" and k[1:].isdigit() and int(k[1:]) <= L})
+                if parameter_layer(k) <= L})
     return X, L, activations, prepare_slope(negative_slope)
 
 

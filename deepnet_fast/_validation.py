@@ -187,8 +187,17 @@ def check_shape(arr, name, expected):
     return arr
 
 
-# A parameter's name: W or b and a layer number from 1, in ASCII digits.
-_PARAMETER_KEY = re.compile(r"[Wb][1-9][0-9]*", re.ASCII)
+_PARAMETER_KEY = re.compile(r"[Wb]([1-9][0-9]*)", re.ASCII)
+
+
+def parameter_layer(key):
+    """The layer ``l`` of a parameter key ``"W{l}"`` or ``"b{l}"``, else None.
+
+    ``l`` is written in ASCII digits without leading zeros and is at least 1,
+    so ``"W0"``, ``"W01"`` and ``"W\u00b9"`` are not parameter keys.
+    """
+    match = _PARAMETER_KEY.fullmatch(key) if isinstance(key, str) else None
+    return int(match[1]) if match else None
 
 
 def check_parameters(parameters, n_layers=None, name="parameters"):
@@ -196,7 +205,7 @@ def check_parameters(parameters, n_layers=None, name="parameters"):
     if not isinstance(parameters, dict):
         raise TypeError(f"{name} must be a dict with keys 'W1', 'b1', ...; got {_shown(parameters)}")
     for key in parameters:
-        if not (isinstance(key, str) and _PARAMETER_KEY.fullmatch(key)):
+        if parameter_layer(key) is None:
             raise ValueError(f"{name} has the key {key!r}; expected only 'W1', 'b1', ..., "
                              "'WL', 'bL'")
     L = n_layers if n_layers is not None else sum(1 for k in parameters if k[0] == "W")

@@ -326,6 +326,26 @@ def test_bad_step_calls_are_refused_identically_by_both_backends(call, exc, mess
     assert _refusal(call, R, exc, message) == _refusal(call, C, exc, message)
 
 
+_KEY_CALLS = {
+    "forward": lambda M, P: M.forward(_A, P, ["relu"]),
+    "update": lambda M, P: M.update_parameters(P, _G, 0.1),
+    "l2_cost": lambda M, P: M.l2_cost(P, 0.1, 2),
+}
+
+
+@pytest.mark.parametrize("call", list(_KEY_CALLS.values()), ids=list(_KEY_CALLS))
+@pytest.mark.parametrize("value", [np.zeros((3, 1)), [[0.0]], np.array([["x"]])],
+                         ids=["array", "list", "strings"])
+@pytest.mark.parametrize("key", ["W0", "b01", "W\u0661", "b\u00b2"],
+                         ids=["W0", "leading-zero", "arabic-indic-digit", "superscript-digit"])
+def test_parameter_keys_other_than_W1_b1_are_refused_by_name(key, value, call):
+    # Before, a key whose tail str.isdigit() accepts ("W0", "b²") had its value
+    # checked first, so a list there was blamed on the value, not the key.
+    message = f"parameters has the key {re.escape(repr(key))}; expected only 'W1'"
+    assert (_refusal(lambda M: call(M, {**_P, key: value}), R, ValueError, message)
+            == _refusal(lambda M: call(M, {**_P, key: value}), C, ValueError, message))
+
+
 # Calls that wrote or read out of bounds in the compiled kernels (heap corruption,
 # SIGSEGV, or garbage returned first). They run in a child process, so that a crash
 # fails these tests instead of killing pytest.
