@@ -97,6 +97,13 @@ def prepare_linear_forward(A_prev, W, b):
     return A_prev, W, b
 
 
+def prepare_linear_activation_forward(A_prev, W, b, activation, negative_slope):
+    """Returns ``(A_prev, W, b, slope)``, the arrays in W's dtype."""
+    check_activation(activation, "activation", ACTIVATIONS)
+    slope = prepare_slope(negative_slope)
+    return (*prepare_linear_forward(A_prev, W, b), slope)
+
+
 def prepare_activation(Z, activation, negative_slope, name="Z"):
     check_activation(activation, "activation", ACTIVATIONS)
     Z = _units(as_float_array(Z, name, ndim=2), name)

@@ -18,13 +18,13 @@ from ._step_args import (
     prepare_cost,
     prepare_forward,
     prepare_l2,
+    prepare_linear_activation_forward,
     prepare_linear_backward,
     prepare_linear_forward,
     prepare_optimizer_step,
     prepare_sample_weight,
     prepare_slope,
 )
-from ._validation import check_activation
 from .initialization import initialize_optimizer_state, initialize_parameters
 from .kernels import activations as _act
 from .kernels import linear as _lin
@@ -68,9 +68,8 @@ def activation_forward(Z, activation, *, negative_slope=0.01):
 
 def linear_activation_forward(A_prev, W, b, activation, *, negative_slope=0.01):
     """One layer forward with bias and activation fused; returns ``(A, LayerCache)``."""
-    check_activation(activation, "activation", registry.ACTIVATIONS)
-    slope = prepare_slope(negative_slope)
-    A_prev, W, b = prepare_linear_forward(A_prev, W, b)
+    A_prev, W, b, slope = prepare_linear_activation_forward(A_prev, W, b, activation,
+                                                            negative_slope)
     A_prev, W, b = _c(A_prev), _c(W), _c(b)
     Z = np.empty((W.shape[0], A_prev.shape[1]), dtype=W.dtype)
     A = np.empty_like(Z)

@@ -20,14 +20,13 @@ from ._step_args import (
     prepare_cost,
     prepare_forward,
     prepare_l2,
+    prepare_linear_activation_forward,
     prepare_linear_backward,
     prepare_linear_forward,
     prepare_optimizer_step,
-    prepare_slope,
     prepare_sample_weight,
     prepare_update,
 )
-from ._validation import check_activation
 from .initialization import initialize_optimizer_state, initialize_parameters
 from .layer_cache import LayerCache
 
@@ -142,9 +141,8 @@ def activation_forward(Z, activation, *, negative_slope=0.01):
 
 def linear_activation_forward(A_prev, W, b, activation, *, negative_slope=0.01):
     """One layer: ``Z = W A_prev + b``, ``A = g(Z)``; returns ``(A, LayerCache)``."""
-    check_activation(activation, "activation", registry.ACTIVATIONS)
-    slope = prepare_slope(negative_slope)
-    A_prev, W, b = prepare_linear_forward(A_prev, W, b)
+    A_prev, W, b, slope = prepare_linear_activation_forward(A_prev, W, b, activation,
+                                                            negative_slope)
     Z = W @ A_prev + b
     A = ACTIVATIONS[activation](Z, slope)
     return A, LayerCache(A_prev, W, b, Z)
