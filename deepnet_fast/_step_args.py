@@ -20,13 +20,11 @@ from ._validation import (
     FLOAT_DTYPES,
     _shown,
     as_float_array,
-    check_activation,
     check_activations,
     check_choice,
     check_parameters,
     check_positive_int,
     check_real,
-    check_sample_weight,
     check_shape,
     check_step,
     parameter_layer,
@@ -99,19 +97,19 @@ def prepare_linear_forward(A_prev, W, b):
 
 def prepare_linear_activation_forward(A_prev, W, b, activation, negative_slope):
     """Returns ``(A_prev, W, b, slope)``, the arrays in W's dtype."""
-    check_activation(activation, "activation", ACTIVATIONS)
+    check_choice(activation, "activation", ACTIVATIONS)
     slope = prepare_slope(negative_slope)
     return (*prepare_linear_forward(A_prev, W, b), slope)
 
 
 def prepare_activation(Z, activation, negative_slope, name="Z"):
-    check_activation(activation, "activation", ACTIVATIONS)
+    check_choice(activation, "activation", ACTIVATIONS)
     Z = _units(as_float_array(Z, name, ndim=2), name)
     return Z, prepare_slope(negative_slope)
 
 
 def prepare_activation_backward(dA, Z, activation, negative_slope):
-    check_activation(activation, "activation", ACTIVATIONS)
+    check_choice(activation, "activation", ACTIVATIONS)
     Z = _units(as_float_array(Z, "Z", ndim=2), "Z")
     dA = as_float_array(dA, "dA", ndim=2, dtype=Z.dtype)
     check_shape(dA, "dA", Z.shape)
@@ -134,18 +132,13 @@ def prepare_forward(X, parameters, activations, negative_slope):
 
 
 def prepare_cost(AL, Y, activation):
-    check_activation(activation, "activation", OUTPUT_HEADS)
+    check_choice(activation, "activation", OUTPUT_HEADS)
     AL = _units(as_float_array(AL, "AL", ndim=2), "AL")
     Y = as_float_array(Y, "Y", ndim=2, dtype=AL.dtype, finite=True)
     check_shape(Y, "Y", AL.shape)
     if AL.shape[1] == 0:
         raise ValueError("AL must hold at least one example (column); got shape " f"{AL.shape}")
     return AL, Y
-
-
-def prepare_sample_weight(sample_weight, m, dtype):
-    """None, or ``m`` finite non-negative weights (not all zero) of ``dtype``."""
-    return check_sample_weight(sample_weight, m, dtype)
 
 
 def prepare_linear_backward(dZ, A_prev, W):
@@ -177,7 +170,7 @@ def prepare_backward(AL, Y, caches, activations):
     if not isinstance(caches, (list, tuple)) or len(caches) == 0:
         raise TypeError("caches must be the non-empty list of LayerCache returned by forward")
     activations = check_activations(activations, len(caches), ACTIVATIONS)
-    check_activation(activations[-1], f"activations[{len(caches) - 1}] (the output layer)",
+    check_choice(activations[-1], f"activations[{len(caches) - 1}] (the output layer)",
                      OUTPUT_HEADS)
     caches = [prepare_cache(c, f"caches[{i}]") for i, c in enumerate(caches)]
     for i in range(1, len(caches)):

@@ -27,10 +27,6 @@ def check_choice(value, name, choices):
     return value
 
 
-def check_activation(value, name, choices):
-    return check_choice(value, name, choices)
-
-
 def check_activations(activations, n_layers, choices, name="activations"):
     """A sequence of ``n_layers`` activation names."""
     if isinstance(activations, str) or not hasattr(activations, "__len__"):
@@ -42,7 +38,7 @@ def check_activations(activations, n_layers, choices, name="activations"):
             f"{name} must have one name per layer ({n_layers}); got {len(activations)}"
         )
     for i, act in enumerate(activations):
-        check_activation(act, f"{name}[{i}]", choices)
+        check_choice(act, f"{name}[{i}]", choices)
     return tuple(activations)
 
 

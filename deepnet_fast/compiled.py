@@ -22,9 +22,9 @@ from ._step_args import (
     prepare_linear_backward,
     prepare_linear_forward,
     prepare_optimizer_step,
-    prepare_sample_weight,
     prepare_slope,
 )
+from ._validation import check_sample_weight
 from .initialization import initialize_optimizer_state, initialize_parameters
 from .kernels import activations as _act
 from .kernels import linear as _lin
@@ -94,7 +94,7 @@ def compute_cost(AL, Y, activation="sigmoid", *, sample_weight=None):
     """Mean loss implied by the output activation (weighted by ``sample_weight``
     when given). See the reference."""
     AL, Y = prepare_cost(AL, Y, activation)
-    w = prepare_sample_weight(sample_weight, AL.shape[1], AL.dtype)
+    w = check_sample_weight(sample_weight, AL.shape[1], AL.dtype)
     loss = _loss.cost_sum(_c(AL), _c(Y), registry.OUTPUT_HEADS[activation].loss_code,
                           _no_weights(AL.dtype) if w is None else w)
     return float(loss / (AL.shape[1] if w is None else np.sum(w, dtype=np.float64)))
@@ -167,7 +167,7 @@ def backward(AL, Y, caches, activations, *, negative_slope=0.01, sample_weight=N
     slope = prepare_slope(negative_slope)
     L = len(caches)
     dt = AL.dtype
-    w = prepare_sample_weight(sample_weight, AL.shape[1], dt)
+    w = check_sample_weight(sample_weight, AL.shape[1], dt)
     head = registry.OUTPUT_HEADS[activations[-1]]
     dZ = np.empty(AL.shape, dtype=dt)
     scale = 1 if w is None else AL.shape[1] / np.sum(w, dtype=np.float64)

@@ -24,9 +24,9 @@ from ._step_args import (
     prepare_linear_backward,
     prepare_linear_forward,
     prepare_optimizer_step,
-    prepare_sample_weight,
     prepare_update,
 )
+from ._validation import check_sample_weight
 from .initialization import initialize_optimizer_state, initialize_parameters
 from .layer_cache import LayerCache
 
@@ -196,7 +196,7 @@ def compute_cost(AL, Y, activation="sigmoid", *, sample_weight=None):
     float
     """
     AL, Y = prepare_cost(AL, Y, activation)
-    w = prepare_sample_weight(sample_weight, AL.shape[1], AL.dtype)
+    w = check_sample_weight(sample_weight, AL.shape[1], AL.dtype)
     m = AL.shape[1]
     if activation == "sigmoid":
         loss = -(Y * _safe_log(AL) + (1 - Y) * _safe_log(1 - AL))
@@ -214,7 +214,7 @@ def cost_gradient(AL, Y, activation="sigmoid", *, sample_weight=None):
     """dA[L] = ∂cost/∂AL times m (the 1/m is applied in ``linear_backward``);
     with ``sample_weight``, column j is scaled by ``m w_j / Σ w``."""
     AL, Y = prepare_cost(AL, Y, activation)
-    w = prepare_sample_weight(sample_weight, AL.shape[1], AL.dtype)
+    w = check_sample_weight(sample_weight, AL.shape[1], AL.dtype)
     tiny = np.finfo(AL.dtype).tiny
     if activation == "sigmoid":
         dA = -(Y / np.maximum(AL, tiny) - (1 - Y) / np.maximum(1 - AL, tiny))
