@@ -18,8 +18,10 @@ and :class:`CSVLogger`.
 """
 
 import csv
+import math
 import os
 
+from ._validation import check_positive_int, check_real
 
 
 class Callback:
@@ -76,7 +78,11 @@ class _Monitor:
     """
 
     def __init__(self, monitor="auto", min_delta=0.0):
-        self.monitor, self.min_delta = monitor, min_delta
+        if not isinstance(monitor, str):
+            raise TypeError(f"monitor must be 'auto' or a key of the epoch logs such as "
+                            f"'val_cost'; got {monitor!r}")
+        self.monitor = monitor
+        self.min_delta = check_real(min_delta, "min_delta", low=0.0)
         self.best = None
 
     def key(self, logs):
@@ -100,6 +106,27 @@ class _Monitor:
         return gain > self.min_delta, gain > 0
 
 
+def _patience(value, name="patience"):
+    """An integer >= 1, or infinity: never stop (scikit-learn's ``n_iter_no_change=np.inf``)."""
+    if isinstance(value, float) and value == math.inf:
+        return value
+    return check_positive_int(value, name)
+
+
+def _path(path, name="path", fields=False):
+    """``path`` through ``os.fspath``; with ``fields`` (``{epoch}`` to format)
+    it must be a str."""
+    kinds = "str or os.PathLike" if fields else "str, bytes or os.PathLike"
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise TypeError(f"{name} must be a file name ({kinds}); got "
+                        f"{type(path).__name__}") from None
+    if fields and not isinstance(path, str):
+        raise TypeError(f"{name} must be a file name ({kinds}); got {type(path).__name__}")
+    return path
+
+
 class EarlyStopping(Callback):
     """Stop when a monitored quantity has stopped improving.
 
@@ -118,9 +145,14 @@ class EarlyStopping(Callback):
         A key of the epoch logs (``"cost"``, ``"val_cost"``, ``"val_accuracy"``,
         ``"val_r2"``, ...); ``"auto"`` watches ``val_cost`` when there is
         validation data, else ``cost``. Costs must fall, accuracy and R² rise.
-    patience : int, default=10
-    min_delta : float, default=0.0
+    patience : int >= 1 or inf, default=10
+    min_delta : float >= 0, default=0.0
     restore_best : bool, default=True
+
+    Raises
+    ------
+    TypeError, ValueError
+        For an argument out of its range, named in the message.
 
     Attributes
     ----------
@@ -134,10 +166,10 @@ class EarlyStopping(Callback):
 
     def __init__(self, monitor="auto", patience=10, min_delta=0.0, restore_best=True):
         self.monitor = monitor
-        self.patience = patience
+        self.patience = _patience(patience)
         self.min_delta = min_delta
         self.restore_best = restore_best
-        self.reset()
+        self.reset()        # checks monitor and min_delta
 
     def reset(self):
         """Forget the best value (a new fit)."""
@@ -189,10 +221,15 @@ class ModelCheckpoint(Callback):
     save_best_only : bool, default=False
         Save only when the monitored value is the best so far; otherwise
         every ``every`` epochs.
-    every : int, default=1
+    every : int >= 1, default=1
     training_state : bool, default=True
         Include the optimizer state and shuffle position, so that
         ``load(path)`` and ``fit(..., warm_start=True)`` resume exactly.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For an argument out of its range, named in the message.
 
     Attributes
     ----------
@@ -201,9 +238,9 @@ class ModelCheckpoint(Callback):
     """
 
     def __init__(self, path, monitor="auto", save_best_only=False, every=1, training_state=True):
-        self.path = os.fspath(path)
+        self.path = _path(path, fields=True)
         self.save_best_only = save_best_only
-        self.every = every
+        self.every = check_positive_int(every, "every")
         self.training_state = training_state
         self._watch = _Monitor(monitor)
         self.saved = []
@@ -235,20 +272,27 @@ class ReduceLROnPlateau(Callback):
     Parameters
     ----------
     monitor : str, default="auto"
-    factor : float, default=0.1
-    patience : int, default=10
-    min_delta : float, default=0.0
-    cooldown : int, default=0
+    factor : float in (0, 1), default=0.1
+    patience : int >= 1 or inf, default=10
+    min_delta : float >= 0, default=0.0
+    cooldown : int >= 0, default=0
         Epochs to wait after a reduction before counting again.
-    min_lr : float, default=0.0
+    min_lr : float >= 0, default=0.0
         The rate is never reduced below this.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For an argument out of its range, named in the message.
     """
 
     def __init__(self, monitor="auto", factor=0.1, patience=10, min_delta=0.0, cooldown=0,
                  min_lr=0.0):
-        if not 0.0 < factor < 1.0:
-            raise ValueError(f"factor must be in (0, 1); got {factor!r}")
-        self.factor, self.patience, self.cooldown, self.min_lr = factor, patience, cooldown, min_lr
+        self.factor = check_real(factor, "factor", low=0.0, high=1.0, low_open=True,
+                                 high_open=True)
+        self.patience = _patience(patience)
+        self.cooldown = check_positive_int(cooldown, "cooldown", minimum=0)
+        self.min_lr = check_real(min_lr, "min_lr", low=0.0)
         self._watch = _Monitor(monitor, min_delta)
         self.wait = self._cooling = 0
         self._session = None
@@ -283,10 +327,15 @@ class CSVLogger(Callback):
     path : str or os.PathLike
     append : bool, default=False
         Add to an existing file (without a second header) instead of replacing it.
+
+    Raises
+    ------
+    TypeError
+        For a ``path`` that is not a file name.
     """
 
     def __init__(self, path, append=False):
-        self.path, self.append = os.fspath(path), append
+        self.path, self.append = _path(path), append
         self._file = self._writer = None
 
     def on_train_begin(self, session):

@@ -187,3 +187,42 @@ def test_early_stopping_callback_equals_the_fit_option():
     b = _net("compiled").fit(X, y, epochs=200, callbacks=[es], **kw)
     assert a.cost == b.cost and a.best_epoch == b.best_epoch == es.best_epoch
     assert a.stopped_epoch == b.stopped_epoch is not None
+
+
+# ---------------------------------------------------------------- constructor arguments
+
+BAD_CALLBACK_ARGUMENTS = [
+    (lambda: dn.EarlyStopping(patience="x"), TypeError, "patience"),
+    (lambda: dn.EarlyStopping(patience=0), ValueError, "patience"),
+    (lambda: dn.EarlyStopping(patience=2.5), TypeError, "patience"),
+    (lambda: dn.EarlyStopping(min_delta=-1.0), ValueError, "min_delta"),
+    (lambda: dn.EarlyStopping(min_delta="x"), TypeError, "min_delta"),
+    (lambda: dn.EarlyStopping(monitor=3), TypeError, "monitor"),
+    (lambda: dn.ModelCheckpoint("m.npz", every=0), ValueError, "every"),
+    (lambda: dn.ModelCheckpoint("m.npz", every=1.0), TypeError, "every"),
+    (lambda: dn.ModelCheckpoint("m.npz", monitor=None), TypeError, "monitor"),
+    (lambda: dn.ModelCheckpoint(3), TypeError, "path"),
+    (lambda: dn.ModelCheckpoint(b"m.npz"), TypeError, "path"),
+    (lambda: dn.ReduceLROnPlateau(factor="x"), TypeError, "factor"),
+    (lambda: dn.ReduceLROnPlateau(factor=0.0), ValueError, "factor"),
+    (lambda: dn.ReduceLROnPlateau(factor=float("nan")), ValueError, "factor"),
+    (lambda: dn.ReduceLROnPlateau(patience=0), ValueError, "patience"),
+    (lambda: dn.ReduceLROnPlateau(patience="x"), TypeError, "patience"),
+    (lambda: dn.ReduceLROnPlateau(cooldown=-1), ValueError, "cooldown"),
+    (lambda: dn.ReduceLROnPlateau(cooldown=0.5), TypeError, "cooldown"),
+    (lambda: dn.ReduceLROnPlateau(min_lr=-0.1), ValueError, "min_lr"),
+    (lambda: dn.ReduceLROnPlateau(min_lr="x"), TypeError, "min_lr"),
+    (lambda: dn.ReduceLROnPlateau(min_delta=float("inf")), ValueError, "min_delta"),
+    (lambda: dn.CSVLogger(None), TypeError, "path"),
+]
+
+
+@pytest.mark.parametrize("make, error, name", BAD_CALLBACK_ARGUMENTS)
+def test_callback_arguments_are_checked_when_constructed(make, error, name):
+    with pytest.raises(error, match=name):
+        make()
+
+
+def test_patience_may_be_infinite_as_n_iter_no_change():
+    assert dn.EarlyStopping(patience=np.inf).patience == np.inf
+    assert dn.ReduceLROnPlateau(patience=float("inf"), cooldown=0, min_lr=0).patience == np.inf
