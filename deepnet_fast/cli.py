@@ -366,7 +366,8 @@ def main(argv=None):
         if args.command == "train":
             return train(args)
         if args.command == "compile":
-            compilation.compile_ahead(args.dtype, args.threaded, kinds=args.kind)
+            from .ahead import compile_ahead
+            compile_ahead(args.dtype, args.threaded, kinds=args.kind)
             return 0
         from .bench import run
         return run(args)

@@ -24,9 +24,10 @@ a fresh install pays the compile once, later processes load the machine code.
   of a fit and of a prediction: one that would split its work between
   threads, but would first have to compile the threaded kernel, runs on one
   thread when that is quicker (see :func:`training_threads`).
-- :func:`compile_ahead` compiles every kernel a fit or a prediction can use
-  (both dtypes, one-thread and threaded) into the cache, for Docker images and
-  cluster workers: ``deepnet-fast compile`` or ``python -m deepnet_fast.compilation``.
+- :func:`deepnet_fast.ahead.compile_ahead` (``deepnet-fast compile``) compiles
+  every kernel a fit or a prediction can use into the cache, with the
+  helpers' lock (:func:`helper_lock`) and the leaves (:func:`training_leaves`)
+  of this module.
 
 Whether a kernel is cached is read from its Numba cache index, without
 loading or compiling anything: an entry for the dtype, this CPU and the
@@ -352,7 +353,8 @@ def is_ready(kind, dtype):
         return None
 
 
-def _cached():
+def cache_writable():
+    """Whether the kernels have a disk cache (a writable one was found)."""
     from .kernels._config import JIT
     return JIT["cache"]
 
@@ -369,7 +371,7 @@ def notice(kinds, dtype, beside=(), reference=False):
                 f"this machine yet: a helper process compiles them into Numba's cache (once: "
                 f"later runs load them; about {seconds} s), and this fit runs on the NumPy "
                 "reference meanwhile (the same arithmetic, slower epochs)")
-    once = ("once: later runs load it from Numba's cache" if _cached()
+    once = ("once: later runs load it from Numba's cache" if cache_writable()
             else "no writable cache: every process compiles it again")
     what = " and ".join(kinds)
     plural = "s" if len(kinds) > 1 else ""
@@ -473,7 +475,7 @@ def start_helper(kinds, dtype, leaves=False):
     helpers do not pay here (see :func:`compile_beside`).
 
     With ``leaves``, the helper first compiles the leaves that the one-thread
-    training kernel compiles after its glue (:func:`_training_leaves`), for
+    training kernel compiles after its glue (:func:`training_leaves`), for
     a process about to compile that kernel itself: it then finds them in the
     cache when it gets there instead of compiling what the helper compiles at
     the same time. The first digits command took 12.1-13.9 s (its fit
@@ -515,16 +517,23 @@ def start_helper(kinds, dtype, leaves=False):
     return helper
 
 
+def cache_directory():
+    """The directory of the kernels' disk cache (Numba's ``cache_path`` of the
+    training kernel: the kernels share it), or None without one."""
+    from .kernels import training
+    where = getattr(training.train_epoch._cache, "cache_path", None)
+    return where or None
+
+
 def _lock_path(dtype):
     """The file a helper compiling kernels of ``dtype`` holds locked, beside
     the kernels' cache (None when there is none)."""
-    from .kernels import training
-    where = getattr(training.train_epoch._cache, "cache_path", None)
-    return None if not where else os.path.join(where, f"deepnet_fast-helper-{dtype}.lock")
+    where = cache_directory()
+    return None if where is None else os.path.join(where, f"deepnet_fast-helper-{dtype}.lock")
 
 
 @contextlib.contextmanager
-def _helper_lock(dtype):
+def helper_lock(dtype):
     """Hold the lock of :func:`_lock_path` for ``dtype`` (a compile in this
     process: other processes wait for it instead of compiling the same
     kernels); nothing where it cannot be taken."""
@@ -544,7 +553,7 @@ def _helper_lock(dtype):
 
 
 def _open_lock(dtype):
-    path = _lock_path(dtype) if fcntl is not None and _cached() else None
+    path = _lock_path(dtype) if fcntl is not None and cache_writable() else None
     if path is None:
         return None
     try:
@@ -555,7 +564,7 @@ def _open_lock(dtype):
 
 class _OtherHelper:
     """A helper of another process, compiling kernels of ``dtype`` into this
-    process's cache, seen through the lock it holds (:func:`_helper_lock`):
+    process's cache, seen through the lock it holds (:func:`helper_lock`):
     the ``subprocess.Popen`` methods :func:`settle` and :func:`helpers` use."""
 
     def __init__(self, dtype, pid):
@@ -646,24 +655,36 @@ def settle(timeout=SETTLE_TIMEOUT, dtype=None, kind="prediction"):
             helper.wait()
 
 
-def _helpers_pay():
+def helpers_pay():
     """Whether a helper process can compile beside this one into a shared
     cache: a second core, a writable cache, a Python to start, and
     ``DEEPNET_FAST_COMPILE_BESIDE`` not ``0``."""
     from .threads import usable_cores
 
-    return (os.environ.get(BESIDE_VARIABLE, "1") != "0" and _cached() and usable_cores() >= 2
-            and bool(sys.executable) and not getattr(sys, "frozen", False))
+    return (os.environ.get(BESIDE_VARIABLE, "1") != "0" and cache_writable()
+            and usable_cores() >= 2 and bool(sys.executable) and not getattr(sys, "frozen", False))
 
 
 def _may_start_helper():
     """No helper runs already, none is compiling ahead, and helpers pay."""
-    return not helpers() and not _compiling_ahead and _helpers_pay()
+    return not helpers() and not _compiling_ahead and helpers_pay()
+
+
+@contextlib.contextmanager
+def ahead_of_time():
+    """Within it, fits start no helper process: they are the compile ahead of
+    time (:func:`deepnet_fast.ahead.compile_ahead`), which decides its own helper."""
+    global _compiling_ahead
+    previous, _compiling_ahead = _compiling_ahead, True
+    try:
+        yield
+    finally:
+        _compiling_ahead = previous
 
 
 # ---------------------------------------------------------------- ahead of time
 
-def _training_leaves(dtype):
+def training_leaves(dtype):
     """(dispatcher, signature) of the leaves that the one-thread training
     kernel (``train_epoch``) compiles after its glue, in the order it needs
     them, with the types its code gives them: what :func:`start_helper`
@@ -701,150 +722,19 @@ def _training_leaves(dtype):
     ]
 
 
-def _compile_training_leaves(dtype):
-    for dispatcher, signature in _training_leaves(dtype):
+def compile_training_leaves(dtype):
+    """Compile (or load from the cache) every leaf of :func:`training_leaves`."""
+    for dispatcher, signature in training_leaves(dtype):
         dispatcher.compile(signature)
 
 
-def _misses(kind):
-    """Compiles so far of the kernel ``kind`` in this process."""
+def compile_count(kind):
+    """Compiles so far of the kernel ``kind`` (a key of :data:`ESTIMATE_SECONDS`,
+    ``"training leaves"`` or ``"gradient"``) in this process."""
     if kind == "training leaves":
-        return sum(sum(d.stats.cache_misses.values()) for d, _ in _training_leaves("float64"))
+        return sum(sum(d.stats.cache_misses.values()) for d, _ in training_leaves("float64"))
     if kind == "gradient":
         from .kernels.training import loss_and_gradient as dispatcher
     else:
         dispatcher = _dispatcher(kind)
     return sum(dispatcher.stats.cache_misses.values())
-
-
-def _steps(dtype, threaded):
-    """Tiny fits and predictions that take each kernel a user's fit can reach:
-    (kind, function) pairs, to run in order."""
-    import numba
-
-    from .gradcheck import gradient_check
-    from .network import DeepNet
-
-    X = np.random.default_rng(0).standard_normal((64, 4)).astype(dtype)
-    y = X[:, 0] > 0
-    net = DeepNet([4, 3, 1], seed=0, dtype=dtype)
-    steps = [("training leaves", 1, lambda: _compile_training_leaves(dtype))]
-    for n in ((1, 2) if threaded and numba.config.NUMBA_NUM_THREADS > 1 else (1,)):
-        prefix = "threaded " if n > 1 else ""
-        steps.append((prefix + "training", n,
-                      lambda: net.fit(X, y, epochs=1, batch_size=16, verbose=0)))
-        steps.append((prefix + "prediction", n, lambda: net.predict_proba(X)))
-    if dtype == "float64":     # gradient_check runs in float64 only
-        steps.append(("gradient", 1, lambda: gradient_check(net, X[:8], y[:8])))
-    return steps
-
-
-def compile_ahead(dtypes=DTYPES, threaded=True, out=None, kinds=None):
-    """Compile every kernel of the compiled backend into Numba's cache.
-
-    Parameters
-    ----------
-    dtypes : sequence of {"float32", "float64"}
-    threaded : bool
-        Also the threaded kernels (what large networks use on several cores;
-        skipped where Numba has a single thread).
-    out : file, default sys.stdout
-        Receives one line per kernel: compiled, or loaded from the cache.
-    kinds : sequence of str, optional
-        Only these kernels (keys of :data:`ESTIMATE_SECONDS`, or
-        ``"gradient"``); default all.
-
-    With two dtypes or more, the last ones compile in a helper process on
-    another core meanwhile (as :func:`compile_beside` decides whether one
-    pays), and their lines follow the first one's.
-
-    Returns
-    -------
-    list of (dtype, kind, seconds, compiled)
-    """
-    import numba
-
-    from .kernels import training
-
-    out = sys.stdout if out is None else out
-    where = getattr(training.train_epoch._cache, "cache_path", None)
-    if where and os.path.basename(where).startswith("kernels_"):
-        where = os.path.dirname(where)     # Numba's per-folder subdirectory
-    target = (f"the Numba cache in {where}" if where and _cached()
-              else "this process only (no writable cache)")
-    print(f"Compiling deepnet_fast's kernels into {target}:", file=out, flush=True)
-    if threaded and numba.config.NUMBA_NUM_THREADS < 2:
-        print("  threaded kernels skipped: Numba has one thread here "
-              "(NUMBA_NUM_THREADS=2 compiles them anyway)", file=out, flush=True)
-    start = time.perf_counter()
-    dtypes = [np.dtype(dtype).name for dtype in dtypes]
-    helper = None
-    if len(dtypes) > 1 and _helpers_pay():
-        # The dtypes share no compiled function: the last ones compile in a
-        # helper process, on the other core, meanwhile.
-        import concurrent.futures
-        import multiprocessing
-
-        helper = concurrent.futures.ProcessPoolExecutor(
-            1, mp_context=multiprocessing.get_context("spawn"))
-        rest = helper.submit(_compile_quietly, dtypes[1:], threaded, kinds)
-        dtypes = dtypes[:1]
-    global _compiling_ahead
-    previous, _compiling_ahead = _compiling_ahead, True     # its fits start no helper
-    try:
-        done = _compile_dtypes(dtypes, threaded, kinds, out)
-        if helper is not None:
-            more, lines = rest.result()
-            print(lines, end="", file=out, flush=True)
-            done += more
-    finally:
-        _compiling_ahead = previous
-        if helper is not None:
-            helper.shutdown(cancel_futures=True)
-    n = sum(1 for d in done if d[3])
-    print(f"Done in {time.perf_counter() - start:.0f} s: {n} kernel{'s' if n != 1 else ''} "
-          f"compiled, {len(done) - n} already cached.", file=out, flush=True)
-    return done
-
-
-def _compile_dtypes(dtypes, threaded, kinds, out):
-    """The kernels of ``dtypes`` (:func:`compile_ahead`'s loop): one line each
-    on ``out``, and the list it returns."""
-    from . import threads
-
-    done = []
-    previous = threads.get_num_threads()
-    try:
-        for dtype in dtypes:
-            with _helper_lock(dtype):
-                for kind, n, run in _steps(dtype, threaded):
-                    if kinds is not None and kind not in kinds:
-                        continue
-                    threads.set_num_threads(n)
-                    before = _misses(kind)
-                    t0 = time.perf_counter()
-                    run()
-                    seconds = time.perf_counter() - t0
-                    compiled = _misses(kind) > before
-                    done.append((dtype, kind, seconds, compiled))
-                    state = "compiled" if compiled else "loaded from the cache"
-                    print(f"  {dtype}  {kind:<20} {state} in {seconds:.1f} s", file=out,
-                          flush=True)
-    finally:
-        threads.set_num_threads(previous)
-    return done
-
-
-def _compile_quietly(dtypes, threaded, kinds):
-    """:func:`_compile_dtypes` in a helper process: its list and its lines."""
-    import io
-
-    global _compiling_ahead
-    _compiling_ahead = True
-    out = io.StringIO()
-    return _compile_dtypes(dtypes, threaded, kinds, out), out.getvalue()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from .cli import main
-    sys.exit(main(["compile", *sys.argv[1:]]))

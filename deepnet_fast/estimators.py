@@ -51,13 +51,14 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from . import onnx_export
 from .callbacks import Callback, EarlyStopping
 from .engines import ENGINES
 from .network import DeepNet
 from .registry import HIDDEN_ACTIVATIONS, INITIALIZERS, OPTIMIZERS
 from .schedules import SCHEDULES
 
-__all__ = ["DeepNetClassifier", "DeepNetRegressor"]
+__all__ = ["DeepNetClassifier", "DeepNetRegressor", "register_skl2onnx"]
 
 # "logistic" is scikit-learn's name for the sigmoid; accepting it lets MLP
 # grids and configurations carry over unchanged.
@@ -407,8 +408,7 @@ class _DeepNetEstimator(BaseEstimator):
         -------
         onnx.ModelProto
         """
-        from .onnx_export import to_onnx
-        return to_onnx(self, path)
+        return onnx_export.to_onnx(self, path)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -739,3 +739,53 @@ class DeepNetRegressor(RegressorMixin, _DeepNetEstimator):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags
+
+
+# ---------------------------------------------------------------- ONNX
+
+def _onnx_plan(est, classes, class_indices):
+    """The :class:`~deepnet_fast.onnx_export.Plan` of a fitted estimator: its
+    ``predict`` and ``predict_proba`` (``class_indices``: skl2onnx's ``nocl``)."""
+    if classes is not None:
+        raise ValueError("classes is for a DeepNet; an estimator exports its classes_")
+    check_is_fitted(est)
+    net = est.net_
+    if hasattr(est, "classes_"):
+        multilabel = est._label_binarizer.y_type_ == "multilabel-indicator"
+        labels = (None if multilabel or class_indices
+                  else onnx_export.label_tensor(est.classes_, len(est.classes_)))
+        return onnx_export.Plan(net.architecture, net.parameters, labels, sklearn_proba=True,
+                                flat_predictions=False)
+    return onnx_export.Plan(net.architecture, net.parameters, None, sklearn_proba=False,
+                            flat_predictions=est._y_is_1d)
+
+
+onnx_export.register(DeepNetClassifier, _onnx_plan)
+onnx_export.register(DeepNetRegressor, _onnx_plan)
+
+
+def register_skl2onnx():
+    """Register converters for :class:`DeepNetClassifier` and
+    :class:`DeepNetRegressor` with skl2onnx, so that ``skl2onnx.to_onnx``
+    converts pipelines that contain them (see :mod:`deepnet_fast.onnx_export`).
+
+    Call once before converting (calling again is harmless). The classifier
+    accepts skl2onnx's options ``zipmap`` (``True``, ``False``, ``"columns"``)
+    and ``nocl`` (``True``: class indices for labels).
+
+    Raises
+    ------
+    ImportError
+        When skl2onnx is missing.
+    """
+    try:
+        from skl2onnx import update_registered_converter
+    except ImportError as exc:
+        raise ImportError(f"register_skl2onnx needs skl2onnx: pip install skl2onnx "
+                          f"(and {onnx_export.EXTRA})") from exc
+    update_registered_converter(DeepNetClassifier, "DeepNetFastDeepNetClassifier",
+                                onnx_export.skl2onnx_shapes, onnx_export.skl2onnx_convert,
+                                options={"zipmap": [True, False, "columns"],
+                                         "nocl": [False, True]})
+    update_registered_converter(DeepNetRegressor, "DeepNetFastDeepNetRegressor",
+                                onnx_export.skl2onnx_shapes, onnx_export.skl2onnx_convert)

@@ -12,6 +12,7 @@ import warnings
 
 import numpy as np
 
+from . import onnx_export
 from . import params as flat
 from . import reference as R
 from ._validation import (
@@ -444,8 +445,7 @@ class DeepNet:
     def to_onnx(self, path=None, *, classes=None):
         """The network as an ONNX graph (``pip install "deepnet-fast[onnx]"``); see
         :func:`deepnet_fast.onnx_export.to_onnx`. Written to ``path`` when given."""
-        from .onnx_export import to_onnx
-        return to_onnx(self, path, classes=classes)
+        return onnx_export.to_onnx(self, path, classes=classes)
 
     def _description(self):
         return {
@@ -457,6 +457,9 @@ class DeepNet:
             "negative_slope": self.negative_slope,
             "seed": self.seed,
         }
+
+
+onnx_export.register(DeepNet, onnx_export.net_plan)
 
 
 def load(path, backend="compiled"):

@@ -47,8 +47,9 @@ two are spelled out, measured against onnxruntime 1.32:
 
 Every op used has float and double kernels in onnxruntime's CPU provider.
 
-scikit-learn pipelines: :func:`register_skl2onnx` registers a shape calculator
-and a converter for both estimators with ``skl2onnx.update_registered_converter``
+scikit-learn pipelines: :func:`deepnet_fast.estimators.register_skl2onnx`
+registers :func:`skl2onnx_shapes` and :func:`skl2onnx_convert` for both
+estimators with ``skl2onnx.update_registered_converter``
 (the classifier declares the ``zipmap`` option, so skl2onnx's own parser adds
 its ``ZipMap`` unless ``options={"zipmap": False}``); after it,
 ``skl2onnx.to_onnx(make_pipeline(StandardScaler(), DeepNetClassifier()), X)``
@@ -57,6 +58,9 @@ the estimators' ``validate_data`` does. A float64 classifier needs
 ``zipmap=False``: ``ZipMap`` takes float32 only, which skl2onnx's
 conversions of scikit-learn's own classifiers run into the same way. The
 ``nocl`` option gives class indices as labels.
+
+Each model's module registers how its models export (:func:`register`), so
+that this module imports none of them.
 
 ``onnx`` (and ``onnxruntime`` to run the result) are an optional extra,
 ``pip install "deepnet-fast[onnx]"``, imported only when this module is used.
@@ -68,17 +72,18 @@ import numpy as np
 
 from .serialization import write_atomically
 
-__all__ = ["to_onnx", "register_skl2onnx", "OPSET"]
+__all__ = ["to_onnx", "register", "Plan", "OPSET"]
 
 OPSET = 13   # Softmax's per-axis meaning, Squeeze-free graph: every op here as of 13
-_EXTRA = 'pip install "deepnet-fast[onnx]"'
+# The install hint of every ImportError of ONNX export (the estimators' too).
+EXTRA = 'pip install "deepnet-fast[onnx]"'
 
 
 def _onnx():
     try:
         import onnx
     except ImportError as exc:
-        raise ImportError(f"ONNX export needs the onnx package: {_EXTRA}") from exc
+        raise ImportError(f"ONNX export needs the onnx package: {EXTRA}") from exc
     return onnx
 
 
@@ -216,7 +221,7 @@ def _label(g, P, head, n_units, dtype, classes, out):
     return g.node("Gather", [g.constant("classes", classes), index], "label", out, axis=0)
 
 
-def _label_tensor(classes, n_needed):
+def label_tensor(classes, n_needed):
     """Class labels as an int64 or string (object) array of ``n_needed`` labels."""
     classes = np.asarray(classes)
     if classes.ndim != 1 or classes.shape[0] != n_needed:
@@ -239,8 +244,9 @@ def _label_tensor(classes, n_needed):
 # ---------------------------------------------------------------- what each model exports
 
 
-def _net_outputs(net, classes):
-    """The :class:`_Plan` of a DeepNet, labels mapped through ``classes`` if given."""
+def net_plan(net, classes=None, class_indices=False):
+    """The :class:`Plan` of a :class:`~deepnet_fast.DeepNet`, labels mapped
+    through ``classes`` if given (what ``deepnet_fast.network`` registers)."""
     head, nL = net.output_activation, net.layer_dims[-1]
     if classes is not None:
         if net.head.score_name != "accuracy":
@@ -249,27 +255,12 @@ def _net_outputs(net, classes):
         if head == "sigmoid" and nL > 1:
             raise ValueError(f"classes do not apply to a multi-label sigmoid output ({nL} "
                              "units): its label is the 0/1 matrix")
-        classes = _label_tensor(classes, 2 if head == "sigmoid" else nL)
-    return _Plan(net.architecture, net.parameters, classes, sklearn_proba=False,
+        classes = label_tensor(classes, 2 if head == "sigmoid" else nL)
+    return Plan(net.architecture, net.parameters, classes, sklearn_proba=False,
                  flat_predictions=False)
 
 
-def _estimator_outputs(est, class_indices=False):
-    """The :class:`_Plan` of a fitted estimator: its ``predict`` and ``predict_proba``."""
-    from sklearn.utils.validation import check_is_fitted
-    check_is_fitted(est)
-    net = est.net_
-    if hasattr(est, "classes_"):
-        multilabel = est._label_binarizer.y_type_ == "multilabel-indicator"
-        classes = (None if multilabel or class_indices
-                   else _label_tensor(est.classes_, len(est.classes_)))
-        return _Plan(net.architecture, net.parameters, classes, sklearn_proba=True,
-                     flat_predictions=False)
-    return _Plan(net.architecture, net.parameters, None, sklearn_proba=False,
-                 flat_predictions=est._y_is_1d)
-
-
-class _Plan:
+class Plan:
     """What to emit: the network, and how its output becomes the model's outputs.
 
     ``sklearn_proba``: one sigmoid unit gives ``[1 - p, p]`` (scikit-learn's
@@ -329,25 +320,32 @@ class _Plan:
             g.node("Concat", [q, P], "probabilities", proba_out, axis=1)
 
 
-def _plan(model, classes):
-    from .network import DeepNet
-    if isinstance(model, DeepNet):
-        return _net_outputs(model, classes)
-    estimators = _estimator_types()
-    if estimators and isinstance(model, estimators):
-        if classes is not None:
-            raise ValueError("classes is for a DeepNet; an estimator exports its classes_")
-        return _estimator_outputs(model)
+# Model type -> plan(model, classes, class_indices): each model's module
+# registers its own (deepnet_fast.network the DeepNet, deepnet_fast.estimators
+# the estimators), so that this module imports none of them.
+_PLANS = {}
+
+
+def register(model_type, plan):
+    """Make :func:`to_onnx` export ``model_type``.
+
+    Parameters
+    ----------
+    model_type : type
+    plan : callable
+        ``plan(model, classes, class_indices)`` returns the :class:`Plan` of a
+        model of that type: ``classes`` is :func:`to_onnx`'s argument (None when
+        not given), ``class_indices`` skl2onnx's ``nocl`` option.
+    """
+    _PLANS[model_type] = plan
+
+
+def _plan(model, classes, class_indices=False):
+    for model_type, plan in _PLANS.items():
+        if isinstance(model, model_type):
+            return plan(model, classes, class_indices)
     raise TypeError(f"to_onnx exports a DeepNet, DeepNetClassifier or DeepNetRegressor; got "
                     f"{type(model).__name__}")
-
-
-def _estimator_types():
-    # An estimator exists only once its module is imported: look there rather
-    # than import scikit-learn to export a DeepNet.
-    import sys
-    est = sys.modules.get(__package__ + ".estimators")
-    return (est.DeepNetClassifier, est.DeepNetRegressor) if est else ()
 
 
 # ---------------------------------------------------------------- public API
@@ -419,7 +417,7 @@ def to_onnx(model, path=None, *, classes=None):
 # ---------------------------------------------------------------- skl2onnx
 
 
-def _skl2onnx_shapes(operator):
+def skl2onnx_shapes(operator):
     """skl2onnx shape calculator: the outputs' types from the fitted estimator."""
     from skl2onnx.common.data_types import (
         DoubleTensorType,
@@ -427,7 +425,7 @@ def _skl2onnx_shapes(operator):
         Int64TensorType,
         StringTensorType,
     )
-    plan = _estimator_outputs(operator.raw_operator, _nocl(operator.scope_inst, operator))
+    plan = _plan(operator.raw_operator, None, _nocl(operator.scope_inst, operator))
     N = operator.inputs[0].get_first_dimension()
     tensor = FloatTensorType if plan.architecture.dtype == np.float32 else DoubleTensorType
     if plan.classifies:
@@ -438,14 +436,14 @@ def _skl2onnx_shapes(operator):
         operator.outputs[0].type = tensor([N] if plan.flat_predictions else [N, plan.n_units])
 
 
-def _skl2onnx_convert(scope, operator, container):
+def skl2onnx_convert(scope, operator, container):
     """skl2onnx converter: the same graph as :func:`to_onnx`, in the container."""
     from onnx.helper import np_dtype_to_tensor_dtype
     from skl2onnx.common.data_types import guess_numpy_type
     if container.target_opset < OPSET:
         raise RuntimeError(f"deepnet_fast's ONNX graphs need opset >= {OPSET}; "
                            f"target_opset is {container.target_opset}")
-    plan = _estimator_outputs(operator.raw_operator, _nocl(scope, operator))
+    plan = _plan(operator.raw_operator, None, _nocl(scope, operator))
     g = _ContainerGraph(scope, container)
     X = operator.inputs[0].full_name
     dtype = plan.architecture.dtype
@@ -459,31 +457,3 @@ def _nocl(scope, operator):
     if not hasattr(operator.raw_operator, "classes_"):
         return False
     return bool(scope.get_options(operator.raw_operator, dict(nocl=False))["nocl"])
-
-
-def register_skl2onnx():
-    """Register converters for :class:`~deepnet_fast.DeepNetClassifier` and
-    :class:`~deepnet_fast.DeepNetRegressor` with skl2onnx, so that
-    ``skl2onnx.to_onnx`` converts pipelines that contain them.
-
-    Call once before converting (calling again is harmless). The classifier
-    accepts skl2onnx's options ``zipmap`` (``True``, ``False``, ``"columns"``)
-    and ``nocl`` (``True``: class indices for labels).
-
-    Raises
-    ------
-    ImportError
-        When skl2onnx is missing.
-    """
-    try:
-        from skl2onnx import update_registered_converter
-    except ImportError as exc:
-        raise ImportError(f"register_skl2onnx needs skl2onnx: pip install skl2onnx "
-                          f"(and {_EXTRA})") from exc
-    from .estimators import DeepNetClassifier, DeepNetRegressor
-    update_registered_converter(DeepNetClassifier, "DeepNetFastDeepNetClassifier",
-                                _skl2onnx_shapes, _skl2onnx_convert,
-                                options={"zipmap": [True, False, "columns"],
-                                         "nocl": [False, True]})
-    update_registered_converter(DeepNetRegressor, "DeepNetFastDeepNetRegressor",
-                                _skl2onnx_shapes, _skl2onnx_convert)

@@ -480,7 +480,7 @@ def test_compile_beside_only_when_it_saves_a_compile(beside, monkeypatch):
     monkeypatch.setenv(compilation.BESIDE_VARIABLE, "0")
     assert not starts(_fit_session())
     monkeypatch.setenv(compilation.BESIDE_VARIABLE, "1")
-    monkeypatch.setattr(compilation, "_cached", lambda: False)   # nothing to share
+    monkeypatch.setattr(compilation, "cache_writable", lambda: False)   # nothing to share
     assert not starts(_fit_session())
     assert len(_FakeHelper.started) == 2
 
@@ -579,7 +579,7 @@ def test_a_helper_of_another_process_is_waited_for_not_doubled(beside, monkeypat
     monkeypatch.setattr(compilation, "MISSING_TTL", 0.0)
     session = _fit_session("float64")
     arch, n = session.arch, session.runner.X.shape[0]
-    with compilation._helper_lock("float64"):    # as the helper of another process holds it
+    with compilation.helper_lock("float64"):    # as the helper of another process holds it
         assert compilation.compile_beside(session) is None
         assert _FakeHelper.started == []
         [other] = compilation.helpers()
@@ -604,15 +604,17 @@ def test_a_helper_of_another_process_is_waited_for_not_doubled(beside, monkeypat
 
 def test_the_compile_command_holds_the_lock_while_it_compiles(monkeypatch, tmp_path):
     import io
+
+    from deepnet_fast import ahead
     monkeypatch.setattr(compilation, "_lock_path", lambda dtype: str(tmp_path / f"{dtype}.lock"))
     seen = []
 
     def steps(dtype, threaded):
         return [("prediction", 1, lambda: seen.append(compilation._OtherHelper.find(dtype)))]
 
-    monkeypatch.setattr(compilation, "_steps", steps)
-    monkeypatch.setattr(compilation, "_misses", lambda kind: 0)
-    compilation.compile_ahead(["float32"], threaded=False, out=io.StringIO())
+    monkeypatch.setattr(ahead, "_steps", steps)
+    monkeypatch.setattr(compilation, "compile_count", lambda kind: 0)
+    ahead.compile_ahead(["float32"], threaded=False, out=io.StringIO())
     [other] = seen
     assert other is not None and other.pid == os.getpid()
     assert compilation._OtherHelper.find("float32") is None      # released after
@@ -722,7 +724,7 @@ LEAVES_THEN_FIT = """
     net = dn.DeepNet([5, 4, 3], "relu", "softmax", seed=0, dtype="float32")
     net.fit(X, np.argmax(X[:, :3], axis=1), epochs=2, batch_size=20, verbose=0, keep_prob=0.9)
     print(sum(training.train_epoch.stats.cache_misses.values()))
-    for dispatcher, _ in compilation._training_leaves("float32"):
+    for dispatcher, _ in compilation.training_leaves("float32"):
         print(dispatcher.__name__, sum(dispatcher.stats.cache_hits.values()),
               sum(dispatcher.stats.cache_misses.values()))
 """
@@ -742,7 +744,7 @@ def test_training_leaves_are_the_ones_the_training_kernel_compiles(tmp_path):
     lines = fit.stdout.splitlines()
     assert lines[0] == "1"                               # the kernel itself compiled
     counts = {name: (int(hits), int(misses)) for name, hits, misses in map(str.split, lines[1:])}
-    assert len(counts) == len(compilation._training_leaves("float32"))
+    assert len(counts) == len(compilation.training_leaves("float32"))
     assert all(hits >= 1 and misses == 0 for hits, misses in counts.values()), counts
 
 

@@ -307,7 +307,8 @@ def test_import_deepnet_fast_does_not_import_onnx():
 @pytest.fixture(scope="module")
 def skl2onnx():
     skl2onnx = pytest.importorskip("skl2onnx")
-    onnx_export.register_skl2onnx()
+    from deepnet_fast.estimators import register_skl2onnx
+    register_skl2onnx()
     return skl2onnx
 
 
