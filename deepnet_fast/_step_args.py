@@ -18,7 +18,6 @@ import numpy as np
 
 from ._validation import (
     FLOAT_DTYPES,
-    _shown,
     as_float_array,
     check_activations,
     check_choice,
@@ -29,6 +28,7 @@ from ._validation import (
     check_step,
     parameter_layer,
     same_dtype,
+    shown,
 )
 from .layer_cache import LayerCache
 from .registry import ACTIVATIONS, OPTIMIZERS, OUTPUT_HEADS
@@ -68,16 +68,16 @@ def _parameter_dict(parameters, name="parameters", floats_only=False):
         for key, a in parameters.items():
             if parameter_layer(key) is None:
                 continue  # check_parameters refuses the key
-            shown = f"{name}[{key!r}]"
+            entry = f"{name}[{key!r}]"
             if not isinstance(a, np.ndarray) or isinstance(a, np.ma.MaskedArray):
-                raise TypeError(f"{shown} must be a numpy array; got {_shown(a)}")
+                raise TypeError(f"{entry} must be a numpy array; got {shown(a)}")
             if floats_only and a.dtype not in FLOAT_DTYPES:
                 raise TypeError(
-                    f"{shown} must be a float32 or float64 array (the update keeps its dtype); "
+                    f"{entry} must be a float32 or float64 array (the update keeps its dtype); "
                     f"got dtype {a.dtype}"
                 )
             if a.dtype.kind not in "fiub":
-                raise TypeError(f"{shown} must be a numeric array; got dtype {a.dtype}")
+                raise TypeError(f"{entry} must be a numeric array; got dtype {a.dtype}")
     L = check_parameters(parameters, name=name)
     for l in range(1, L + 1):
         _nonempty(parameters[f"W{l}"], f"{name}['W{l}']")
@@ -195,7 +195,7 @@ def _per_parameter(arrays, name, parameters, L, what):
     shape and dtype of the matching parameter."""
     if not isinstance(arrays, dict):
         raise TypeError(
-            f"{name} must be a dict of {what} with keys 'dW1', 'db1', ...; got {_shown(arrays)}"
+            f"{name} must be a dict of {what} with keys 'dW1', 'db1', ...; got {shown(arrays)}"
         )
     out = dict(arrays)
     for l in range(1, L + 1):

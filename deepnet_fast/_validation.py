@@ -13,7 +13,9 @@ import numpy as np
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _shown(value, limit=60):
+def shown(value, limit=60):
+    """``repr(value)`` cut to ``limit`` characters (ending in "...") for an
+    error message's "got ..."."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -21,7 +23,7 @@ def _shown(value, limit=60):
 def check_choice(value, name, choices):
     """Return ``value`` if it is one of ``choices``, else raise listing them."""
     if not isinstance(value, str):
-        raise TypeError(f"{name} must be a string, one of {list(choices)}; got {_shown(value)}")
+        raise TypeError(f"{name} must be a string, one of {list(choices)}; got {shown(value)}")
     if value not in choices:
         raise ValueError(f"{name} must be one of {list(choices)}; got {value!r}")
     return value
@@ -31,7 +33,7 @@ def check_activations(activations, n_layers, choices, name="activations"):
     """A sequence of ``n_layers`` activation names."""
     if isinstance(activations, str) or not hasattr(activations, "__len__"):
         raise TypeError(
-            f"{name} must be a sequence of {n_layers} activation names; got {_shown(activations)}"
+            f"{name} must be a sequence of {n_layers} activation names; got {shown(activations)}"
         )
     if len(activations) != n_layers:
         raise ValueError(
@@ -44,7 +46,7 @@ def check_activations(activations, n_layers, choices, name="activations"):
 
 def check_positive_int(value, name, minimum=1):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer >= {minimum}; got {_shown(value)}")
+        raise TypeError(f"{name} must be an integer >= {minimum}; got {shown(value)}")
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}; got {value}")
     return int(value)
@@ -66,15 +68,15 @@ def check_step(t, name="t", minimum=1):
 def check_layer_dims(layer_dims, name="layer_dims"):
     """``[n0, n1, ..., nL]`` with at least one layer and positive integer sizes."""
     if isinstance(layer_dims, (str, bytes)) or not hasattr(layer_dims, "__len__"):
-        raise TypeError(f"{name} must be a sequence of positive integers; got {_shown(layer_dims)}")
+        raise TypeError(f"{name} must be a sequence of positive integers; got {shown(layer_dims)}")
     dims = list(layer_dims)
     if len(dims) < 2:
         raise ValueError(
-            f"{name} must list the input size and at least one layer size; got {_shown(layer_dims)}"
+            f"{name} must list the input size and at least one layer size; got {shown(layer_dims)}"
         )
     for i, n in enumerate(dims):
         if isinstance(n, (bool, np.bool_)) or not isinstance(n, numbers.Integral):
-            raise TypeError(f"{name}[{i}] must be a positive integer; got {_shown(n)}")
+            raise TypeError(f"{name}[{i}] must be a positive integer; got {shown(n)}")
         if n < 1:
             raise ValueError(f"{name}[{i}] must be a positive integer; got {n}")
     return [int(n) for n in dims]
@@ -83,7 +85,7 @@ def check_layer_dims(layer_dims, name="layer_dims"):
 def check_real(value, name, *, low=None, high=None, low_open=False, high_open=False):
     """A finite real number within the given bounds."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number; got {_shown(value)}")
+        raise TypeError(f"{name} must be a real number; got {shown(value)}")
     value = float(value)
     bounds = []
     if low is not None:
@@ -104,9 +106,9 @@ def check_dtype(dtype, name="dtype"):
     try:
         dt = np.dtype(dtype)
     except TypeError:
-        raise TypeError(f"{name} must be 'float32' or 'float64'; got {_shown(dtype)}") from None
+        raise TypeError(f"{name} must be 'float32' or 'float64'; got {shown(dtype)}") from None
     if dt not in FLOAT_DTYPES:
-        raise ValueError(f"{name} must be 'float32' or 'float64'; got {_shown(dtype)}")
+        raise ValueError(f"{name} must be 'float32' or 'float64'; got {shown(dtype)}")
     return dt
 
 
@@ -178,8 +180,8 @@ def same_dtype(arrays_by_name):
 def check_shape(arr, name, expected):
     """``expected`` is a tuple where ``None`` accepts any size."""
     if arr.ndim != len(expected) or any(e is not None and e != s for e, s in zip(expected, arr.shape)):
-        shown = tuple("any" if e is None else e for e in expected)
-        raise ValueError(f"{name} must have shape {shown}; got {arr.shape}")
+        wanted = tuple("any" if e is None else e for e in expected)
+        raise ValueError(f"{name} must have shape {wanted}; got {arr.shape}")
     return arr
 
 
@@ -199,7 +201,7 @@ def parameter_layer(key):
 def check_parameters(parameters, n_layers=None, name="parameters"):
     """A dict ``W1, b1, ..., WL, bL`` with consistent shapes; returns L."""
     if not isinstance(parameters, dict):
-        raise TypeError(f"{name} must be a dict with keys 'W1', 'b1', ...; got {_shown(parameters)}")
+        raise TypeError(f"{name} must be a dict with keys 'W1', 'b1', ...; got {shown(parameters)}")
     for key in parameters:
         if parameter_layer(key) is None:
             raise ValueError(f"{name} has the key {key!r}; expected only 'W1', 'b1', ..., "

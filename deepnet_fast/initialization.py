@@ -5,7 +5,7 @@ import warnings
 
 import numpy as np
 
-from ._validation import _shown, check_dtype, check_layer_dims
+from ._validation import check_dtype, check_layer_dims, shown
 from .registry import INITIALIZERS
 
 SEED_LIMIT = 2**63
@@ -18,7 +18,7 @@ def check_seed(seed, name="seed"):
     if seed is None:
         return None
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"{name} must be an integer in [0, 2**63) or None; got {_shown(seed)}")
+        raise TypeError(f"{name} must be an integer in [0, 2**63) or None; got {shown(seed)}")
     if not 0 <= seed < SEED_LIMIT:
         raise ValueError(f"{name} must be an integer in [0, 2**63) or None; got {seed}")
     return int(seed)
@@ -85,7 +85,7 @@ def initialize_parameters(layer_dims, init="he", seed=None, dtype=np.float64, *,
             _warn_symmetric_units(params, L)
         return params
     if not isinstance(init, str):
-        raise TypeError(f"init must be one of {list(INITIALIZERS)} or a dict of arrays; got {_shown(init)}")
+        raise TypeError(f"init must be one of {list(INITIALIZERS)} or a dict of arrays; got {shown(init)}")
     if init not in INITIALIZERS:
         raise ValueError(f"init must be one of {list(INITIALIZERS)} or a dict of arrays; got {init!r}")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(check_seed(seed))
@@ -121,8 +121,9 @@ def _warn_symmetric_units(params, L):
     for l in range(1, L):
         groups = symmetric_units(params, l)
         if groups:
-            shown = ", ".join(str(g[:4].tolist()) + ("..." if len(g) > 4 else "") for g in groups[:3])
-            warnings.warn(f"init: units {shown} of hidden layer {l} start identical (same "
+            units = ", ".join(str(g[:4].tolist()) + ("..." if len(g) > 4 else "")
+                              for g in groups[:3])
+            warnings.warn(f"init: units {units} of hidden layer {l} start identical (same "
                           "incoming weights, bias and outgoing weights); gradient descent keeps "
                           "them identical, so the layer learns as if it had fewer units. Draw "
                           "random weights (e.g. init='he') to break the symmetry.",

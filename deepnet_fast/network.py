@@ -16,13 +16,13 @@ from . import onnx_export
 from . import params as flat
 from . import reference as R
 from ._validation import (
-    _shown,
     check_choice,
     check_dtype,
     check_layer_dims,
     check_real,
     check_sample_weight,
     check_weight_range,
+    shown,
 )
 from .architecture import Architecture
 from .callbacks import check_callbacks
@@ -515,7 +515,7 @@ def _hidden_activations(hidden_activation, n_layers):
         return (check_choice(hidden_activation, "hidden_activation", HIDDEN_ACTIVATIONS),) * (n_layers - 1)
     if not isinstance(hidden_activation, (list, tuple)):
         raise TypeError(f"hidden_activation must be a name from {list(HIDDEN_ACTIVATIONS)} or a "
-                        f"list of {n_layers - 1} such names; got {_shown(hidden_activation)}")
+                        f"list of {n_layers - 1} such names; got {shown(hidden_activation)}")
     hidden = tuple(hidden_activation)
     if len(hidden) != n_layers - 1:
         raise ValueError(f"hidden_activation must be one name or {n_layers - 1} names (one per "
