@@ -51,55 +51,65 @@ def sigmoid(Z, negative_slope=None):
 
 
 def sigmoid_backward(dA, Z, negative_slope=None):
+    """dZ = dA σ(z) (1 - σ(z))."""
     s = sigmoid(Z)
     return dA * s * (1 - s)
 
 
 def tanh(Z, negative_slope=None):
+    """tanh(z) = (e^z - e^-z) / (e^z + e^-z)."""
     return np.tanh(Z)
 
 
 def tanh_backward(dA, Z, negative_slope=None):
-    """tanh'(z) = 1 - tanh²(z) = sech²(z), as 4e / (1 + e)² with e = e^-2|z|:
-    1 - tanh² itself cancels as tanh nears ±1 (1e-3 relative in float32 at
-    |z| ~ 5 for a tanh a few ulp off)."""
+    """dZ = dA tanh'(z), with tanh'(z) = 1 - tanh²(z) = sech²(z) computed as
+    4e / (1 + e)², e = e^-2|z|: 1 - tanh² itself cancels as tanh nears ±1
+    (1e-3 relative in float32 at |z| ~ 5 for a tanh a few ulp off)."""
     e = np.exp(-2 * np.abs(Z))
     return dA * (4 * e / ((1 + e) * (1 + e)))
 
 
 def relu(Z, negative_slope=None):
+    """relu(z) = max(z, 0)."""
     return np.maximum(Z, 0)
 
 
 def relu_backward(dA, Z, negative_slope=None):
+    """dZ = dA [z > 0] (the derivative at 0 taken as 0)."""
     return np.where(Z > 0, dA, 0).astype(dA.dtype, copy=False)
 
 
 def leaky_relu(Z, negative_slope=0.01):
+    """leaky_relu(z) = z if z > 0 else negative_slope · z."""
     return np.where(Z > 0, Z, negative_slope * Z).astype(Z.dtype, copy=False)
 
 
 def leaky_relu_backward(dA, Z, negative_slope=0.01):
+    """dZ = dA if z > 0 else negative_slope · dA."""
     return np.where(Z > 0, dA, negative_slope * dA).astype(dA.dtype, copy=False)
 
 
 def softmax(Z, negative_slope=None):
-    """Column-wise softmax; subtracting the column maximum prevents overflow."""
+    """softmax(z)_i = e^z_i / Σ_k e^z_k over each column; subtracting the
+    column maximum first prevents overflow."""
     e = np.exp(Z - Z.max(axis=0, keepdims=True))
     return e / e.sum(axis=0, keepdims=True)
 
 
 def softmax_backward(dA, Z, negative_slope=None):
-    """Jacobian-vector product of the column-wise softmax: s * (dA - Σ dA·s)."""
+    """Jacobian-vector product of the column-wise softmax: dZ = s (dA - Σ_k dA_k s_k)
+    with s = softmax(z)."""
     s = softmax(Z)
     return s * (dA - (dA * s).sum(axis=0, keepdims=True))
 
 
 def identity(Z, negative_slope=None):
+    """identity(z) = z (a copy, so the caller never aliases Z)."""
     return Z.copy()
 
 
 def identity_backward(dA, Z, negative_slope=None):
+    """dZ = dA (a copy)."""
     return dA.copy()
 
 
@@ -134,13 +144,43 @@ def linear_forward(A_prev, W, b):
 
 
 def activation_forward(Z, activation, *, negative_slope=0.01):
-    """A = g(Z) for the named activation (softmax works column by column)."""
+    """A = g(Z) for the named activation (softmax works column by column).
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n[l], m), float32 or float64
+    activation : {"sigmoid", "tanh", "relu", "leaky_relu", "softmax", "identity"}
+    negative_slope : float >= 0, default=0.01
+        Slope of leaky ReLU for z <= 0 (other activations ignore it).
+
+    Returns
+    -------
+    A : ndarray of shape (n[l], m), dtype of Z
+    """
     Z, slope = prepare_activation(Z, activation, negative_slope)
     return ACTIVATIONS[activation](Z, slope)
 
 
 def linear_activation_forward(A_prev, W, b, activation, *, negative_slope=0.01):
-    """One layer: ``Z = W A_prev + b``, ``A = g(Z)``; returns ``(A, LayerCache)``."""
+    """One layer: ``Z = W A_prev + b``, ``A = g(Z)``.
+
+    Parameters
+    ----------
+    A_prev : ndarray of shape (n[l-1], m)
+    W : ndarray of shape (n[l], n[l-1]), float32 or float64
+    b : ndarray of shape (n[l], 1)
+    activation : str
+        A name of :data:`deepnet_fast.registry.ACTIVATIONS`.
+    negative_slope : float >= 0, default=0.01
+        Slope of leaky ReLU for z <= 0.
+
+    Returns
+    -------
+    A : ndarray of shape (n[l], m), dtype of W
+    cache : LayerCache
+        ``(A_prev, W, b, Z)`` for :func:`linear_activation_backward`, the
+        arrays in W's dtype.
+    """
     A_prev, W, b, slope = prepare_linear_activation_forward(A_prev, W, b, activation,
                                                             negative_slope)
     Z = W @ A_prev + b
@@ -211,8 +251,27 @@ def compute_cost(AL, Y, activation="sigmoid", *, sample_weight=None):
 
 
 def cost_gradient(AL, Y, activation="sigmoid", *, sample_weight=None):
-    """dA[L] = ∂cost/∂AL times m (the 1/m is applied in ``linear_backward``);
-    with ``sample_weight``, column j is scaled by ``m w_j / Σ w``."""
+    """dA[L] = ∂cost/∂AL times m (the 1/m is applied in ``linear_backward``).
+
+    sigmoid → ``-(Y / AL - (1-Y) / (1-AL))``; softmax → ``-Y / AL`` (AL and
+    1 - AL clipped at the smallest normal number); identity and relu →
+    ``AL - Y``. With ``sample_weight``, column j is scaled by ``m w_j / Σ w``.
+
+    Parameters
+    ----------
+    AL : ndarray of shape (nL, m), float32 or float64
+        Output activations.
+    Y : ndarray of shape (nL, m)
+        Targets (finite), converted to AL's dtype.
+    activation : {"sigmoid", "softmax", "identity", "relu"}, default="sigmoid"
+        The output activation, which implies the loss.
+    sample_weight : ndarray of shape (m,), optional
+        Non-negative weights, not all zero.
+
+    Returns
+    -------
+    dA : ndarray of shape (nL, m), dtype of AL
+    """
     AL, Y = prepare_cost(AL, Y, activation)
     w = check_sample_weight(sample_weight, AL.shape[1], AL.dtype)
     tiny = np.finfo(AL.dtype).tiny
@@ -251,13 +310,43 @@ def linear_backward(dZ, A_prev, W):
 
 
 def activation_backward(dA, Z, activation, *, negative_slope=0.01):
-    """dZ = dA * g'(Z) (for softmax, the Jacobian-vector product per column)."""
+    """dZ = dA * g'(Z) (for softmax, the Jacobian-vector product per column).
+
+    Parameters
+    ----------
+    dA : ndarray of shape (n[l], m)
+        Gradient of the cost with respect to A = g(Z), converted to Z's dtype.
+    Z : ndarray of shape (n[l], m), float32 or float64
+    activation : {"sigmoid", "tanh", "relu", "leaky_relu", "softmax", "identity"}
+    negative_slope : float >= 0, default=0.01
+
+    Returns
+    -------
+    dZ : ndarray of shape (n[l], m), dtype of Z
+    """
     dA, Z, slope = prepare_activation_backward(dA, Z, activation, negative_slope)
     return DERIVATIVES[activation](dA, Z, slope)
 
 
 def linear_activation_backward(dA, cache, activation, *, negative_slope=0.01):
-    """One layer backwards: returns ``(dA_prev, dW, db)``."""
+    """One layer backwards: ``dZ = dA * g'(Z)``, then :func:`linear_backward`.
+
+    Parameters
+    ----------
+    dA : ndarray of shape (n[l], m)
+    cache : LayerCache
+        ``(A_prev, W, b, Z)`` of the layer, from :func:`linear_activation_forward`.
+    activation : str
+        The layer's activation (a name of :data:`deepnet_fast.registry.ACTIVATIONS`).
+    negative_slope : float >= 0, default=0.01
+
+    Returns
+    -------
+    dA_prev : ndarray of shape (n[l-1], m)
+    dW : ndarray of shape (n[l], n[l-1])
+    db : ndarray of shape (n[l], 1)
+        All in the dtype of the cache's W.
+    """
     A_prev, W, b, Z = prepare_cache(cache)
     dZ = activation_backward(dA, Z, activation, negative_slope=negative_slope)
     return linear_backward(dZ, A_prev, W)
@@ -291,7 +380,22 @@ def backward(AL, Y, caches, activations, *, negative_slope=0.01, sample_weight=N
 
 
 def update_parameters(parameters, grads, learning_rate):
-    """Gradient descent ``W -= α dW``, ``b -= α db``; returns a new dict."""
+    """Gradient descent ``W -= α dW``, ``b -= α db``.
+
+    Parameters
+    ----------
+    parameters : dict
+        ``W1, b1, ..., WL, bL``: float32 or float64 arrays.
+    grads : dict
+        ``dW1, db1, ..., dWL, dbL`` shaped like the parameters (other keys,
+        such as ``dA0``, are ignored).
+    learning_rate : float > 0
+
+    Returns
+    -------
+    dict
+        New parameters, each in its input's dtype; the inputs are not modified.
+    """
     L, lr, grads = prepare_update(parameters, grads, learning_rate)
     new = dict(parameters)
     for l in range(1, L + 1):
@@ -302,7 +406,22 @@ def update_parameters(parameters, grads, learning_rate):
 
 
 def l2_cost(parameters, l2, m):
-    """The L2 penalty ``λ/(2m) Σ_l ‖W[l]‖²`` added to the cost."""
+    """The L2 penalty ``λ/(2m) Σ_l ‖W[l]‖²`` added to the cost.
+
+    Parameters
+    ----------
+    parameters : dict
+        ``W1, b1, ..., WL, bL`` (the biases are not penalised).
+    l2 : float >= 0
+        λ.
+    m : int >= 1
+        The number of examples the cost averages over.
+
+    Returns
+    -------
+    float
+        Summed in float64, whatever the parameters' dtype.
+    """
     L = prepare_l2(parameters, l2, m)
     return float(l2 / (2 * m) * sum(np.sum(np.square(parameters[f"W{l}"], dtype=np.float64))
                                     for l in range(1, L + 1)))
