@@ -62,7 +62,8 @@ def initialize_parameters(layer_dims, init="he", seed=None, dtype=np.float64, *,
         Warn when a dict ``init`` makes hidden units identical (see
         :func:`symmetric_units`).
     name : str, default="init"
-        What error messages call a dict ``init`` (a caller's own argument).
+        What error messages and the symmetric-units warning call a dict
+        ``init`` (a caller's own argument, such as ``parameters``).
 
     Returns
     -------
@@ -82,7 +83,7 @@ def initialize_parameters(layer_dims, init="he", seed=None, dtype=np.float64, *,
             params[f"W{l}"] = _init_array(init[f"W{l}"], f"W{l}", (dims[l], dims[l - 1]), dt, name)
             params[f"b{l}"] = _init_array(init[f"b{l}"], f"b{l}", (dims[l], 1), dt, name)
         if warn_symmetric:
-            _warn_symmetric_units(params, L)
+            _warn_symmetric_units(params, L, name)
         return params
     if not isinstance(init, str):
         raise TypeError(f"init must be one of {list(INITIALIZERS)} or a dict of arrays; got {shown(init)}")
@@ -117,17 +118,20 @@ def symmetric_units(parameters, layer):
     return [np.flatnonzero(inverse.ravel() == g) for g in np.flatnonzero(counts > 1)]
 
 
-def _warn_symmetric_units(params, L):
+def _warn_symmetric_units(params, L, name="init"):
+    """Warn, naming the argument ``name`` that gave ``params``, of each hidden
+    layer whose units start identical."""
     for l in range(1, L):
         groups = symmetric_units(params, l)
         if groups:
             units = ", ".join(str(g[:4].tolist()) + ("..." if len(g) > 4 else "")
                               for g in groups[:3])
-            warnings.warn(f"init: units {units} of hidden layer {l} start identical (same "
+            remedy = ("Draw random weights (e.g. init='he')" if name == "init"
+                      else "Pass random weights (such as init='he' draws)")
+            warnings.warn(f"{name}: units {units} of hidden layer {l} start identical (same "
                           "incoming weights, bias and outgoing weights); gradient descent keeps "
-                          "them identical, so the layer learns as if it had fewer units. Draw "
-                          "random weights (e.g. init='he') to break the symmetry.",
-                          UserWarning, stacklevel=3)
+                          "them identical, so the layer learns as if it had fewer units. "
+                          f"{remedy} to break the symmetry.", UserWarning, stacklevel=3)
 
 
 def initialize_optimizer_state(parameters):

@@ -33,6 +33,16 @@ def test_identical_units_warn_and_stay_identical(backend):
     assert not np.allclose(P["W1"][1], P["W1"][0])      # the third unit learned its own
 
 
+def test_identical_units_warning_names_the_argument_that_set_them():
+    net = dn.DeepNet([4, 3, 1], "tanh", seed=0)
+    with pytest.warns(UserWarning, match=r"^parameters: units \[0, 2\] of hidden layer 1 "
+                                         r"start identical.* Pass random weights") as record:
+        net.set_parameters(_symmetric_init(np.random.default_rng(0)))
+    assert not any(str(w.message).startswith("init:") for w in record)
+    with pytest.warns(UserWarning, match=r"^init: units .* Draw random weights \(e.g. init='he'\)"):
+        dn.DeepNet([4, 3, 1], "tanh", init=_symmetric_init(np.random.default_rng(0)))
+
+
 def test_all_zero_weights_make_every_hidden_unit_the_same():
     zeros = {"W1": np.zeros((5, 2)), "b1": np.zeros((5, 1)),
              "W2": np.zeros((1, 5)), "b2": np.zeros((1, 1))}
