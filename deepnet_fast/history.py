@@ -68,12 +68,6 @@ class History:
             if value is not None:
                 self.metrics.setdefault(name, []).append(float(value))
 
-    def _truncate(self, n):
-        """Keep the first ``n`` epochs (after an interrupted epoch)."""
-        del self.cost[n:], self.learning_rate[n:], self.time[n:], self.val_cost[n:]
-        for values in self.metrics.values():
-            del values[n:]
-
     def extend(self, other):
         """Append the epochs of another History (continued training)."""
         self.cost += other.cost

@@ -183,7 +183,7 @@ def _check_description(meta):
     }
 
 
-def _check_training(training, description):
+def _check_training(training):
     """The JSON part of a training state, checked and normalised (ValueError)."""
     if not isinstance(training, dict):
         raise ValueError(f"the training state must be a dict; got {type(training).__name__}")
@@ -279,7 +279,7 @@ def write_model(path, meta, arrays, training=None):
         params[name] = np.ascontiguousarray(arr)
     header = {"format": FORMAT, "version": VERSION, **description}
     if training is not None:
-        header["training"] = _check_training(training, description)
+        header["training"] = _check_training(training)
         for name in _MOMENTS:
             moment = np.ascontiguousarray(np.asarray(training[name]))
             _check_moment(moment, name, description, ValueError)
@@ -573,7 +573,7 @@ def _read_meta(zf, info):
         if training is not None:
             if version < 2:
                 raise ValueError("a version 1 file cannot hold a training state")
-            training = _check_training(training, description)
+            training = _check_training(training)
         description["training"] = training
     except ValueError as exc:
         raise ModelFileError(f"has invalid metadata: {exc}") from None
