@@ -58,7 +58,24 @@ class History:
         last = f", last cost {self.cost[-1]:.6g}" if self.cost else ""
         return f"History({len(self)} epochs{last})"
 
-    def _append(self, cost, lr, seconds, val_cost=None, **metrics):
+    def append_epoch(self, cost, lr, seconds, val_cost=None, **metrics):
+        """Record one epoch at the end of the history.
+
+        Parameters
+        ----------
+        cost : float
+            The epoch's training cost.
+        lr : float
+            The learning rate the epoch used.
+        seconds : float
+            The epoch's wall time.
+        val_cost : float or None, default=None
+            The validation cost after the epoch; None without validation data
+            (nothing is recorded).
+        **metrics : float or None
+            Scores by name (``accuracy=...``, ``val_r2=...``); those that are
+            None are not recorded.
+        """
         self.cost.append(float(cost))
         self.learning_rate.append(float(lr))
         self.time.append(float(seconds))

@@ -264,8 +264,8 @@ class TrainingSession:
         logs = {"cost": cost, name: score, "learning_rate": rates[0],
                 "time": time.perf_counter() - start, "val_cost": val_cost,
                 f"val_{name}": val_score}
-        self.history._append(cost, rates[0], logs["time"], val_cost,
-                             **{name: score, f"val_{name}": val_score})
+        self.history.append_epoch(cost, rates[0], logs["time"], val_cost,
+                                  **{name: score, f"val_{name}": val_score})
         self._last = state.snapshot(self._last)
         progress.update(step, cost, val_cost, self.runner.label(step, self.epoch - 1))
         stop = False

@@ -402,3 +402,14 @@ def test_training_score_is_weighted_like_the_cost():
     b = dn.DeepNet([5, 6, 3], "relu", "softmax", seed=0).fit(
         np.repeat(X, w, axis=0), np.repeat(y, w), epochs=3, verbose=0)
     np.testing.assert_allclose(a.metrics["accuracy"], b.metrics["accuracy"], rtol=1e-12)
+
+
+def test_history_append_epoch_records_what_is_given():
+    from deepnet_fast.history import History
+    h = History()
+    h.append_epoch(np.float32(0.5), 0.1, 0.01, accuracy=0.8, val_accuracy=None)
+    h.append_epoch(0.25, 0.05, 0.02, val_cost=0.3, accuracy=0.9, val_accuracy=0.7)
+    assert h.cost == [0.5, 0.25] and type(h.cost[0]) is float
+    assert h.learning_rate == [0.1, 0.05] and h.time == [0.01, 0.02]
+    assert h.val_cost == [0.3]
+    assert h.metrics == {"accuracy": [0.8, 0.9], "val_accuracy": [0.7]}
