@@ -66,6 +66,7 @@ import numpy as np
 
 from ._validation import MAX_STEPS
 from .exceptions import ModelFileError
+from .initialization import check_seed
 
 FORMAT = "deepnet_fast.model"
 VERSION = 2
@@ -169,17 +170,17 @@ def _check_description(meta):
     if (not isinstance(slope, (int, float, np.integer, np.floating)) or isinstance(slope, bool)
             or not _finite(slope) or slope < 0):
         raise ValueError(f"negative_slope must be a finite number >= 0; got {_short(slope)}")
-    seed = meta["seed"]
-    # The seed feeds int64 kernels (dropout) and default_rng: [0, 2**63).
-    if seed is not None and not (_is_int(seed) and 0 <= seed < 2**63):
-        raise ValueError(f"seed must be None or an integer in [0, 2**63); got {_short(seed)}")
+    try:
+        seed = check_seed(meta["seed"])
+    except TypeError as exc:      # every fault of the metadata is a ValueError
+        raise ValueError(str(exc)) from None
     return {
         "layer_dims": [int(n) for n in dims],
         "hidden_activation": hidden if isinstance(hidden, str) else list(hidden),
         "output_activation": meta["output_activation"],
         "dtype": meta["dtype"],
         "negative_slope": float(slope),
-        "seed": None if seed is None else int(seed),
+        "seed": seed,
     }
 
 
@@ -194,7 +195,8 @@ def _check_training(training):
     if not isinstance(optimizer, str):
         raise ValueError(f"training optimizer must be a name; got {_short(optimizer)}")
     if not (_is_int(t) and 0 <= t < MAX_STEPS):
-        raise ValueError(f"training t must be an integer in [0, 2**62); got {_short(t)}")
+        raise ValueError(f"training t must be an integer in [0, 2**{MAX_STEPS.bit_length() - 1}); "
+                         f"got {_short(t)}")
     if not (isinstance(rng, dict) and rng.get("bit_generator") == "PCG64"
             and isinstance(rng.get("state"), dict)
             and set(rng["state"]) == {"state", "inc"}

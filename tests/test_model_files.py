@@ -668,3 +668,14 @@ def test_step_counter_bound_is_checked_on_write_and_read(trained, tmp_path):
     _zip(bad, members)
     with pytest.raises(dn.ModelFileError, match=message):
         dn.load(bad)
+
+
+def test_model_files_take_the_seeds_a_network_takes(tmp_path):
+    from deepnet_fast.initialization import SEED_LIMIT
+    meta, arrays = _meta_and_arrays()
+    serialization.write_model(tmp_path / "m.npz", dict(meta, seed=SEED_LIMIT - 1), arrays)
+    assert serialization.read_model(tmp_path / "m.npz")[0]["seed"] == SEED_LIMIT - 1
+    for seed in (SEED_LIMIT, -1, "7", 7.0, False):
+        with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*63\)"):
+            serialization.write_model(tmp_path / "x.npz", dict(meta, seed=seed), arrays)
+    assert not (tmp_path / "x.npz").exists()
