@@ -158,7 +158,7 @@ l2, keep_prob : float
 seed : int
     Dropout's stream seed.
 opt_code : int
-    Optimizer (:data:`.updates.CODES`).
+    Optimizer code (``deepnet_fast.registry.OPTIMIZERS[name].code``).
 hyper : array of the parameters' dtype
     The optimizer's constants (:func:`.updates.make_hyper`), refilled by the
     caller before an epoch (the learning rate may change); the kernels set
