@@ -40,6 +40,35 @@ from .progress import Progress
 from .schedules import rate_at
 
 
+def check_batch_size(batch_size, n_samples):
+    """The rows of one batch of a fit on ``n_samples`` training samples.
+
+    Parameters
+    ----------
+    batch_size : int or None
+        A checked positive integer (:class:`~deepnet_fast.config.FitConfig`),
+        or None for full batches.
+    n_samples : int
+        The training samples, validation samples held out.
+
+    Returns
+    -------
+    int
+        ``batch_size``, or ``n_samples`` for None.
+
+    Raises
+    ------
+    ValueError
+        When ``batch_size`` is larger than ``n_samples``.
+    """
+    if batch_size is None:
+        return n_samples
+    if batch_size > n_samples:
+        raise ValueError(f"batch_size must be between 1 and the number of training samples "
+                         f"({n_samples}); got {batch_size}")
+    return batch_size
+
+
 class LocalRunner:
     """Epochs over data in memory, one engine call each.
 
@@ -64,10 +93,7 @@ class LocalRunner:
 
     def __init__(self, arch, backend, config, X, Y, rng, dropout_seed, sample_weight=None):
         m = X.shape[0]
-        batch = m if config.batch_size is None else config.batch_size
-        if batch > m:
-            raise ValueError(f"batch_size must be between 1 and the number of training "
-                             f"samples ({m}); got {batch}")
+        batch = check_batch_size(config.batch_size, m)
         self.arch, self.backend, self.config = arch, backend, config
         self.X, self.Y, self.rng = X, Y, rng
         self.sample_weight = sample_weight

@@ -394,3 +394,13 @@ def test_incremental_partial_fit_matches_sequential_partial_fit(cluster_of_two, 
     labels = inc.predict(Xd)
     assert isinstance(labels, da.Array)
     assert np.mean(labels.compute() == y) > 0.9
+
+
+def test_a_batch_larger_than_the_training_set_is_refused_as_in_memory(cluster_of_two, digits):
+    X, y = digits
+    Xd, yd = da.from_array(X, chunks=600), da.from_array(y, chunks=600)
+    m = X.shape[0] - round(0.25 * X.shape[0])      # the samples left to train on
+    for data in ((X, y), (Xd, yd)):
+        with pytest.raises(ValueError, match=rf"number of training samples \({m}\); "
+                                             rf"got {m + 1}$"):
+            _net().fit(*data, batch_size=m + 1, validation_split=0.25, verbose=0)

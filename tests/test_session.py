@@ -413,3 +413,10 @@ def test_history_append_epoch_records_what_is_given():
     assert h.learning_rate == [0.1, 0.05] and h.time == [0.01, 0.02]
     assert h.val_cost == [0.3]
     assert h.metrics == {"accuracy": [0.8, 0.9], "val_accuracy": [0.7]}
+
+
+def test_check_batch_size_takes_none_for_full_batches():
+    assert session_module.check_batch_size(None, 20) == 20
+    assert session_module.check_batch_size(20, 20) == 20
+    with pytest.raises(ValueError, match=r"training samples \(20\); got 21"):
+        session_module.check_batch_size(21, 20)

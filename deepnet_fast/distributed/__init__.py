@@ -126,7 +126,7 @@ from distributed.comm import CommClosedError
 from .._validation import check_positive_int
 from ..history import History
 from ..inputs import check_rows
-from ..session import TrainingSession
+from ..session import TrainingSession, check_batch_size
 from ._inference import predict_dask, score_dask
 from ._placement import _assign_chunks, _Data, _Shards
 
@@ -259,10 +259,7 @@ def fit_dask(arch, backend, state, config, X, y, *, seed=None, callbacks=(),
             raise ValueError(f"validation_split={split} leaves {total} validation samples out "
                              f"of {data.n_samples} (shards of {shard_rows} rows); need at "
                              "least one on each side in every shard")
-    m = data.n_samples - sum(n_val)
-    if config.batch_size is not None and config.batch_size > m:
-        raise ValueError(f"batch_size must be between 1 and the number of training samples "
-                         f"({m}); got {config.batch_size}")
+    check_batch_size(config.batch_size, data.n_samples - sum(n_val))
 
     if seed is None:
         base = int(np.random.SeedSequence().entropy)
