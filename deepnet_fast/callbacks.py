@@ -21,7 +21,7 @@ import csv
 import math
 import os
 
-from ._validation import check_positive_int, check_real
+from ._validation import check_positive_int, check_real, shown
 
 
 class Callback:
@@ -80,7 +80,7 @@ class _Monitor:
     def __init__(self, monitor="auto", min_delta=0.0):
         if not isinstance(monitor, str):
             raise TypeError(f"monitor must be 'auto' or a key of the epoch logs such as "
-                            f"'val_cost'; got {monitor!r}")
+                            f"'val_cost'; got {shown(monitor)}")
         self.monitor = monitor
         self.min_delta = check_real(min_delta, "min_delta", low=0.0)
         self.best = None
