@@ -37,6 +37,7 @@ class Architecture:
 
     @property
     def n_layers(self):
+        """L, the number of layers with parameters (hidden and output)."""
         return len(self.layer_dims) - 1
 
     @property
@@ -46,6 +47,7 @@ class Architecture:
 
     @property
     def n_parameters(self):
+        """The length of the flat parameter vector (every W[l] and b[l])."""
         return int(self.layout[2])
 
     @cached_property

@@ -124,8 +124,21 @@ class DeepNet:
         return {k: v.copy() for k, v in flat.unpack(self._state.theta, self.layer_dims).items()}
 
     def set_parameters(self, parameters):
-        """Replace the parameters with a dict ``W1, b1, ...`` of matching shapes
-        and finite values."""
+        """Replace the parameters.
+
+        Parameters
+        ----------
+        parameters : dict
+            ``W1, b1, ..., WL, bL``: ``W[l]`` of shape ``(n[l], n[l-1])`` and
+            ``b[l]`` of shape ``(n[l], 1)``, finite values (cast to the
+            network's dtype; the dict is copied).
+
+        Raises
+        ------
+        TypeError, ValueError
+            For another type, a missing, extra or misshapen entry, or a
+            non-finite value.
+        """
         if not isinstance(parameters, dict):
             raise TypeError(f"parameters must be a dict of arrays W1, b1, ...; got "
                             f"{type(parameters).__name__}")
@@ -147,7 +160,8 @@ class DeepNet:
 
     @property
     def n_layers(self):
-        return len(self.layer_dims) - 1
+        """L, the number of layers with parameters (hidden and output)."""
+        return self.architecture.n_layers
 
     def __repr__(self):
         return (f"DeepNet(layer_dims={self.layer_dims}, hidden_activation={self.hidden_activation!r}, "
@@ -210,6 +224,18 @@ class DeepNet:
     def cost(self, X, y):
         """The loss of the current parameters on ``(X, y)`` (no L2 term).
 
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n0)
+        y : array-like of shape (n_samples,) or (n_samples, nL)
+            Targets as :meth:`fit` takes them.
+
+        Returns
+        -------
+        float
+            The output activation's loss (cross-entropy or ½·squared error),
+            averaged over the samples.
+
         Dask input is scored block by block on the cluster (see
         :func:`deepnet_fast.distributed.score_dask`).
         """
@@ -222,7 +248,17 @@ class DeepNet:
 
     def score(self, X, y):
         """Accuracy for classification outputs (exact match for multi-label),
-        coefficient of determination R² for the identity output.
+        coefficient of determination R² for regression outputs (identity, relu).
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n0)
+        y : array-like of shape (n_samples,) or (n_samples, nL)
+            Targets as :meth:`fit` takes them.
+
+        Returns
+        -------
+        float
 
         Dask input is scored block by block on the cluster (see
         :func:`deepnet_fast.distributed.score_dask`).
@@ -403,6 +439,16 @@ class DeepNet:
     def partial_fit(self, X, y, *, learning_rate=0.0075, optimizer="gd", **kwargs):
         """One pass over ``(X, y)`` as a single batch, continuing from the
         current parameters, optimizer state and shuffle stream (for streaming data).
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n0)
+        y : array-like of shape (n_samples,) or (n_samples, nL)
+        learning_rate : float, default=0.0075
+        optimizer : {"gd", "momentum", "rmsprop", "adam"}, default="gd"
+        **kwargs
+            Any other argument of :meth:`fit` (``epochs``, ``verbose`` and
+            ``warm_start`` are set here).
 
         Returns
         -------

@@ -17,6 +17,7 @@ from .activations import (
 
 @njit(**JIT)
 def add_bias(Z, b):
+    """Z += b, b (n, 1) broadcast over the columns, in place."""
     n, m = Z.shape
     for i in range(n):
         bi = b[i, 0]
@@ -55,6 +56,7 @@ def row_sums(dZ, alpha, beta, db):
 
 @njit(**JIT)
 def scale_inplace(X, scale):
+    """X *= scale, in place (no temporary, unlike NumPy's ``X * scale``)."""
     n, m = X.shape
     for i in range(n):
         for j in range(m):
