@@ -20,6 +20,21 @@ def shown(value, limit=60):
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def check_bool(value, name):
+    """Return ``value`` as a bool if it is True or False (NumPy's too), else raise."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {shown(value)}")
+    return bool(value)
+
+
+def check_validation_pair(validation_data):
+    """Return ``validation_data`` if it is a pair ``(X_val, y_val)``, else raise."""
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+        raise TypeError(f"validation_data must be a tuple (X_val, y_val); got "
+                        f"{shown(validation_data)}")
+    return validation_data
+
+
 def check_choice(value, name, choices):
     """Return ``value`` if it is one of ``choices``, else raise listing them."""
     if not isinstance(value, str):
@@ -58,10 +73,11 @@ MAX_STEPS = 2**62
 
 
 def check_step(t, name="t", minimum=1):
-    """An optimizer step counter: an integer in [minimum, 2**62)."""
+    """An optimizer step counter: an integer in [minimum, MAX_STEPS = 2**62)."""
     t = check_positive_int(t, name, minimum)
     if t >= MAX_STEPS:
-        raise ValueError(f"{name} must be an integer in [{minimum}, 2**62); got {t}")
+        raise ValueError(f"{name} must be an integer in [{minimum}, "
+                         f"2**{MAX_STEPS.bit_length() - 1}); got {t}")
     return t
 
 

@@ -21,7 +21,7 @@ import csv
 import math
 import os
 
-from ._validation import check_positive_int, check_real, shown
+from ._validation import check_bool, check_positive_int, check_real, shown
 
 
 class Callback:
@@ -168,7 +168,7 @@ class EarlyStopping(Callback):
         self.monitor = monitor
         self.patience = _patience(patience)
         self.min_delta = min_delta
-        self.restore_best = restore_best
+        self.restore_best = check_bool(restore_best, "restore_best")
         self.reset()        # checks monitor and min_delta
 
     def reset(self):
@@ -239,9 +239,9 @@ class ModelCheckpoint(Callback):
 
     def __init__(self, path, monitor="auto", save_best_only=False, every=1, training_state=True):
         self.path = _path(path, fields=True)
-        self.save_best_only = save_best_only
+        self.save_best_only = check_bool(save_best_only, "save_best_only")
         self.every = check_positive_int(every, "every")
-        self.training_state = training_state
+        self.training_state = check_bool(training_state, "training_state")
         self._watch = _Monitor(monitor)
         self.saved = []
         self._session = None
@@ -335,7 +335,7 @@ class CSVLogger(Callback):
     """
 
     def __init__(self, path, append=False):
-        self.path, self.append = _path(path), append
+        self.path, self.append = _path(path), check_bool(append, "append")
         self._file = self._writer = None
 
     def on_train_begin(self, session):

@@ -8,9 +8,7 @@ session, the engines and the dask workers read it and check nothing again.
 import dataclasses
 from dataclasses import dataclass
 
-import numpy as np
-
-from ._validation import check_choice, check_positive_int, check_real
+from ._validation import check_bool, check_choice, check_positive_int, check_real
 from .registry import OPTIMIZERS
 from .schedules import get_schedule
 
@@ -64,10 +62,10 @@ class FitConfig:
             lr_schedule=get_schedule(self.lr_schedule),
             validation_split=check_real(self.validation_split, "validation_split", low=0.0,
                                         high=1.0, high_open=True),
-            early_stopping=_check_bool(self.early_stopping, "early_stopping"),
+            early_stopping=check_bool(self.early_stopping, "early_stopping"),
             patience=check_positive_int(self.patience, "patience"),
             min_delta=check_real(self.min_delta, "min_delta", low=0.0),
-            shuffle=_check_bool(self.shuffle, "shuffle"),
+            shuffle=check_bool(self.shuffle, "shuffle"),
             verbose=check_positive_int(self.verbose, "verbose", minimum=0),
         )
         for name, value in checked.items():
@@ -90,7 +88,3 @@ class FitConfig:
         return dataclasses.replace(self, **changes)
 
 
-def _check_bool(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False; got {value!r}")
-    return bool(value)

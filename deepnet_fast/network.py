@@ -21,6 +21,7 @@ from ._validation import (
     check_layer_dims,
     check_real,
     check_sample_weight,
+    check_validation_pair,
     check_weight_range,
     shown,
 )
@@ -431,8 +432,7 @@ class DeepNet:
         """``(X_val, y_val)`` as checked rows and encoded targets, or None."""
         if validation_data is None:
             return None
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise TypeError("validation_data must be a tuple (X_val, y_val)")
+        check_validation_pair(validation_data)
         Xv = self._rows(validation_data[0], "validation_data[0]")
         return Xv, self._targets(validation_data[1], Xv.shape[0], "validation_data[1]")
 

@@ -214,6 +214,10 @@ BAD_CALLBACK_ARGUMENTS = [
     (lambda: dn.ReduceLROnPlateau(min_lr="x"), TypeError, "min_lr"),
     (lambda: dn.ReduceLROnPlateau(min_delta=float("inf")), ValueError, "min_delta"),
     (lambda: dn.CSVLogger(None), TypeError, "path"),
+    (lambda: dn.CSVLogger("log.csv", append="yes"), TypeError, "append must be True or False"),
+    (lambda: dn.EarlyStopping(restore_best=1), TypeError, "restore_best must be True or False"),
+    (lambda: dn.ModelCheckpoint("m.npz", save_best_only="no"), TypeError, "save_best_only"),
+    (lambda: dn.ModelCheckpoint("m.npz", training_state=None), TypeError, "training_state"),
 ]
 
 

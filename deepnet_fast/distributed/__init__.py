@@ -123,7 +123,7 @@ import numpy as np
 from distributed import get_client
 from distributed.comm import CommClosedError
 
-from .._validation import check_positive_int
+from .._validation import check_bool, check_positive_int, check_validation_pair
 from ..history import History
 from ..inputs import check_rows
 from ..session import TrainingSession, check_batch_size
@@ -227,17 +227,14 @@ def fit_dask(arch, backend, state, config, X, y, *, seed=None, callbacks=(),
         set-up and per-round facts.
     """
     sync_every = check_positive_int(sync_every, "sync_every")
-    if not isinstance(scale_learning_rate, (bool, np.bool_)):
-        raise TypeError(f"scale_learning_rate must be True or False; got {scale_learning_rate!r}")
+    scale_learning_rate = check_bool(scale_learning_rate, "scale_learning_rate")
     client = _resolve_client(client)
     workers = _resolve_workers(client, workers)
     dims = arch.layer_dims
 
     validation = None
     if validation_data is not None:
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise TypeError("validation_data must be a tuple (X_val, y_val)")
-        Xv, yv = dask.compute(*validation_data, scheduler=client)
+        Xv, yv = dask.compute(*check_validation_pair(validation_data), scheduler=client)
         Xv = check_rows(Xv, dims[0], arch.dtype, "validation_data[0]")
         validation = (Xv, arch.head.encode(yv, Xv.shape[0], dims[-1], arch.dtype,
                                            "validation_data[1]"))
