@@ -11,6 +11,7 @@ import re
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+FLOAT_DTYPE_NAMES = tuple(dt.name for dt in FLOAT_DTYPES)
 
 
 def shown(value, limit=60):

@@ -61,6 +61,8 @@ from functools import partial
 
 import numpy as np
 
+from ._validation import FLOAT_DTYPE_NAMES
+
 __all__ = [
     "WORKLOADS", "BACKENDS", "Workload", "BackendUnavailable", "cases", "make_data",
     "make_trainer", "import_torch", "import_jax", "backend_unavailable", "quick_samples", "training_flops_per_sample",
@@ -586,7 +588,7 @@ def _check_args(args):
             raise ValueError(f"--backends: unknown backend {name!r}; choose from {list(BACKENDS)}")
     dtypes = getattr(args, "dtypes", None)
     for dt in dtypes or ():
-        if dt not in ("float32", "float64"):
+        if dt not in FLOAT_DTYPE_NAMES:
             raise ValueError(f"--dtypes: expected float32 and/or float64; got {dt!r}")
     repeat = int(getattr(args, "repeat", 3))
     epochs = int(getattr(args, "epochs", 1))
@@ -1027,7 +1029,7 @@ def _measure_kernels(rounds):
     """:func:`deepnet_fast.bench_kernels.kernel_speedups` on ``KERNEL_SHAPE``, both dtypes."""
     from .bench_kernels import kernel_speedups
     return {dt: kernel_speedups(shape=KERNEL_SHAPE, dtype=dt, rounds=rounds)
-            for dt in ("float32", "float64")}
+            for dt in FLOAT_DTYPE_NAMES}
 
 
 def format_kernels(kernels):

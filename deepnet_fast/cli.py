@@ -17,10 +17,11 @@ import warnings
 import numpy as np
 
 from . import compilation, registry
+from ._validation import FLOAT_DTYPE_NAMES
 from .engines import ENGINES
 from .schedules import SCHEDULES
 
-DTYPES = ("float64", "float32")
+DTYPES = FLOAT_DTYPE_NAMES[::-1]    # float64 first: train's default, compiled first
 
 
 class CommandLineError(Exception):

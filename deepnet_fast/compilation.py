@@ -80,7 +80,9 @@ except ImportError:          # Windows: helpers of other processes go unseen
 
 import numpy as np
 
-DTYPES = ("float32", "float64")
+from ._validation import FLOAT_DTYPE_NAMES
+
+DTYPES = FLOAT_DTYPE_NAMES
 
 # Seconds to compile each kernel with an empty cache: the estimates the notice
 # quotes, and the price of the threaded kernels in training_threads' rule.

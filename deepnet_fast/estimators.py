@@ -52,6 +52,7 @@ from sklearn.utils.validation import (
 )
 
 from . import onnx_export
+from ._validation import FLOAT_DTYPE_NAMES, FLOAT_DTYPES
 from .callbacks import Callback, EarlyStopping
 from .engines import ENGINES
 from .network import DeepNet
@@ -215,7 +216,7 @@ class _DeepNetEstimator(BaseEstimator):
         "tol": [Interval(Real, 0, None, closed="left")],
         "shuffle": ["boolean"],
         "random_state": ["random_state"],
-        "dtype": [StrOptions({"float32", "float64"}), Options(type, {np.float32, np.float64})],
+        "dtype": [StrOptions(set(FLOAT_DTYPE_NAMES)), Options(type, {dt.type for dt in FLOAT_DTYPES})],
         "backend": [StrOptions(set(ENGINES))],
         "init": [StrOptions(set(INITIALIZERS))],
         "keep_prob": [Interval(Real, 0, 1, closed="right")],

@@ -64,7 +64,7 @@ import zlib
 
 import numpy as np
 
-from ._validation import MAX_STEPS
+from ._validation import FLOAT_DTYPE_NAMES, MAX_STEPS, shown
 from .exceptions import ModelFileError
 from .initialization import check_seed
 
@@ -86,7 +86,6 @@ STALE_TMP_SECONDS = 6 * 3600
 
 _DESCRIPTION = ("layer_dims", "hidden_activation", "output_activation", "dtype",
                 "negative_slope", "seed")
-_DTYPES = ("float32", "float64")
 # Zip general-purpose flags: encrypted (bit 0), compressed patched data (bit 5),
 # strong encryption (bit 6). zipfile answers them with RuntimeError or
 # NotImplementedError; refuse them up front.
@@ -155,21 +154,21 @@ def _check_description(meta):
     if (not isinstance(dims, (list, tuple)) or len(dims) < 2
             or not all(_is_int(n) and n >= 1 for n in dims)):
         raise ValueError(f"layer_dims must be a list of at least 2 positive integers; "
-                         f"got {_short(dims)}")
+                         f"got {shown(dims)}")
     hidden = meta["hidden_activation"]
     if not (isinstance(hidden, str)
             or isinstance(hidden, (list, tuple)) and all(isinstance(a, str) for a in hidden)):
         raise ValueError(f"hidden_activation must be a name or a list of names; "
-                         f"got {_short(hidden)}")
+                         f"got {shown(hidden)}")
     if not isinstance(meta["output_activation"], str):
         raise ValueError(f"output_activation must be a name; "
-                         f"got {_short(meta['output_activation'])}")
-    if meta["dtype"] not in _DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}; got {_short(meta['dtype'])}")
+                         f"got {shown(meta['output_activation'])}")
+    if meta["dtype"] not in FLOAT_DTYPE_NAMES:
+        raise ValueError(f"dtype must be one of {', '.join(FLOAT_DTYPE_NAMES)}; got {shown(meta['dtype'])}")
     slope = meta["negative_slope"]
     if (not isinstance(slope, (int, float, np.integer, np.floating)) or isinstance(slope, bool)
             or not _finite(slope) or slope < 0):
-        raise ValueError(f"negative_slope must be a finite number >= 0; got {_short(slope)}")
+        raise ValueError(f"negative_slope must be a finite number >= 0; got {shown(slope)}")
     try:
         seed = check_seed(meta["seed"])
     except TypeError as exc:      # every fault of the metadata is a ValueError
@@ -193,10 +192,10 @@ def _check_training(training):
         raise ValueError(f"the training state lacks {', '.join(missing)}")
     optimizer, t, rng, settings = (training[key] for key in TRAINING_KEYS)
     if not isinstance(optimizer, str):
-        raise ValueError(f"training optimizer must be a name; got {_short(optimizer)}")
+        raise ValueError(f"training optimizer must be a name; got {shown(optimizer)}")
     if not (_is_int(t) and 0 <= t < MAX_STEPS):
         raise ValueError(f"training t must be an integer in [0, 2**{MAX_STEPS.bit_length() - 1}); "
-                         f"got {_short(t)}")
+                         f"got {shown(t)}")
     if not (isinstance(rng, dict) and rng.get("bit_generator") == "PCG64"
             and isinstance(rng.get("state"), dict)
             and set(rng["state"]) == {"state", "inc"}
@@ -225,11 +224,6 @@ def _check_moment(moment, name, description, error):
                     f"({n},) or (0,) and {dtype}")
     if not np.isfinite(moment).all():
         raise error(f"{name} holds NaN or infinite values")
-
-
-def _short(value, limit=60):
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 # ------------------------------------------------------------------ writing
@@ -562,12 +556,12 @@ def _read_meta(zf, info):
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         # ValueError covers JSONDecodeError and integers too long to convert.
         raise ModelFileError(f"has unreadable metadata: {type(exc).__name__}: "
-                             f"{_short(str(exc), 200)}") from None
+                             f"{shown(str(exc), 200)}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFileError("is not a deepnet_fast model file")
     version = meta.get("version")
     if not _is_int(version) or version not in READABLE_VERSIONS:
-        raise ModelFileError(f"has model format version {_short(version)}; this deepnet_fast "
+        raise ModelFileError(f"has model format version {shown(version)}; this deepnet_fast "
                              f"reads versions {', '.join(map(str, READABLE_VERSIONS))}")
     try:
         description = _check_description(meta)
