@@ -259,9 +259,10 @@ def prepare_l2(parameters, l2, m):
 
 
 def decide(AL, output_activation):
-    """Turn output activations into predictions (the same for both backends)."""
-    if output_activation == "sigmoid":
-        return (AL > 0.5).astype(np.int64)
+    """Turn output activations into predictions (the same for both backends):
+    the output head's rule (:meth:`~deepnet_fast.heads.OutputHead.decide`) in
+    the course's orientation, (nL, m) as AL, or (m,) class indices for softmax."""
+    P = OUTPUT_HEADS[output_activation].decide(AL.T)     # rows are samples
     if output_activation == "softmax":
-        return np.argmax(AL, axis=0)
-    return AL
+        return P
+    return P.reshape(AL.shape[1], AL.shape[0]).T

@@ -22,6 +22,7 @@ import math
 import os
 
 from ._validation import check_bool, check_positive_int, check_real, shown
+from .registry import OUTPUT_HEADS
 
 
 class Callback:
@@ -37,8 +38,9 @@ class Callback:
         pass
 
 
-# Quantities where larger is better; every other monitored key is a cost.
-_HIGHER_IS_BETTER = ("accuracy", "r2")
+# Quantities where larger is better (the output heads' scores); every other
+# monitored key is a cost.
+_HIGHER_IS_BETTER = tuple(sorted({head.score_name for head in OUTPUT_HEADS.values()}))
 
 
 #: The hooks a training session calls on every callback.
