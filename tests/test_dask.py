@@ -83,15 +83,15 @@ def test_in_memory_fit_and_predict_do_not_import_dask():
 
 
 def test_assign_chunks_keeps_chunks_in_place_when_balanced():
-    groups = ddist._assign_chunks([100, 100, 100, 100], [["a"], ["b"], ["a"], ["b"]], ["a", "b"])
+    groups = ddist.assign_chunks([100, 100, 100, 100], [["a"], ["b"], ["a"], ["b"]], ["a", "b"])
     assert groups == [("a", [0, 2]), ("b", [1, 3])]
 
 
 def test_assign_chunks_moves_few_chunks_to_balance_rows():
-    groups = ddist._assign_chunks([100] * 6, [["a"]] * 6, ["a", "b"])
+    groups = ddist.assign_chunks([100] * 6, [["a"]] * 6, ["a", "b"])
     assert sorted(len(chunks) for _, chunks in groups) == [3, 3]
     # Chunks held by workers that are not used go to the lightest worker.
-    groups = ddist._assign_chunks([10, 10, 0], [["a"], ["c"], ["c"]], ["a"])
+    groups = ddist.assign_chunks([10, 10, 0], [["a"], ["c"], ["c"]], ["a"])
     assert groups == [("a", [0, 1])]
 
 
@@ -266,6 +266,15 @@ def test_bad_arguments_raise_like_fit(cluster_of_two, digits):
         net.fit(Xd[:, :10], yd)
     with pytest.raises(ValueError, match="class labels"):
         net.fit(Xd, yd + 1, epochs=1, verbose=0)   # label 10 has no output unit
+    with pytest.raises(TypeError, match="validation_data must be a tuple"):
+        net.fit(Xd, yd, epochs=1, validation_data=Xd)
+    with pytest.raises(TypeError, match="scale_learning_rate must be True or False"):
+        net.fit(Xd, yd, epochs=1, scale_learning_rate="yes")
+    bag = pytest.importorskip("dask.bag").from_sequence(range(4))
+    with pytest.raises(TypeError, match="y must be a dask array, DataFrame or Series"):
+        net.fit(Xd, bag, epochs=1)
+    with pytest.raises(TypeError, match="X must be a dask array, DataFrame or Series"):
+        net.predict(bag)
     np.testing.assert_array_equal(net.training_state.theta, before)
 
 

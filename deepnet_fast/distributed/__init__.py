@@ -18,7 +18,7 @@ Per-epoch model averaging
    persisted), and no data moves between workers afterwards.
 3. Each round sends the flat parameters and optimizer state (``v``, ``s``,
    ``t``) by value to every worker, through a small actor beside each shard
-   (:class:`_RoundRunner`: an actor call goes straight to the worker, a task
+   (:class:`RoundRunner`: an actor call goes straight to the worker, a task
    through the scheduler, which took twice the round overhead); each worker
    runs ``sync_every`` epochs on its shard, one compiled call per epoch,
    shuffling with its own random stream, and returns them; the client averages
@@ -128,7 +128,7 @@ from ..history import History
 from ..inputs import check_rows
 from ..session import TrainingSession, check_batch_size
 from ._inference import predict_dask, score_dask
-from ._placement import _assign_chunks, _Data, _Shards
+from ._placement import assign_chunks, Data, Shards
 
 __all__ = ["fit_dask", "predict_dask", "score_dask", "DistributedTrainingError",
            "MAX_ATTEMPTS", "RECOVERY_TIMEOUT"]
@@ -239,9 +239,9 @@ def fit_dask(arch, backend, state, config, X, y, *, seed=None, callbacks=(),
         validation = (Xv, arch.head.encode(yv, Xv.shape[0], dims[-1], arch.dtype,
                                            "validation_data[1]"))
 
-    data = _Data(client, X, y, dims[0])
+    data = Data(client, X, y, dims[0])
     who = client.who_has(data.X)
-    groups = _assign_chunks(data.rows, [who.get(f.key, []) for f in data.X], workers)
+    groups = assign_chunks(data.rows, [who.get(f.key, []) for f in data.X], workers)
     shard_rows = [sum(data.rows[i] for i in chunks) for _, chunks in groups]
     if not groups:
         raise ValueError(f"X must contain at least one sample; got shape ({data.n_samples}, "
@@ -270,7 +270,7 @@ def fit_dask(arch, backend, state, config, X, y, *, seed=None, callbacks=(),
                                    for r in range(len(groups))])
     # The schedule stays on the client (a lambda would not pickle): workers get rates.
     spec = (arch, backend, config.replace(lr_schedule=None))
-    shards = _Shards(client, data, groups, spec, shard_config, n_val)
+    shards = Shards(client, data, groups, spec, shard_config, n_val)
     del data  # the shards hold the data now: release the chunks we persisted
     try:
         if validation is None and sum(n_val) > 0:

@@ -36,12 +36,14 @@ def _output_kind(arch, method):
     return arch.head.prediction_kind(arch.layer_dims[-1], arch.dtype)
 
 
-def _frame_to_array(obj):
+def frame_to_array(obj, name):
+    """``obj`` (argument ``name``) as a dask array: a dask DataFrame or Series
+    through ``to_dask_array``."""
     if isinstance(obj, da.Array):
         return obj
     if hasattr(obj, "to_dask_array"):
         return obj.to_dask_array()
-    raise TypeError(f"dask input must be a dask array, DataFrame or Series; got "
+    raise TypeError(f"{name} must be a dask array, DataFrame or Series; got "
                     f"{type(obj).__name__}")
 
 
@@ -66,7 +68,7 @@ def predict_dask(arch, backend, theta, X, method):
         Row chunks as ``X``'s; one row per sample, as the in-memory method.
     """
     check_choice(method, "method", ("predict", "predict_proba"))
-    arr = _frame_to_array(X)
+    arr = frame_to_array(X, "X")
     n0 = arch.layer_dims[0]
     if arr.ndim != 2:
         raise ValueError(f"X must be a 2-D array; got shape {arr.shape}")
@@ -102,7 +104,7 @@ def _block_statistics(X, y, model, what):
 
 def _aligned_blocks(X, y, n_features):
     """Delayed row blocks of X and of y, y cut at X's chunk boundaries."""
-    arr, yarr = _frame_to_array(X), _frame_to_array(y)
+    arr, yarr = frame_to_array(X, "X"), frame_to_array(y, "y")
     if arr.ndim != 2:
         raise ValueError(f"X must be a 2-D array; got shape {arr.shape}")
     if not np.isnan(arr.shape[1]) and arr.shape[1] != n_features:

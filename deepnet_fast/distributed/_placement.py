@@ -12,8 +12,8 @@ from distributed import KilledWorker, futures_of, wait
 from distributed.comm import CommClosedError
 
 from ..inputs import is_dask
-from ._inference import _frame_to_array
-from ._worker import _build_shard, _describe, _RoundRunner
+from ._inference import frame_to_array
+from ._worker import build_shard, describe, RoundRunner
 
 _POLL = 0.2  # seconds between checks for lost workers while a round runs
 _RUNNER_START = 60.0  # seconds for a round runner to start beside its shard
@@ -23,13 +23,13 @@ _WORKER_LOSS = (KilledWorker, CancelledError, CommClosedError)
 _GOLDEN = 0x9E3779B97F4A7C15
 
 
-class _Data:
+class Data:
     """``X`` and ``y`` persisted on the cluster as row-aligned chunk futures."""
 
     def __init__(self, client, X, y, n_features):
         self.client = client
-        Xa = _frame_to_array(X) if is_dask(X) else None
-        ya = _frame_to_array(y) if is_dask(y) else None
+        Xa = frame_to_array(X, "X") if is_dask(X) else None
+        ya = frame_to_array(y, "y") if is_dask(y) else None
         if Xa is not None:
             Xa = self._columns_whole(Xa, "X", 2)
             if not np.isnan(Xa.shape[1]) and Xa.shape[1] != n_features:
@@ -80,7 +80,7 @@ class _Data:
         return [by_key[k[0] if isinstance(k, list) else k] for k in keys]
 
 
-def _assign_chunks(rows, holders, workers):
+def assign_chunks(rows, holders, workers):
     """Group chunks by the worker holding them, evening out rows by moving few.
 
     Parameters
@@ -128,7 +128,7 @@ def _assign_chunks(rows, holders, workers):
     return sorted(groups.items(), key=lambda item: item[1][0])
 
 
-class _Shards:
+class Shards:
     """The client's handle on the shards: futures, locations and random streams."""
 
     def __init__(self, client, data, groups, spec, config, n_val):
@@ -141,7 +141,7 @@ class _Shards:
                        dropout_seed=(config["dropout_seed"] + rank * _GOLDEN) % 2**62)
             del cfg["seed_keys"]
             self.futures.append(client.submit(
-                _build_shard, spec, [data.X[i] for i in chunks], [data.y[i] for i in chunks],
+                build_shard, spec, [data.X[i] for i in chunks], [data.y[i] for i in chunks],
                 rank, cfg, key=f"deepnet-shard-{self.token}-{rank}", workers=[worker],
                 allow_other_workers=True, pure=False))
             self.workers.append(worker)
@@ -152,7 +152,7 @@ class _Shards:
                     f.result()  # raises the set-up task's exception (bad data, ...)
             # Loosely pinned: should a worker die now, dask rebuilds the shard
             # elsewhere and runs this there rather than waiting for it.
-            infos = client.gather([client.submit(_describe, f, workers=[w], pure=False,
+            infos = client.gather([client.submit(describe, f, workers=[w], pure=False,
                                                  allow_other_workers=True)
                                    for f, w in zip(self.futures, self.workers)])
             self.locate(range(len(self.futures)))
@@ -177,10 +177,10 @@ class _Shards:
                 self.workers[r] = sorted(holders)[0]
 
     def start_runners(self, ranks):
-        """One :class:`_RoundRunner` per shard, on the worker that holds it."""
+        """One :class:`RoundRunner` per shard, on the worker that holds it."""
         self.attempt = getattr(self, "attempt", 0) + 1
         futures = {r: self.client.submit(
-            _RoundRunner, self.futures[r], workers=[self.workers[r]],
+            RoundRunner, self.futures[r], workers=[self.workers[r]],
             allow_other_workers=False, actor=True, pure=False,
             key=f"deepnet-runner-{self.token}-{r}-{self.attempt}") for r in ranks}
         old = [self.runners[r][0] for r in ranks if self.runners[r] is not None]

@@ -70,7 +70,7 @@ def _worker_threads():
     return int(getattr(state, "nthreads", 1))
 
 
-def _build_shard(spec, X_blocks, y_blocks, rank, config):
+def build_shard(spec, X_blocks, y_blocks, rank, config):
     """Set-up task: concatenate this worker's chunks once into an aligned shard."""
     start = time.perf_counter()
     threads = _worker_threads()
@@ -125,7 +125,7 @@ def _warm_up(shard):
         engine.epoch(state, shard.X[:b], shard.Y[:b], order, 1e-3)
 
 
-def _describe(shard):
+def describe(shard):
     """Set-up facts for the client, and the held-out validation rows (handed over once)."""
     info = dict(shard.info, worker=get_worker().address)
     info["Xv"], info["Yv"] = shard.Xv, shard.Yv
@@ -174,7 +174,7 @@ def _run_round(shard, theta, v, s, t, rates, rng_state):
                 get_worker().address, failed)
 
 
-class _RoundRunner:
+class RoundRunner:
     """Actor on a shard's worker that runs its rounds.
 
     Calling an actor goes from the client straight to the worker; a task goes
