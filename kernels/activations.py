@@ -12,7 +12,7 @@ loop therefore stores only A per layer, never Z.
 import numpy as np
 from numba import njit
 
-from ._config import JIT
+from ._config import INLINE, JIT
 from ._scalars import one_like, zero_like
 from .simd_math import fast_exp, fast_sigmoid, fast_tanh
 
@@ -94,6 +94,26 @@ def bias_activation(Z, b, code, slope, A):
                 A[i, j] = _g(Z[i, j], code, slope)
 
 
+@njit(**INLINE)
+def exp_columns(A, colmax, inv):
+    """In place: A[:, j] = exp(A[:, j] - colmax[j]) and inv[j] = 1 / its sum.
+
+    The shared middle of :func:`softmax_columns` and the training loop's
+    fused output layer (``losses.softmax_output``). Arrays, not scalars, so it
+    is called once a batch, never per entry (see ``losses``).
+    """
+    n, m = A.shape
+    inv[:] = 0
+    # One array in place: see bias_activation.
+    for i in range(n):
+        for j in range(m):
+            e = fast_exp(A[i, j] - colmax[j])
+            A[i, j] = e
+            inv[j] += e
+    for j in range(m):
+        inv[j] = one_like(inv[j]) / inv[j]
+
+
 @njit(**JIT)
 def softmax_columns(Z, A):
     """A[:, j] = softmax(Z[:, j]); max-shifted so no column overflows.
@@ -102,30 +122,19 @@ def softmax_columns(Z, A):
     running max and one running sum per column.
     """
     n, m = Z.shape
-    colmax = Z[0].copy()
+    work = np.empty((2, m), Z.dtype)
+    colmax, inv = work[0], work[1]
+    colmax[:] = Z[0]
     for i in range(1, n):
         for j in range(m):
             if Z[i, j] > colmax[j]:
                 colmax[j] = Z[i, j]
-    colsum = np.zeros_like(colmax)
-    if Z.ctypes.data == A.ctypes.data:
-        # One array in place: see bias_activation.
-        for i in range(n):
-            for j in range(m):
-                e = fast_exp(A[i, j] - colmax[j])
-                A[i, j] = e
-                colsum[j] += e
-    else:
-        for i in range(n):
-            for j in range(m):
-                e = fast_exp(Z[i, j] - colmax[j])
-                A[i, j] = e
-                colsum[j] += e
-    for j in range(m):
-        colsum[j] = one_like(colsum[j]) / colsum[j]
+    if Z.ctypes.data != A.ctypes.data:
+        A[:] = Z
+    exp_columns(A, colmax, inv)
     for i in range(n):
         for j in range(m):
-            A[i, j] *= colsum[j]
+            A[i, j] *= inv[j]
 
 
 @njit(**JIT)

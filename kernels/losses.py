@@ -13,8 +13,8 @@ from numba import njit
 
 from ._config import INLINE, JIT
 from ._scalars import cast_like, one_like
-from .activations import IDENTITY, SIGMOID, SOFTMAX, dg
-from .simd_math import fast_exp, fast_log
+from .activations import IDENTITY, SIGMOID, SOFTMAX, dg, exp_columns
+from .simd_math import fast_log
 
 
 @njit(inline="always")
@@ -237,14 +237,7 @@ def softmax_output(Z, b, Y, w, scale):
             Z[i, j] = z
             if z > colmax[j]:
                 colmax[j] = z
-    inv[:] = 0
-    for i in range(n):
-        for j in range(m):
-            e = fast_exp(Z[i, j] - colmax[j])
-            Z[i, j] = e
-            inv[j] += e
-    for j in range(m):
-        inv[j] = one_like(inv[j]) / inv[j]
+    exp_columns(Z, colmax, inv)
     top[0], top[1], top[2:] = -np.inf, -np.inf, 0
     loss = 0.0
     for i in range(n):
