@@ -250,12 +250,19 @@ def prepare_optimizer_step(parameters, grads, v, s, t, learning_rate, optimizer,
     return OptimizerStep(L, lr, t, *hyper, epsilon, grads, v, s)
 
 
-def prepare_l2(parameters, l2, m):
+def prepare_l2(parameters, l2, m, floats_only=False):
     """Validate the arguments of ``l2_cost``; returns L."""
-    L = _parameter_dict(parameters)
+    L = _parameter_dict(parameters, floats_only=floats_only)
     check_real(l2, "l2", low=0.0)
     check_positive_int(m, "m")
     return L
+
+
+def prepare_l2_gradient(grads, parameters, l2, m):
+    """Validate the arguments of ``l2_gradient``; returns ``(L, grads)``, each
+    gradient in its parameter's dtype."""
+    L = prepare_l2(parameters, l2, m, floats_only=True)
+    return L, _per_parameter(grads, "grads", parameters, L, "gradients")
 
 
 def decide(AL, output_activation):

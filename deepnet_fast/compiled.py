@@ -31,13 +31,14 @@ from .kernels import linear as _lin
 from .kernels import losses as _loss
 from .kernels import updates as _upd
 from .layer_cache import LayerCache
+from .regularization import l2_gradient
 
 __all__ = [
     "initialize_parameters", "linear_forward", "activation_forward",
     "linear_activation_forward", "forward", "compute_cost", "cost_gradient",
     "linear_backward", "activation_backward", "linear_activation_backward",
     "backward", "update_parameters", "predict",
-    "l2_cost", "initialize_optimizer_state", "update_parameters_with_optimizer",
+    "l2_cost", "l2_gradient", "initialize_optimizer_state", "update_parameters_with_optimizer",
 ]
 
 

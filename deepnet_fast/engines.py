@@ -87,7 +87,11 @@ class _Engine:
         raise NotImplementedError
 
     def gradient(self, theta, X, Y, step=1):
-        """Cost and flat gradient of the whole ``(X, Y)`` as one batch."""
+        """Cost and flat gradient of the whole ``(X, Y)`` as one batch.
+
+        ``step`` numbers the batch as the epoch would (the dropout masks are
+        drawn per seed, step and layer); without dropout it changes nothing.
+        """
         raise NotImplementedError
 
 
@@ -237,9 +241,9 @@ class ReferenceEngine(_Engine):
         metric = arch.head.metric_sum(AL.T, Yk.T, wk)
         grads = {k: g for k, g in grads.items() if k[1] in "Wb"}
         if c.l2 > 0:
+            # Divided by denom outside the steps (m = 1): a weight sum, not a count.
             cost += R.l2_cost(params, c.l2, 1) / denom
-            for l in range(1, arch.n_layers + 1):
-                grads[f"dW{l}"] = grads[f"dW{l}"] + (c.l2 / denom) * params[f"W{l}"]
+            grads = R.l2_gradient(grads, params, c.l2 / denom, 1)
         return cost, grads, metric
 
     def gradient(self, theta, X, Y, step=1):

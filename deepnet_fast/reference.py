@@ -29,13 +29,14 @@ from ._step_args import (
 from ._validation import check_sample_weight
 from .initialization import initialize_optimizer_state, initialize_parameters
 from .layer_cache import LayerCache
+from .regularization import l2_gradient
 
 __all__ = [
     "initialize_parameters", "linear_forward", "activation_forward",
     "linear_activation_forward", "forward", "compute_cost", "cost_gradient",
     "linear_backward", "activation_backward", "linear_activation_backward",
     "backward", "update_parameters", "predict",
-    "l2_cost", "initialize_optimizer_state", "update_parameters_with_optimizer",
+    "l2_cost", "l2_gradient", "initialize_optimizer_state", "update_parameters_with_optimizer",
     "dropout_mask", "forward_with_dropout", "backward_with_dropout",
 ]
 

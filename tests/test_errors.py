@@ -307,6 +307,16 @@ BAD_STEP_CALLS = [
     pytest.param(lambda M: M.l2_cost([_W], 0.1, 2), TypeError, "parameters must be a dict", id="l2-list"),
     pytest.param(lambda M: M.l2_cost(_P, -0.1, 2), ValueError, "l2 must be a finite number >= 0", id="l2-negative"),
     pytest.param(lambda M: M.l2_cost(_P, 0.1, 0), ValueError, "m must be an integer >= 1; got 0", id="l2-m0"),
+    pytest.param(lambda M: M.l2_gradient(_G, _P, -0.1, 2), ValueError, "l2 must be a finite number >= 0",
+                 id="l2-gradient-negative"),
+    pytest.param(lambda M: M.l2_gradient(_G, _P, 0.1, 0), ValueError, "m must be an integer >= 1; got 0",
+                 id="l2-gradient-m0"),
+    pytest.param(lambda M: M.l2_gradient([_G], _P, 0.1, 2), TypeError, "grads must be a dict of gradients",
+                 id="l2-gradient-list"),
+    pytest.param(lambda M: M.l2_gradient({"db1": _G["db1"]}, _P, 0.1, 2), ValueError,
+                 "grads is missing 'dW1'", id="l2-gradient-missing-dW"),
+    pytest.param(lambda M: M.l2_gradient(dict(_G, dW1=_G["dW1"].T), _P, 0.1, 2), ValueError,
+                 r"grads\['dW1'\] must have shape", id="l2-gradient-dW-shape"),
     pytest.param(lambda M: M.forward(_A * 1e300, {k: a.astype(np.float32) for k, a in _P.items()}, ["relu"]),
                  ValueError, r"X holds values that do not fit in float32 \(largest magnitude 1e\+300",
                  id="X-overflows-float32"),
@@ -336,6 +346,7 @@ _KEY_CALLS = {
     "forward": lambda M, P: M.forward(_A, P, ["relu"]),
     "update": lambda M, P: M.update_parameters(P, _G, 0.1),
     "l2_cost": lambda M, P: M.l2_cost(P, 0.1, 2),
+    "l2_gradient": lambda M, P: M.l2_gradient(_G, P, 0.1, 2),
 }
 
 

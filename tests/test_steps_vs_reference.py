@@ -81,6 +81,43 @@ def test_l2_cost_of_huge_float32_weights_is_summed_in_float64(module):
     np.testing.assert_allclose(module.l2_cost(P32, 0.1, 5), want, rtol=1e-12)
 
 
+@pytest.mark.parametrize("module", [C, R], ids=["compiled", "reference"])
+def test_l2_gradient_is_the_derivative_of_l2_cost(module, rng):
+    """dW + (λ/m) W, by central differences of l2_cost in float64; the other
+    entries pass through, the inputs are not modified."""
+    P = module.initialize_parameters([3, 4, 2], seed=1)
+    G = {f"d{k}": rng.standard_normal(v.shape) for k, v in P.items()}
+    G["dA0"] = rng.standard_normal((3, 5))
+    before = {k: v.copy() for k, v in G.items()}
+    got = module.l2_gradient(G, P, 0.7, 5)
+    eps = 1e-6
+    for l in (1, 2):
+        W = P[f"W{l}"]
+        numeric = np.empty_like(W)
+        for idx in np.ndindex(W.shape):
+            shifted = [dict(P, **{f"W{l}": W.copy()}) for _ in range(2)]
+            shifted[0][f"W{l}"][idx] += eps
+            shifted[1][f"W{l}"][idx] -= eps
+            numeric[idx] = (module.l2_cost(shifted[0], 0.7, 5)
+                            - module.l2_cost(shifted[1], 0.7, 5)) / (2 * eps)
+        np.testing.assert_allclose(got[f"dW{l}"] - G[f"dW{l}"], numeric, rtol=1e-6, atol=1e-9)
+        np.testing.assert_array_equal(got[f"db{l}"], G[f"db{l}"])
+    np.testing.assert_array_equal(got["dA0"], G["dA0"])
+    for k, v in before.items():
+        np.testing.assert_array_equal(G[k], v)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_l2_gradient_matches_reference_and_keeps_the_parameters_dtype(dtype, rng):
+    P = {k: v.astype(dtype) for k, v in R.initialize_parameters([4, 3, 1], seed=2).items()}
+    G = {f"d{k}": rng.standard_normal(v.shape) for k, v in P.items()}    # float64 gradients
+    got, want = C.l2_gradient(G, P, 0.3, 7), R.l2_gradient(G, P, 0.3, 7)
+    for k in ("dW1", "dW2", "db1", "db2"):
+        assert got[k].dtype == want[k].dtype == dtype
+        assert_close(got[k], want[k], dtype)
+    assert_close(got["dW1"], G["dW1"].astype(dtype) + dtype(0.3 / 7) * P["W1"], dtype)
+
+
 @pytest.mark.parametrize("slope", [0.0, 0.2, 1.5])
 def test_leaky_relu_slope_is_respected(slope, rng):
     Z = rng.standard_normal((4, 6))
