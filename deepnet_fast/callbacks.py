@@ -1,6 +1,6 @@
 """Callbacks: code that a training session calls around its epochs.
 
-A callback implements any of
+A callback implements any of (a missing hook is skipped)
 
 - ``on_train_begin(session)``: before the first epoch; ``session`` is the
   :class:`~deepnet_fast.session.TrainingSession` (its ``history``, ``state``,
@@ -9,7 +9,13 @@ A callback implements any of
   distributed training), with ``logs`` holding ``cost``, ``learning_rate``,
   ``time`` and, with validation data, ``val_cost`` and ``val_accuracy`` or
   ``val_r2``; returning True stops training after this epoch;
-- ``on_train_end(session)``: after the last epoch, also after an interrupt.
+- ``on_train_end(session)``: after the last epoch, also after an interrupt or
+  a :class:`~deepnet_fast.exceptions.DivergenceError` (then before it reaches
+  the caller), for every callback whose ``on_train_begin`` ran.
+
+``EarlyStopping`` and ``ReduceLROnPlateau`` start each fit afresh (their
+counters and best value), as Keras's do; ``ModelCheckpoint`` keeps its best
+value across the fits it is passed to, so a later fit saves only a better one.
 
 The epoch kernel still runs one call per epoch; with no callbacks nothing
 is called at all. The built-ins are those Keras users know:
@@ -48,13 +54,14 @@ HOOKS = ("on_train_begin", "on_epoch_end", "on_train_end")
 
 
 def check_callbacks(callbacks, name="callbacks"):
-    """``callbacks`` as a list: None, or a sequence of objects with the hooks
-    of :class:`Callback` (a subclass, or any object that has them).
+    """``callbacks`` as a list: None, or a sequence of objects with at least
+    one of the hooks of :class:`Callback` (a subclass, or any object that has
+    some of them).
 
     Raises
     ------
     TypeError
-        Naming the argument, or the element that lacks a hook.
+        Naming the argument, or the element that has none of the hooks.
     """
     if callbacks is None:
         return []
@@ -63,11 +70,16 @@ def check_callbacks(callbacks, name="callbacks"):
                         f"{type(callbacks).__name__}")
     callbacks = list(callbacks)
     for i, cb in enumerate(callbacks):
-        missing = [hook for hook in HOOKS if not callable(getattr(cb, hook, None))]
-        if missing:
+        if not any(callable(getattr(cb, hook, None)) for hook in HOOKS):
             raise TypeError(f"{name}[{i}] must be a Callback (deepnet_fast.callbacks); "
-                            f"{type(cb).__name__} has no {', '.join(missing)}")
+                            f"{type(cb).__name__} has none of {', '.join(HOOKS)}")
     return callbacks
+
+
+def hooks(callbacks, hook):
+    """The bound ``hook`` methods of those ``callbacks`` that have it, in order."""
+    found = (getattr(cb, hook, None) for cb in callbacks)
+    return [method for method in found if callable(method)]
 
 
 class _Monitor:
@@ -185,6 +197,7 @@ class EarlyStopping(Callback):
         return self._watch.best
 
     def on_train_begin(self, session):
+        self.reset()
         self._session = session
 
     def on_epoch_end(self, epoch, logs):
@@ -203,7 +216,10 @@ class EarlyStopping(Callback):
         history = session.history
         if self.stopped_epoch is not None:
             history.stopped_epoch = self.stopped_epoch
-        if self.restore_best and self._best_state is not None and not history.interrupted:
+        # Not after an interrupt or a divergence: the model then keeps the last
+        # complete, finite epoch, as they promise.
+        if (self.restore_best and self._best_state is not None and not history.interrupted
+                and not session.diverged):
             session.restore(self._best_state, stream=False)
             history.best_epoch = self.best_epoch
         # Keep the record (best, wait), not the session and its data.
@@ -295,11 +311,17 @@ class ReduceLROnPlateau(Callback):
         self.patience = _patience(patience)
         self.cooldown = check_positive_int(cooldown, "cooldown", minimum=0)
         self.min_lr = check_real(min_lr, "min_lr", low=0.0)
-        self._watch = _Monitor(monitor, min_delta)
+        self.monitor, self.min_delta = monitor, min_delta
+        self.reset()        # checks monitor and min_delta
+
+    def reset(self):
+        """Forget the best value and the counters (a new fit)."""
+        self._watch = _Monitor(self.monitor, self.min_delta)
         self.wait = self._cooling = 0
         self._session = None
 
     def on_train_begin(self, session):
+        self.reset()
         self._session = session
 
     def on_epoch_end(self, epoch, logs):

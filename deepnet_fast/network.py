@@ -312,8 +312,9 @@ class DeepNet:
             schedule from :mod:`deepnet_fast.schedules`, or ``f(epoch, α0) -> α``.
         validation_data : tuple (X_val, y_val), optional
         validation_split : float, default=0.0
-            Fraction of the (shuffled, seeded) training data held out for
-            validation when ``validation_data`` is not given.
+            Fraction of the training data held out for validation when
+            ``validation_data`` is not given: rows drawn from the training
+            state's split key, the same rows in every warm fit on the same data.
         early_stopping : bool, default=False
             Stop when the validation cost (the training cost without validation
             data) has not improved by ``min_delta`` for ``patience`` epochs, and
@@ -326,8 +327,9 @@ class DeepNet:
         verbose : int, default=1
             0 silent, 1 progress bar and about ten cost lines, 2 a line per epoch.
         warm_start : bool, default=False
-            Continue from the current parameters, optimizer state and shuffle
-            stream instead of re-initialising.
+            Continue from the current parameters, optimizer state, shuffle
+            stream, epoch count (``lr_schedule`` continues) and
+            ``ReduceLROnPlateau``'s reductions instead of re-initialising.
         sample_weight : array-like of shape (n_samples,), optional
             Non-negative weights of the training samples: each mini-batch's
             cost and gradient are the weighted mean over its samples

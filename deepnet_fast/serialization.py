@@ -74,6 +74,9 @@ VERSION = 2
 READABLE_VERSIONS = (1, 2)
 #: Keys of a training state (see :func:`write_model`).
 TRAINING_KEYS = ("optimizer", "t", "rng", "settings")
+#: Keys a training state may hold besides (written since they exist; a file
+#: without them resumes at epoch 0, scale 1, with a split key from its stream).
+OPTIONAL_TRAINING_KEYS = ("epoch", "lr_scale", "split_key")
 _MOMENTS = ("v", "s")
 
 #: Largest metadata accepted, in bytes: ~1,500 layers' checksums fit in it.
@@ -208,11 +211,29 @@ def _check_training(training):
             for k, v in settings.items())):
         raise ValueError("training settings must be a flat dict of numbers, strings, "
                          "booleans and None")
-    return {"optimizer": optimizer, "t": int(t),
-            "rng": {"bit_generator": "PCG64",
-                    "state": {k: int(v) for k, v in rng["state"].items()},
-                    "has_uint32": int(rng["has_uint32"]), "uinteger": int(rng["uinteger"])},
-            "settings": dict(settings)}
+    out = {"optimizer": optimizer, "t": int(t),
+           "rng": {"bit_generator": "PCG64",
+                   "state": {k: int(v) for k, v in rng["state"].items()},
+                   "has_uint32": int(rng["has_uint32"]), "uinteger": int(rng["uinteger"])},
+           "settings": dict(settings)}
+    # Optional (files written before them resume with their defaults).
+    epoch, lr_scale, split_key = (training.get(key) for key in OPTIONAL_TRAINING_KEYS)
+    if epoch is not None:
+        if not (_is_int(epoch) and 0 <= epoch < MAX_STEPS):
+            raise ValueError(f"training epoch must be an integer in "
+                             f"[0, 2**{MAX_STEPS.bit_length() - 1}); got {shown(epoch)}")
+        out["epoch"] = int(epoch)
+    if lr_scale is not None:
+        if not (isinstance(lr_scale, (int, float)) and not isinstance(lr_scale, bool)
+                and 0 < lr_scale <= 1):
+            raise ValueError(f"training lr_scale must be a number in (0, 1]; got {shown(lr_scale)}")
+        out["lr_scale"] = float(lr_scale)
+    if split_key is not None:
+        if not (_is_int(split_key) and 0 <= split_key < 2**62):
+            raise ValueError(f"training split_key must be an integer in [0, 2**62); "
+                             f"got {shown(split_key)}")
+        out["split_key"] = int(split_key)
+    return out
 
 
 def _check_moment(moment, name, description, error):
@@ -245,7 +266,9 @@ def write_model(path, meta, arrays, training=None):
         A training state to resume from: ``optimizer`` (str), ``t`` (int >= 0),
         ``rng`` (a PCG64 ``bit_generator.state`` dict), ``settings`` (a flat
         dict of JSON scalars), ``v`` and ``s`` (flat moment vectors of the
-        parameters' dtype, each as long as the parameters or empty).
+        parameters' dtype, each as long as the parameters or empty); and
+        optionally ``epoch`` (int >= 0), ``lr_scale`` (in (0, 1]) and
+        ``split_key`` (int in [0, 2**62)).
 
     Raises
     ------
@@ -409,7 +432,8 @@ def read_model(path):
         str), ``output_activation`` (str), ``dtype`` (``"float32"`` or
         ``"float64"``), ``negative_slope`` (float), ``seed`` (int or None),
         ``training`` (None, or the dict ``optimizer``, ``t``, ``rng``,
-        ``settings`` of :func:`write_model`). The activation and optimizer
+        ``settings`` and those of ``epoch``, ``lr_scale``, ``split_key`` it holds,
+        of :func:`write_model`). The activation and optimizer
         names are not checked against the library's.
     arrays : dict of ndarray
         ``W1, b1, ..., WL, bL`` (and ``v``, ``s`` with a training state),

@@ -31,7 +31,7 @@ import numpy as np
 
 from . import compilation
 from . import reference as R
-from .callbacks import EarlyStopping
+from .callbacks import EarlyStopping, hooks
 from .engines import ENGINES, predict_output
 from .exceptions import DivergenceError
 from .history import History
@@ -173,10 +173,10 @@ class TrainingSession:
             self.callbacks.append(EarlyStopping(patience=config.patience,
                                                 min_delta=config.min_delta))
         self.history = History() if history is None else history
-        self.epoch = 0
-        self.lr_scale = 1.0     # callbacks such as ReduceLROnPlateau change it
+        self.epoch = 0          # epochs of this fit (the state counts them all)
         self._max_rate = float(np.finfo(arch.dtype).max)
         self.model = None       # the DeepNet being trained, for callbacks that save it
+        self.diverged = False   # set before on_train_end when a DivergenceError ends the run
         if config.learning_rate >= self._max_rate:
             raise ValueError(f"learning_rate must be a finite number of the model's dtype "
                              f"({arch.dtype.name}, below {self._max_rate:.3g}); "
@@ -195,7 +195,7 @@ class TrainingSession:
             if n_val < 1 or n_val >= n:
                 raise ValueError(f"validation_split={config.validation_split} leaves {n_val} "
                                  f"validation samples out of {n}; need at least one on each side")
-            perm = state.rng.permutation(n)
+            perm = state.validation_rows(n)
             validation = (take_rows(X, perm[:n_val]), Y[perm[:n_val]])
             X, Y = take_rows(X, perm[n_val:]), np.ascontiguousarray(Y[perm[n_val:]])
             if sample_weight is not None:
@@ -236,6 +236,7 @@ class TrainingSession:
         steps = -(-config.epochs // runner.epochs_per_step)
         progress = None
         self._last = None
+        begun = []          # the callbacks whose on_train_begin ran
         try:
             self._last = self.state.snapshot()
             self.state.use_optimizer(config.optimizer)
@@ -246,10 +247,15 @@ class TrainingSession:
             history.backend = getattr(runner, "engine_backend", None) or self.backend
             progress = Progress(steps, config.verbose)
             for cb in self.callbacks:
-                cb.on_train_begin(self)
+                for hook in hooks([cb], "on_train_begin"):
+                    hook(self)
+                begun.append(cb)
             for step in range(steps):
                 if self._step(step, progress):
                     break
+        except DivergenceError:
+            self.diverged = True
+            raise
         except KeyboardInterrupt:
             # A step in flight may have updated part of the parameters: go back
             # to the end of the last complete one.
@@ -263,8 +269,10 @@ class TrainingSession:
             runner.close()
             if progress is not None:
                 progress.close()
-        for cb in self.callbacks:
-            cb.on_train_end(self)
+            # Also on the way out of a DivergenceError: a CSVLogger closes its
+            # file, EarlyStopping restores its best epoch.
+            for hook in hooks(begun, "on_train_end"):
+                hook(self)
         return history
 
     def _step(self, step, progress):
@@ -272,7 +280,8 @@ class TrainingSession:
         whether a callback asked to stop."""
         config, state = self.config, self.state
         k = min(self.runner.epochs_per_step, config.epochs - self.epoch)
-        rates = [self._rate(e) for e in range(self.epoch, self.epoch + k)]
+        # The schedule continues across warm fits: it counts the state's epochs.
+        rates = [self._rate(e) for e in range(state.epoch, state.epoch + k)]
         start = time.perf_counter()
         cost, failed = self.runner.run(state, rates)
         if failed >= 0:
@@ -284,6 +293,7 @@ class TrainingSession:
             raise DivergenceError(self.epoch + k - 1, what="parameters",
                                   learning_rate=rates[-1])
         self.epoch += k
+        state.epoch += k
         val_cost, val_score = self._validate()
         name = self.arch.head.score_name
         score = getattr(self.runner, "score", None)
@@ -295,9 +305,19 @@ class TrainingSession:
         self._last = state.snapshot(self._last)
         progress.update(step, cost, val_cost, self.runner.label(step, self.epoch - 1))
         stop = False
-        for cb in self.callbacks:
-            stop = bool(cb.on_epoch_end(step, logs)) or stop
+        for hook in hooks(self.callbacks, "on_epoch_end"):
+            stop = bool(hook(step, logs)) or stop
         return stop
+
+    @property
+    def lr_scale(self):
+        """The learning-rate factor that callbacks such as ReduceLROnPlateau
+        set (kept in the state: warm fits and checkpoints continue it)."""
+        return self.state.lr_scale
+
+    @lr_scale.setter
+    def lr_scale(self, value):
+        self.state.lr_scale = float(value)
 
     def _rate(self, epoch):
         rate = rate_at(self.config.lr_schedule, epoch, self.config.learning_rate)

@@ -1,9 +1,11 @@
 """``TrainingState``: what one network carries from one fit to the next.
 
-The flat parameter vector, the optimizer's moments and step counter, and the
-random stream that shuffles the mini-batches (and draws the validation split).
-``fit(warm_start=True)`` and ``partial_fit`` continue all four; a cold fit
-starts them afresh. The training session updates a state in place, and takes
+The flat parameter vector, the optimizer's moments and step counter, the
+random stream that shuffles the mini-batches, the epochs trained (where the
+learning-rate schedule stands), the learning-rate scale of
+``ReduceLROnPlateau`` and the key of the validation split.
+``fit(warm_start=True)`` and ``partial_fit`` continue all of them, so that ten
+one-epoch fits train as one ten-epoch fit; a cold fit starts them afresh. The training session updates a state in place, and takes
 snapshots of it to go back to (after a diverging epoch, an interrupt, or to
 the best epoch of early stopping).
 """
@@ -12,6 +14,23 @@ import numpy as np
 
 from .kernels.training import all_finite
 from .registry import OPTIMIZERS
+
+SPLIT_KEYS = 2**62
+"""Validation-split keys are integers in [0, SPLIT_KEYS)."""
+
+
+def split_key(seed, *more):
+    """The validation-split key of a state seeded with ``seed`` (None: a fresh
+    one); ``more`` integers tell shards apart. A stream of its own, so that
+    drawing it moves no shuffle."""
+    entropy = None if seed is None else [int(seed), 2, *more]
+    return int(np.random.default_rng(entropy).integers(SPLIT_KEYS))
+
+
+def validation_rows(key, n):
+    """The permutation of ``n`` rows whose head a validation split holds out,
+    drawn from the split key ``key``: the same rows for the same key and n."""
+    return np.random.default_rng([int(key), int(n)]).permutation(n)
 
 
 class TrainingState:
@@ -34,6 +53,14 @@ class TrainingState:
         keeps them, else empty.
     t : int
         Optimizer steps taken (Adam's bias correction counts from it).
+    epoch : int
+        Epochs trained; the learning-rate schedule continues from it.
+    lr_scale : float in (0, 1]
+        The product of ``ReduceLROnPlateau``'s reductions so far.
+    split_key : int or None
+        Draws ``validation_split``'s held-out rows (:meth:`validation_rows`):
+        the same rows in every fit of this state, so that no warm fit trains
+        on an earlier fit's validation rows.
     rng : numpy.random.Generator
     settings : dict or None
         The settings of the last fit that trained this state
@@ -45,7 +72,9 @@ class TrainingState:
         self.rng = np.random.default_rng(None if seed is None else [int(seed), 1])
         self.optimizer = None
         self.v = self.s = np.zeros(0, theta.dtype)
-        self.t = 0
+        self.t = self.epoch = 0
+        self.lr_scale = 1.0
+        self.split_key = split_key(seed)
         self.settings = None
 
     @classmethod
@@ -55,13 +84,16 @@ class TrainingState:
         state = cls.__new__(cls)
         state.theta, state.v, state.s, state.t = theta, v, s, int(t)
         state.optimizer, state.rng, state.settings = None, None, None
+        state.epoch, state.lr_scale, state.split_key = 0, 1.0, None
         return state
 
     def to_record(self):
         """The state besides the parameters, as :func:`serialization.write_model`
-        takes it (``optimizer``, ``t``, ``rng``, ``settings``, ``v``, ``s``)."""
+        takes it (``optimizer``, ``t``, ``rng``, ``settings``, ``epoch``,
+        ``lr_scale``, ``split_key``, ``v``, ``s``)."""
         return {"optimizer": self.optimizer or "gd", "t": self.t,
                 "rng": self.rng.bit_generator.state, "settings": self.settings or {},
+                "epoch": self.epoch, "lr_scale": self.lr_scale, "split_key": self.split_key,
                 "v": self.v, "s": self.s}
 
     @classmethod
@@ -70,10 +102,23 @@ class TrainingState:
         state = cls(theta)
         state.optimizer, state.t, state.settings = record["optimizer"], record["t"], \
             record["settings"]
+        state.epoch, state.lr_scale = record.get("epoch", 0), record.get("lr_scale", 1.0)
+        # Files of version 0.x before the key: one derived from the stream's
+        # position, the same at every load of the file.
+        key = record.get("split_key")
+        state.split_key = key if key is not None else record["rng"]["state"]["state"] % SPLIT_KEYS
         state.v = np.array(record["v"], dtype=theta.dtype)
         state.s = np.array(record["s"], dtype=theta.dtype)
         state.rng.bit_generator.state = record["rng"]
         return state
+
+    def validation_rows(self, n):
+        """The permutation of ``n`` rows whose head ``validation_split`` holds
+        out: drawn from ``split_key`` (the state's shuffle stream when there
+        is none), so the same rows at every fit of this state on n rows."""
+        if self.split_key is None:
+            return self.rng.permutation(n)
+        return validation_rows(self.split_key, n)
 
     def use_optimizer(self, name):
         """Zero the moments and the step counter when ``name`` is not the
@@ -98,18 +143,21 @@ class TrainingState:
         an earlier snapshot ``into`` when given, to reuse its arrays)."""
         if into is None:
             return _Snapshot(self.theta.copy(), self.v.copy(), self.s.copy(), self.t,
-                             self.rng.bit_generator.state)
+                             self.rng.bit_generator.state, self.epoch, self.lr_scale)
         if into.v.shape != self.v.shape or into.s.shape != self.s.shape:
             return self.snapshot()
         np.copyto(into.theta, self.theta)
         np.copyto(into.v, self.v)
         np.copyto(into.s, self.s)
         into.t, into.rng = self.t, self.rng.bit_generator.state
+        into.epoch, into.lr_scale = self.epoch, self.lr_scale
         return into
 
     def restore(self, snap, stream=True):
         """Go back to ``snap`` (in place: the arrays stay the same objects);
-        ``stream=False`` leaves the shuffle stream where it is."""
+        ``stream=False`` leaves the shuffle stream, the epoch count and the
+        learning-rate scale where they are (early stopping's return to its
+        best epoch: the parameters and moments go back, the clock does not)."""
         np.copyto(self.theta, snap.theta)
         if self.v.shape != snap.v.shape or self.s.shape != snap.s.shape:
             self.v, self.s = snap.v.copy(), snap.s.copy()
@@ -119,10 +167,12 @@ class TrainingState:
         self.t = snap.t
         if stream:
             self.rng.bit_generator.state = snap.rng
+            self.epoch, self.lr_scale = snap.epoch, snap.lr_scale
 
 
 class _Snapshot:
-    __slots__ = ("theta", "v", "s", "t", "rng")
+    __slots__ = ("theta", "v", "s", "t", "rng", "epoch", "lr_scale")
 
-    def __init__(self, theta, v, s, t, rng):
+    def __init__(self, theta, v, s, t, rng, epoch, lr_scale):
         self.theta, self.v, self.s, self.t, self.rng = theta, v, s, t, rng
+        self.epoch, self.lr_scale = epoch, lr_scale

@@ -44,6 +44,79 @@ def test_checkpoint_resume_equals_an_uninterrupted_run_bitwise(backend, optimize
     assert resumed.training_state.settings["optimizer"] == optimizer
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_warm_fits_and_checkpoints_continue_the_schedule_and_the_validation_split(backend,
+                                                                                 tmp_path):
+    """Six one-epoch warm fits, and three epochs then a checkpoint's three,
+    equal one six-epoch fit: the schedule counts the state's epochs and the
+    validation rows are the same in every fit."""
+    X, y = _data()
+    kw = dict(KW, lr_schedule="inverse_time", validation_split=0.25)
+    straight = _net(backend)
+    h = straight.fit(X, y, epochs=6, **kw)
+    assert len(set(h.learning_rate)) == 6
+    stepwise = _net(backend)
+    parts = [stepwise.fit(X, y, epochs=1, warm_start=True, **kw) for _ in range(6)]
+    for key in ("cost", "val_cost", "learning_rate"):
+        assert [getattr(p, key)[0] for p in parts] == getattr(h, key), key
+    first = _net(backend)
+    h1 = first.fit(X, y, epochs=3, **kw)
+    first.save(tmp_path / "ckpt.npz", training_state=True)
+    resumed = dn.load(tmp_path / "ckpt.npz", backend=backend)
+    assert resumed.training_state.epoch == 3
+    h2 = resumed.fit(X, y, epochs=3, warm_start=True, **kw)
+    assert h1.val_cost + h2.val_cost == h.val_cost
+    for net in (stepwise, resumed):
+        assert net.training_state.epoch == 6
+        for k, v in straight.parameters.items():
+            np.testing.assert_array_equal(net.parameters[k], v)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_reduce_lr_on_plateau_reductions_carry_over_to_warm_fits_and_checkpoints(backend,
+                                                                                 tmp_path):
+    X, y = _data()
+    plateau = dn.ReduceLROnPlateau(monitor="cost", factor=0.5, patience=1, min_delta=10.0)
+    net = _net(backend)
+    h = net.fit(X, y, epochs=3, callbacks=[plateau], **KW)
+    assert h.learning_rate == [0.01, 0.01, 0.005]          # reduced after epochs 1 and 2
+    assert net.training_state.lr_scale == 0.25
+    net.save(tmp_path / "ckpt.npz", training_state=True)
+    loaded = dn.load(tmp_path / "ckpt.npz", backend=backend)
+    assert loaded.training_state.lr_scale == 0.25
+    assert loaded.fit(X, y, epochs=1, warm_start=True, **KW).learning_rate == [0.0025]
+    # A cold fit starts at the full rate again.
+    assert loaded.fit(X, y, epochs=1, **KW).learning_rate == [0.01]
+
+
+def test_checkpoints_of_earlier_versions_resume_with_the_default_clock(tmp_path):
+    """A training state without epoch, lr_scale and split_key (as files
+    written before them hold) loads at epoch 0 and scale 1, with the same
+    split key at every load; the keys out of range are refused."""
+    X, y = _data()
+    net = _net("compiled")
+    net.fit(X, y, epochs=2, **KW)
+    meta, arrays = serialization.read_model(_saved(net, tmp_path / "new.npz"))
+    old = {k: v for k, v in meta["training"].items()
+           if k not in serialization.OPTIONAL_TRAINING_KEYS}
+    params = {k: a for k, a in arrays.items() if k[0] in "Wb"}
+    moments = dict(v=arrays["v"], s=arrays["s"])
+    serialization.write_model(tmp_path / "old.npz", meta, params, dict(old, **moments))
+    loads = [dn.load(tmp_path / "old.npz").training_state for _ in range(2)]
+    assert [(s.epoch, s.lr_scale) for s in loads] == [(0, 1.0)] * 2
+    assert loads[0].split_key == loads[1].split_key and 0 <= loads[0].split_key < 2**62
+    for key, bad in [("epoch", -1), ("epoch", 1.5), ("lr_scale", 0.0), ("lr_scale", 2.0),
+                     ("lr_scale", float("nan")), ("split_key", 2**62), ("split_key", "1")]:
+        with pytest.raises(ValueError, match=f"training {key} must be"):
+            serialization.write_model(tmp_path / "bad.npz", meta, params,
+                                      dict(old, **moments, **{key: bad}))
+
+
+def _saved(net, path):
+    net.save(path, training_state=True)
+    return path
+
+
 def test_a_model_file_without_training_state_starts_fresh(tmp_path):
     X, y = _data()
     net = _net("compiled")
@@ -177,6 +250,54 @@ def test_callbacks_see_every_epoch_and_may_stop():
     h = _net("compiled").fit(X, y, epochs=10, callbacks=[cb], **KW)
     assert cb.began and cb.ended and len(h) == 3
     assert [c for _, c in cb.seen] == h.cost
+
+
+def test_callbacks_may_implement_some_hooks_only():
+    X, y = _data()
+
+    class EpochsOnly:
+        def __init__(self):
+            self.epochs = []
+
+        def on_epoch_end(self, epoch, logs):
+            self.epochs.append(epoch)
+
+    cb = EpochsOnly()
+    _net("compiled").fit(X, y, epochs=3, callbacks=[cb], **KW)
+    assert cb.epochs == [0, 1, 2]
+
+
+def test_early_stopping_and_plateau_start_each_fit_afresh():
+    X, y = _data()
+    es = dn.EarlyStopping(monitor="cost", patience=2, min_delta=10.0)
+    plateau = dn.ReduceLROnPlateau(monitor="cost", factor=0.5, patience=2, min_delta=10.0)
+    first = _net("compiled").fit(X, y, epochs=10, callbacks=[es, plateau], **KW)
+    assert first.stopped_epoch == 2 and es.stopped_epoch == 2
+    assert first.learning_rate == [0.01] * 3
+    # The same objects on a new network: the counts start again, nothing is
+    # carried over (a stale stopped_epoch or best value would stop at once).
+    second = _net("compiled", seed=5).fit(X, y, epochs=10, callbacks=[es, plateau], **KW)
+    assert second.stopped_epoch == 2 and len(second.cost) == 3
+    assert es.best == min(second.cost)
+    assert second.learning_rate == [0.01] * 3
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_diverging_fit_ends_its_callbacks_and_keeps_the_last_finite_epoch(backend, tmp_path):
+    X, _ = _data()
+    y = X[:, 0]
+    net = dn.DeepNet([4, 8, 1], "relu", "identity", seed=0, dtype="float32", backend=backend)
+    net.fit(X, y, epochs=2, learning_rate=0.1, verbose=0)
+    before = net.parameters
+    log = dn.CSVLogger(tmp_path / "log.csv")
+    es = dn.EarlyStopping(monitor="cost", patience=5)
+    with pytest.raises(dn.DivergenceError):
+        net.fit(X * 1e3, y * 1e3, epochs=5, learning_rate=3e38, verbose=0, warm_start=True,
+                callbacks=[log, es])
+    assert log._file is None        # closed by on_train_end
+    # Not early stopping's best epoch: the divergence contract holds.
+    for k, v in before.items():
+        np.testing.assert_array_equal(net.parameters[k], v)
 
 
 def test_early_stopping_callback_equals_the_fit_option():

@@ -98,7 +98,8 @@ def test_fit_rejects(kwargs, exc, message, backend):
 @pytest.mark.parametrize("callbacks,message", [
     (5, "callbacks must be a sequence of Callback objects; got int"),
     ("early", "callbacks must be a sequence of Callback objects; got str"),
-    ([dn.callbacks.Callback(), 1], r"callbacks\[1\] must be a Callback .*int has no on_train_begin"),
+    ([dn.callbacks.Callback(), 1], r"callbacks\[1\] must be a Callback .*int has none of on_train_begin, "
+                                       "on_epoch_end, on_train_end"),
 ])
 def test_fit_rejects_callbacks_that_are_not_callbacks(callbacks, message):
     net = _net()

@@ -127,6 +127,7 @@ from .._validation import check_bool, check_positive_int, check_validation_pair
 from ..history import History
 from ..inputs import check_rows
 from ..session import TrainingSession, check_batch_size
+from ..state import split_key
 from ._inference import predict_dask, score_dask
 from ._placement import assign_chunks, Data, Shards
 
@@ -266,6 +267,8 @@ def fit_dask(arch, backend, state, config, X, y, *, seed=None, callbacks=(),
         dropout_seed = base
     shard_config = dict(batch=config.batch_size, shuffle=config.shuffle,
                         dropout_seed=dropout_seed,
+                        split_keys=[split_key(base, *([r] if r else []))
+                                    for r in range(len(groups))],
                         seed_keys=[[base, 1] if r == 0 else [base, 1, r]
                                    for r in range(len(groups))])
     # The schedule stays on the client (a lambda would not pickle): workers get rates.

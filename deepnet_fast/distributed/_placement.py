@@ -138,8 +138,9 @@ class Shards:
         self.chunks = [chunks for _, chunks in groups]
         for rank, (worker, chunks) in enumerate(groups):
             cfg = dict(config, n_val=n_val[rank], seed_key=config["seed_keys"][rank],
+                       split_key=config["split_keys"][rank],
                        dropout_seed=(config["dropout_seed"] + rank * _GOLDEN) % 2**62)
-            del cfg["seed_keys"]
+            del cfg["seed_keys"], cfg["split_keys"]
             self.futures.append(client.submit(
                 build_shard, spec, [data.X[i] for i in chunks], [data.y[i] for i in chunks],
                 rank, cfg, key=f"deepnet-shard-{self.token}-{rank}", workers=[worker],

@@ -9,7 +9,7 @@ from distributed import get_worker
 
 from ..engines import ENGINES
 from ..inputs import check_rows
-from ..state import TrainingState
+from ..state import TrainingState, validation_rows
 from ..threads import fit_threads
 
 
@@ -87,15 +87,12 @@ def build_shard(spec, X_blocks, y_blocks, rank, config):
     Y = arch.head.encode(y, X.shape[0], arch.layer_dims[-1], arch.dtype)
     Xv = Yv = None
     if config["n_val"] > 0:
-        # As DeepNet.fit: the first draw of the shard's stream picks the held-out rows.
-        rng = np.random.default_rng(config["seed_key"])
-        perm = rng.permutation(X.shape[0])
+        # As DeepNet.fit: the split key picks the held-out rows.
+        perm = validation_rows(config["split_key"], X.shape[0])
         n_val = config["n_val"]
         Xv, Yv = X[perm[:n_val]], Y[perm[:n_val]]
         X, Y = X[perm[n_val:]], Y[perm[n_val:]]
-        rng_state = rng.bit_generator.state
-    else:
-        rng_state = np.random.default_rng(config["seed_key"]).bit_generator.state
+    rng_state = np.random.default_rng(config["seed_key"]).bit_generator.state
     # Writable too: Numba types read-only arrays apart and would compile again.
     X = np.require(X, arch.dtype, requirements="CAW")
     Y = np.require(Y, arch.dtype, requirements="CAW")
