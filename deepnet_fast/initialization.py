@@ -78,6 +78,12 @@ def initialize_parameters(layer_dims, init="he", seed=None, dtype=np.float64, *,
         if missing:
             raise ValueError(f"{name} is missing {missing} (expected W1..W{L}, b1..b{L} for "
                              f"layer_dims {dims})")
+        expected = {f"{p}{l}" for l in range(1, L + 1) for p in "Wb"}
+        extra = sorted(map(str, set(init) - expected))
+        if extra:
+            # A W3 for a two-layer network is a mistake the caller should hear of.
+            raise ValueError(f"{name} has entries {extra} beyond W1..W{L}, b1..b{L} of "
+                             f"layer_dims {dims}")
         params = {}
         for l in range(1, L + 1):
             params[f"W{l}"] = _init_array(init[f"W{l}"], f"W{l}", (dims[l], dims[l - 1]), dt, name)

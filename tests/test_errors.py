@@ -31,6 +31,9 @@ CONSTRUCTOR_CASES = [
     (dict(output_activation="tanh"), ValueError, r"output_activation must be one of \['sigmoid', 'softmax', 'identity', 'relu'\]"),
     (dict(init="glorot"), ValueError, r"init must be one of \['he', 'xavier', 'small'\]"),
     (dict(init={"W1": np.zeros((5, 4))}), ValueError, r"init is missing \['b1', 'W2', 'b2'\]"),
+    (dict(init={"W1": np.zeros((5, 4)), "b1": np.zeros((5, 1)), "W2": np.zeros((3, 5)),
+                "b2": np.zeros((3, 1)), "W3": np.zeros((1, 3)), "foo": 1}),
+     ValueError, r"init has entries \['W3', 'foo'\] beyond W1..W2, b1..b2"),
     (dict(init={"W1": np.zeros((5, 3)), "b1": np.zeros((5, 1)), "W2": np.zeros((3, 5)), "b2": np.zeros((3, 1))}),
      ValueError, r"W1.*shape \(5, 4\)"),
     (dict(dtype="float16"), ValueError, "dtype must be 'float32' or 'float64'; got 'float16'"),
@@ -113,6 +116,8 @@ def test_fit_rejects_callbacks_that_are_not_callbacks(callbacks, message):
 def test_set_parameters_errors_name_parameters():
     with pytest.raises(ValueError, match=r"parameters is missing \['b1', 'W2', 'b2'\]"):
         _net().set_parameters({"W1": np.zeros((5, 4))})
+    with pytest.raises(ValueError, match=r"parameters has entries \['W3'\] beyond"):
+        _net().set_parameters({**_net().parameters, "W3": np.zeros((1, 3))})
     with pytest.raises(ValueError, match=r"parameters\['W1'\] must have shape \(5, 4\)"):
         _net().set_parameters({"W1": np.zeros((5, 3)), "b1": np.zeros((5, 1)),
                                "W2": np.zeros((3, 5)), "b2": np.zeros((3, 1))})
