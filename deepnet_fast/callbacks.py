@@ -162,6 +162,10 @@ class EarlyStopping(Callback):
     patience : int >= 1 or inf, default=10
     min_delta : float >= 0, default=0.0
     restore_best : bool, default=True
+    restart : bool, default=True
+        Start each fit afresh (forget the best value and the count, as
+        Keras does). False continues them across fits: scikit-learn's
+        ``partial_fit`` counts ``n_iter_no_change`` over its calls so.
 
     Raises
     ------
@@ -178,11 +182,13 @@ class EarlyStopping(Callback):
         Epochs since the last improvement.
     """
 
-    def __init__(self, monitor="auto", patience=10, min_delta=0.0, restore_best=True):
+    def __init__(self, monitor="auto", patience=10, min_delta=0.0, restore_best=True, *,
+                 restart=True):
         self.monitor = monitor
         self.patience = _patience(patience)
         self.min_delta = min_delta
         self.restore_best = check_bool(restore_best, "restore_best")
+        self.restart = check_bool(restart, "restart")
         self.reset()        # checks monitor and min_delta
 
     def reset(self):
@@ -197,7 +203,8 @@ class EarlyStopping(Callback):
         return self._watch.best
 
     def on_train_begin(self, session):
-        self.reset()
+        if self.restart:
+            self.reset()
         self._session = session
 
     def on_epoch_end(self, epoch, logs):

@@ -273,6 +273,23 @@ class _DeepNetEstimator(BaseEstimator):
     # ------------------------------------------------------------ training
 
     def _fit(self, X, y, incremental, sample_weight=None):
+        # A fit that fails leaves the estimator as it was (its fitted
+        # attributes and network), never half-updated: the checks below
+        # rewrite classes_ and n_features_in_ before the data's last checks
+        # run. Only a warm fit that has trained epochs keeps them (its network
+        # holds the last finite epoch, which loss_curve_ records).
+        before = dict(self.__dict__)
+        epochs_before = getattr(self, "n_iter_", 0)
+        try:
+            return self._fit_checked(X, y, incremental, sample_weight)
+        except BaseException:
+            fresh_network = self.__dict__.get("net_") is not before.get("net_")
+            if fresh_network or getattr(self, "n_iter_", 0) == epochs_before:
+                self.__dict__.clear()
+                self.__dict__.update(before)
+            raise
+
+    def _fit_checked(self, X, y, incremental, sample_weight):
         first_pass = not hasattr(self, "net_") or (not self.warm_start and not incremental)
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
@@ -336,7 +353,7 @@ class _DeepNetEstimator(BaseEstimator):
             self._stopping = EarlyStopping(
                 monitor=f"val_{self.net_.head.score_name}" if self.early_stopping else "cost",
                 patience=self.n_iter_no_change + 1, min_delta=self.tol,
-                restore_best=self.early_stopping)
+                restore_best=self.early_stopping, restart=False)
             self.best_loss_ = None if self.early_stopping else np.inf
             self.validation_scores_ = [] if self.early_stopping else None
             self.best_validation_score_ = -np.inf if self.early_stopping else None

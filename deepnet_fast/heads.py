@@ -17,6 +17,10 @@ import numpy as np
 from ._validation import as_float_array
 from .kernels import activations as kact
 
+#: How far from 1 a softmax target row may sum (probabilities rounded to
+#: float32 and back, or written with a few digits, stay well inside).
+ROW_SUM_TOLERANCE = 1e-3
+
 
 class OutputHead:
     """Base class; see the module docstring.
@@ -66,8 +70,11 @@ class OutputHead:
         if y_arr.ndim == 1:
             y_arr = y_arr.reshape(-1, 1)
         if y_arr.ndim != 2 or y_arr.shape[1] != n_units:
-            raise ValueError(f"{name} must have shape ({n_samples},) or ({n_samples}, {n_units}) "
-                             f"for {n_units} output unit(s); got {np.shape(y)}")
+            # A 1-D y fits one output unit only.
+            wanted = (f"({n_samples},) or ({n_samples}, 1)" if n_units == 1
+                      else f"({n_samples}, {n_units})")
+            raise ValueError(f"{name} must have shape {wanted} for {n_units} output unit(s) of "
+                             f"a {self.name} output; got {np.shape(y)}")
         Y = as_float_array(y_arr, name, ndim=2, dtype=dtype, finite=True)
         if self.target_range is not None and Y.size:
             low, high = self.target_range
@@ -214,7 +221,14 @@ class SoftmaxHead(_Classification):
     def encode(self, y, n_samples, n_units, dtype, name="y"):
         y_arr = _numeric(y, name)
         if y_arr.ndim != 1:
-            return super().encode(y_arr, n_samples, n_units, dtype, name)
+            Y = super().encode(y_arr, n_samples, n_units, dtype, name)
+            # Probabilities: cross-entropy's gradient A - Y assumes each row sums to 1.
+            sums = Y.sum(axis=1, dtype=np.float64)
+            if Y.size and np.abs(sums - 1).max() > ROW_SUM_TOLERANCE:
+                raise ValueError(f"{name} must hold one-hot rows or probabilities summing to 1 "
+                                 f"for a softmax output; got row sums from {sums.min():g} to "
+                                 f"{sums.max():g}")
+            return Y
         if y_arr.shape[0] != n_samples:
             raise ValueError(f"{name} must have {n_samples} rows, one per sample of X; "
                              f"got shape {y_arr.shape}")

@@ -16,6 +16,7 @@ from . import onnx_export
 from . import params as flat
 from . import reference as R
 from ._validation import (
+    check_bool,
     check_choice,
     check_dtype,
     check_layer_dims,
@@ -373,6 +374,7 @@ class DeepNet:
                            epsilon, l2, keep_prob, lr_schedule, validation_split, early_stopping,
                            patience, min_delta, shuffle, verbose)
         callbacks = check_callbacks(callbacks)
+        warm_start = check_bool(warm_start, "warm_start")
         if not self._fit_lock.acquire(blocking=False):
             raise RuntimeError("this DeepNet is being fitted in another thread; one fit at a "
                                "time per network (predict is safe meanwhile)")
@@ -408,6 +410,15 @@ class DeepNet:
                                validation_data=validation_data, client=client, workers=workers,
                                sync_every=sync_every, scale_learning_rate=scale_learning_rate)
         else:
+            ignored = [name for name, value, default in (
+                ("client", client, None), ("workers", workers, None),
+                ("sync_every", sync_every, 1), ("scale_learning_rate", scale_learning_rate, False))
+                if value is not default and value != default]
+            if ignored:
+                verb = "applies" if len(ignored) == 1 else "apply"
+                raise ValueError(f"{', '.join(ignored)} {verb} to dask input only; X and y are "
+                                 "in memory (pass dask arrays or dataframes to train on a "
+                                 "cluster)")
             X = self._rows(X)
             Y = self._targets(y, X.shape[0])
             weights = self._weights(Y, sample_weight, class_weight)
@@ -487,6 +498,7 @@ class DeepNet:
             If ``path`` is a directory.
         """
         from .serialization import write_model
+        training_state = check_bool(training_state, "training_state")
         record = self._state.to_record() if training_state else None
         write_model(path, self._description(), self.parameters, record)
 

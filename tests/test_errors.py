@@ -82,6 +82,14 @@ FIT_CASES = [
     (dict(validation_data=X), TypeError, r"validation_data must be a tuple \(X_val, y_val\)"),
     (dict(validation_data=(X[:, :2], y)), ValueError, r"validation_data\[0\] must have 4 features"),
     (dict(patience=0), ValueError, "patience must be an integer >= 1"),
+    (dict(y=np.ones((20, 3))), ValueError,
+     r"y must hold one-hot rows or probabilities summing to 1 .*row sums from 3 to 3"),
+    (dict(y=np.eye(3)[y][:, :2]), ValueError,
+     r"y must have shape \(20, 3\) for 3 output unit\(s\) of a softmax output; got \(20, 2\)"),
+    (dict(warm_start="no"), TypeError, "warm_start must be True or False; got 'no'"),
+    (dict(sync_every=3), ValueError, "sync_every applies to dask input only"),
+    (dict(workers=["w"], scale_learning_rate=True), ValueError,
+     "workers, scale_learning_rate apply to dask input only"),
 ]
 
 
@@ -479,3 +487,16 @@ def test_fit_refuses_a_masked_array_hiding_nan(backend):
     Xm = np.ma.masked_invalid(np.where(X > 1, np.nan, X))
     with pytest.raises(TypeError, match=r"X must be a plain array, not a masked array.*X.filled\(value\)"):
         _net(backend=backend).fit(Xm, y, epochs=1, verbose=0)
+
+
+def test_a_one_dimensional_y_for_several_sigmoid_units_is_explained():
+    net = dn.DeepNet([4, 5, 3], output_activation="sigmoid", seed=0)
+    with pytest.raises(ValueError, match=r"y must have shape \(20, 3\) for 3 output unit\(s\) "
+                                         r"of a sigmoid output; got \(20,\)"):
+        net.fit(X, y, epochs=1, verbose=0)
+
+
+def test_save_checks_training_state_is_a_bool(tmp_path):
+    with pytest.raises(TypeError, match="training_state must be True or False"):
+        _net().save(tmp_path / "m.npz", training_state="no")
+    assert not (tmp_path / "m.npz").exists()

@@ -354,6 +354,40 @@ def test_warm_start_refuses_a_different_network():
         clf.set_params(hidden_layer_sizes=(16,)).fit(X[y < 2], y[y < 2])
 
 
+@pytest.mark.parametrize("warm_start", [False, True])
+def test_a_failed_fit_leaves_the_fitted_estimator_as_it_was(warm_start):
+    """Checks that fail after classes_ or n_features_in_ were rewritten (a
+    negative weight, an impossible validation split) must not leave a model
+    half-updated or untrained."""
+    X, y = _blobs()
+    y2 = y % 2
+    clf = _small_clf(max_iter=3).fit(X, y2)
+    before = clf.predict_proba(X)
+    bad_fits = [
+        lambda: clf.set_params(warm_start=warm_start).fit(X, y, sample_weight=-np.ones(len(y))),
+        lambda: clf.fit(X[:, :3], y2, sample_weight=-np.ones(len(y))),
+        lambda: clf.set_params(early_stopping=True, validation_fraction=0.01).fit(X[:8], y[:8]),
+    ]
+    for fit in bad_fits:
+        with pytest.raises(ValueError):
+            fit()
+        clf.set_params(early_stopping=False, validation_fraction=0.1)
+        np.testing.assert_array_equal(clf.classes_, [0, 1])
+        assert clf.n_features_in_ == X.shape[1] and clf.n_iter_ == 3
+        np.testing.assert_array_equal(clf.predict_proba(X), before)
+    reg = _small_reg(max_iter=3).fit(X, X[:, 0])
+    expected = reg.predict(X)
+    with pytest.raises(ValueError):
+        reg.fit(X, X[:, :2], sample_weight=-np.ones(len(y)))
+    np.testing.assert_array_equal(reg.predict(X), expected)
+    # Never fitted: still not fitted after a failed first fit.
+    fresh = _small_clf()
+    with pytest.raises(ValueError):
+        fresh.fit(X, y, sample_weight=-np.ones(len(y)))
+    with pytest.raises(NotFittedError):
+        fresh.predict(X)
+
+
 # ---------------------------------------------------------------- persistence
 
 
