@@ -58,14 +58,16 @@ def _dtypes(text):
     return list(dict.fromkeys(names))
 
 
-def _integer(low=None):
+def _integer(low=None, high=None):
     def parse(text):
         try:
             value = int(text)
         except ValueError:
             value = None
-        if value is None or (low is not None and value < low):
+        if value is None or (low is not None and value < low) or (
+                high is not None and value > high):
             bound = "" if low is None else f" >= {low}"
+            bound += "" if high is None else f"{' and' if bound else ''} <= {high}"
             raise argparse.ArgumentTypeError(f"must be an integer{bound}; got {text!r}")
         return value
     parse.__name__ = "integer"
@@ -139,7 +141,8 @@ def build_parser():
                         "--validation-split) stops improving, and keep the best epoch")
     t.add_argument("--patience", type=_integer(low=1), default=10,
                    help="epochs without improvement before early stopping")
-    t.add_argument("--seed", type=_integer(low=0), default=0,
+    # scikit-learn's split takes 32-bit seeds.
+    t.add_argument("--seed", type=_integer(low=0, high=2**32 - 1), default=0,
                    help="seeds the split, the initial weights and the shuffling")
     t.add_argument("--dtype", choices=DTYPES, default="float64", help="floating-point type")
     t.add_argument("--backend", choices=list(ENGINES), default="compiled",
@@ -206,6 +209,21 @@ def _plot(history, path):
 
 # ---------------------------------------------------------------- train
 
+def _classification_output(args, n_classes):
+    """``(output activation, output units)`` of ``--output`` for ``n_classes``
+    classes: sigmoid has one unit (two classes), softmax one per class."""
+    output = args.output
+    if output == "auto":
+        output = "sigmoid" if n_classes == 2 else "softmax"
+    if registry.OUTPUT_HEADS[output].score_name == "r2":
+        raise CommandLineError(f"--output {output} is a regression output; --data {args.data} is "
+                               f"a classification (use sigmoid, softmax or auto)")
+    if output == "sigmoid" and n_classes > 2:
+        raise CommandLineError(f"--output sigmoid separates two classes; --data {args.data} has "
+                               f"{n_classes} (use softmax or auto)")
+    return output, 1 if output == "sigmoid" else n_classes
+
+
 def train(args):
     if args.save:
         _check_output(args.save, "--save")
@@ -239,11 +257,16 @@ def train(args):
         # Labels (numbers or text) become class indices 0..k-1.
         classes, ytr = np.unique(ytr, return_inverse=True)
         yte = np.searchsorted(classes, yte)
-        n_out = 1 if len(classes) == 2 else len(classes)
-        output = args.output if args.output != "auto" else ("sigmoid" if n_out == 1 else "softmax")
+        output, n_out = _classification_output(args, len(classes))
     else:
         n_out = 1
         output = args.output if args.output != "auto" else "identity"
+        if registry.OUTPUT_HEADS[output].score_name != "r2":
+            raise CommandLineError(f"--output {output} is a classification output; --data "
+                                   f"{args.data} is a regression (use identity, relu or auto)")
+        if output == "relu" and np.min(ytr) < 0:
+            raise CommandLineError(f"--output relu needs non-negative targets; --data {args.data} "
+                                   f"has targets from {np.min(y):g} (use identity or auto)")
         # Centring would push targets below a head's lower bound (relu: y >= 0):
         # such targets are only scaled.
         bounded = registry.OUTPUT_HEADS[output].target_range is not None

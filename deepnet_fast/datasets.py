@@ -42,6 +42,10 @@ def load_dataset(name_or_path, target_column=-1):
     ValueError
         With a one-line message for a missing, unreadable or malformed file.
     """
+    is_csv = str(name_or_path).lower().endswith(".csv")
+    if target_column != -1 and not is_csv:
+        raise ValueError(f"--target-column applies to a .csv file; --data {name_or_path} has "
+                         "its target apart")
     if name_or_path in BUNDLED:
         from sklearn import datasets
         X, y = getattr(datasets, f"load_{name_or_path}")(return_X_y=True)
@@ -89,7 +93,9 @@ def _read_npz(path):
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as exc:
         detail = _one_line(exc)
         if "allow_pickle" in detail:
-            detail = "it holds Python objects (pickled data), which are not loaded for safety"
+            # NumPy reads anything that is neither npz nor npy as a pickle.
+            detail = ("it is not a .npz archive (NumPy would read it as pickled Python objects, "
+                      "which are not loaded for safety)")
         raise ValueError(f"cannot read {path} as a .npz file: {detail}") from None
     if X is None:
         raise ValueError(f"{path} must contain arrays 'X' and 'y'; it has {names}")

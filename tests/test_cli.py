@@ -402,3 +402,39 @@ def test_relu_output_is_scored_by_r2(capsys):
     out = capsys.readouterr().out
     assert "accuracy" not in out
     assert "train R^2:" in out and "validation R^2:" in out and "test R^2:" in out
+
+
+@pytest.mark.parametrize("data,output,message", [
+    ("digits", "sigmoid", "--output sigmoid separates two classes; --data digits has 10"),
+    ("digits", "identity", "--output identity is a regression output; --data digits is a "
+                           "classification"),
+    ("iris", "relu", "--output relu is a regression output"),
+    ("diabetes", "sigmoid", "--output sigmoid is a classification output; --data diabetes is "
+                            "a regression"),
+    ("diabetes", "softmax", "--output softmax is a classification output"),
+])
+def test_an_output_that_does_not_fit_the_task_is_refused_before_training(data, output, message,
+                                                                        capsys):
+    assert main(["train", "--data", data, "--output", output, "--epochs", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_softmax_output_on_two_classes_has_a_unit_per_class(capsys):
+    assert main(["train", "--data", "breast_cancer", "--output", "softmax", "--epochs", "2",
+                 "--quiet"]) == 0
+    assert "network: [30, 64, 32, 2]" in capsys.readouterr().out
+
+
+def test_seed_beyond_32_bits_and_a_stray_target_column_are_refused(capsys):
+    assert main(["train", "--seed", str(2**32), "--epochs", "1"]) == 2
+    assert "--seed: must be an integer >= 0 and <= 4294967295" in capsys.readouterr().err
+    assert main(["train", "--data", "iris", "--target-column", "2", "--epochs", "1"]) == 2
+    assert "--target-column applies to a .csv file; --data iris" in capsys.readouterr().err
+
+
+def test_a_file_that_is_not_an_npz_archive_is_named_so(tmp_path, capsys):
+    path = tmp_path / "notzip.npz"
+    path.write_text("just text\n")
+    assert main(["train", "--data", str(path), "--epochs", "1"]) == 2
+    assert "it is not a .npz archive" in capsys.readouterr().err
