@@ -26,6 +26,8 @@ and :class:`CSVLogger`.
 import csv
 import math
 import os
+import re
+import string
 
 from ._validation import check_bool, check_positive_int, check_real, shown
 from .registry import OUTPUT_HEADS
@@ -47,6 +49,11 @@ class Callback:
 # Quantities where larger is better (the output heads' scores); every other
 # monitored key is a cost.
 _HIGHER_IS_BETTER = tuple(sorted({head.score_name for head in OUTPUT_HEADS.values()}))
+
+
+#: The keys of the epoch logs (and ``epoch``), which ModelCheckpoint's path may name.
+LOG_FIELDS = ("epoch", "cost", "learning_rate", "time", "val_cost",
+              *_HIGHER_IS_BETTER, *(f"val_{name}" for name in _HIGHER_IS_BETTER))
 
 
 #: The hooks a training session calls on every callback.
@@ -139,6 +146,20 @@ def _path(path, name="path", fields=False):
     if fields and not isinstance(path, str):
         raise TypeError(f"{name} must be a file name ({kinds}); got {type(path).__name__}")
     return path
+
+
+def _check_fields(path):
+    """The ``{field}``s of a checkpoint path name keys of the epoch logs."""
+    try:
+        names = [name for _, name, _, _ in string.Formatter().parse(path) if name is not None]
+    except ValueError as exc:
+        raise ValueError(f"path {path!r} is not a valid format string ({exc}); write braces "
+                         "as {{ and }}") from None
+    for name in names:
+        key = re.split(r"[.\[]", name, maxsplit=1)[0]
+        if key not in LOG_FIELDS:
+            raise ValueError(f"path {path!r} names {{{name}}}, which is not one of the epoch's "
+                             f"fields {list(LOG_FIELDS)}")
 
 
 class EarlyStopping(Callback):
@@ -264,6 +285,7 @@ class ModelCheckpoint(Callback):
 
     def __init__(self, path, monitor="auto", save_best_only=False, every=1, training_state=True):
         self.path = _path(path, fields=True)
+        _check_fields(self.path)
         self.save_best_only = check_bool(save_best_only, "save_best_only")
         self.every = check_positive_int(every, "every")
         self.training_state = check_bool(training_state, "training_state")
@@ -272,6 +294,11 @@ class ModelCheckpoint(Callback):
         self._session = None
 
     def on_train_begin(self, session):
+        # Before training, not at the first save: a missing folder.
+        folder = os.path.dirname(self.path)
+        if folder and "{" not in folder and not os.path.isdir(folder):
+            raise FileNotFoundError(f"ModelCheckpoint's path {self.path!r} is in a folder that "
+                                    "does not exist")
         self._session = session
 
     def on_epoch_end(self, epoch, logs):
@@ -280,8 +307,13 @@ class ModelCheckpoint(Callback):
         else:
             due = (epoch + 1) % self.every == 0
         if due:
-            path = self.path.format(epoch=epoch, **{k: v for k, v in logs.items()
-                                                    if v is not None})
+            try:
+                path = self.path.format(epoch=epoch, **{k: v for k, v in logs.items()
+                                                        if v is not None})
+            except KeyError as exc:
+                raise ValueError(f"ModelCheckpoint's path {self.path!r} names {{{exc.args[0]}}}, "
+                                 "which this fit's logs do not hold (validation fields need "
+                                 "validation data)") from None
             self._session.model.save(path, training_state=self.training_state)
             self.saved.append(path)
         return False

@@ -324,6 +324,9 @@ BAD_CALLBACK_ARGUMENTS = [
     (lambda: dn.ModelCheckpoint("m.npz", monitor=None), TypeError, "monitor"),
     (lambda: dn.ModelCheckpoint(3), TypeError, "path"),
     (lambda: dn.ModelCheckpoint(b"m.npz"), TypeError, "path"),
+    (lambda: dn.ModelCheckpoint("m{foo}.npz"), ValueError, r"path 'm\{foo\}.npz' names \{foo\}"),
+    (lambda: dn.ModelCheckpoint("m{.npz"), ValueError, "path 'm{.npz' is not a valid format"),
+    (lambda: dn.EarlyStopping(restart="no"), TypeError, "restart"),
     (lambda: dn.ReduceLROnPlateau(factor="x"), TypeError, "factor"),
     (lambda: dn.ReduceLROnPlateau(factor=0.0), ValueError, "factor"),
     (lambda: dn.ReduceLROnPlateau(factor=float("nan")), ValueError, "factor"),
@@ -351,3 +354,21 @@ def test_callback_arguments_are_checked_when_constructed(make, error, name):
 def test_patience_may_be_infinite_as_n_iter_no_change():
     assert dn.EarlyStopping(patience=np.inf).patience == np.inf
     assert dn.ReduceLROnPlateau(patience=float("inf"), cooldown=0, min_lr=0).patience == np.inf
+
+
+def test_model_checkpoint_refuses_a_missing_folder_before_training(tmp_path):
+    X, y = _data()
+    net = _net("compiled")
+    before = net.parameters
+    cb = dn.ModelCheckpoint(tmp_path / "missing" / "m.npz")
+    with pytest.raises(FileNotFoundError, match="folder that does not exist"):
+        net.fit(X, y, epochs=2, callbacks=[cb], **KW)
+    for k, v in before.items():
+        np.testing.assert_array_equal(net.parameters[k], v)
+
+
+def test_model_checkpoint_names_a_validation_field_without_validation_data(tmp_path):
+    X, y = _data()
+    cb = dn.ModelCheckpoint(str(tmp_path / "m{val_cost:.3f}.npz"))
+    with pytest.raises(ValueError, match=r"names \{val_cost\}, which this fit's logs do not hold"):
+        _net("compiled").fit(X, y, epochs=2, callbacks=[cb], **KW)
