@@ -6,9 +6,10 @@ A callback implements any of (a missing hook is skipped)
   :class:`~deepnet_fast.session.TrainingSession` (its ``history``, ``state``,
   ``snapshot()`` and ``restore()`` are public);
 - ``on_epoch_end(epoch, logs) -> bool``: after each epoch (each round of
-  distributed training), with ``logs`` holding ``cost``, ``learning_rate``,
-  ``time`` and, with validation data, ``val_cost`` and ``val_accuracy`` or
-  ``val_r2``; returning True stops training after this epoch;
+  distributed training), with ``logs`` holding ``cost``, the epoch's training
+  ``accuracy`` or ``r2``, ``learning_rate``, ``time`` and, with validation
+  data, ``val_cost`` and ``val_accuracy`` or ``val_r2``; returning True stops
+  training after this epoch;
 - ``on_train_end(session)``: after the last epoch, also after an interrupt or
   a :class:`~deepnet_fast.exceptions.DivergenceError` (then before it reaches
   the caller), for every callback whose ``on_train_begin`` ran.

@@ -86,8 +86,8 @@ _COMMON_PARAMETERS = """\
         L2 penalty. It is passed unchanged as ``DeepNet``'s ``l2``: both add
         ``alpha / (2 m) * sum ||W||^2`` to the cost of a mini-batch of ``m``
         samples (biases are not penalised), exactly as ``MLPClassifier`` does.
-    beta1, beta2 : float, default=0.9, 0.999
-        Decay rates of Adam's moments (``beta2`` is also RMSprop's).
+    beta_1, beta_2 : float, default=0.9, 0.999
+        Decay rates of Adam's moments (``beta_2`` is also RMSprop's).
     epsilon : float, default=1e-8
         Adam's and RMSprop's denominator guard.
     momentum : float, default=0.9
@@ -206,8 +206,8 @@ class _DeepNetEstimator(BaseEstimator):
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left"), None],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "alpha": [Interval(Real, 0, None, closed="left")],
-        "beta1": [Interval(Real, 0, 1, closed="left")],
-        "beta2": [Interval(Real, 0, 1, closed="left")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
         "epsilon": [Interval(Real, 0, None, closed="neither")],
         "momentum": [Interval(Real, 0, 1, closed="left")],
         "early_stopping": ["boolean"],
@@ -227,8 +227,8 @@ class _DeepNetEstimator(BaseEstimator):
     }
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, optimizer="adam",
-                 learning_rate=0.001, batch_size="auto", max_iter=200, alpha=0.0001, beta1=0.9,
-                 beta2=0.999, epsilon=1e-8, momentum=0.9, early_stopping=False,
+                 learning_rate=0.001, batch_size="auto", max_iter=200, alpha=0.0001, beta_1=0.9,
+                 beta_2=0.999, epsilon=1e-8, momentum=0.9, early_stopping=False,
                  validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, shuffle=True,
                  random_state=None, dtype="float64", backend="compiled", init="he", verbose=0,
                  warm_start=False, keep_prob=1.0, lr_schedule=None, negative_slope=0.01):
@@ -239,8 +239,8 @@ class _DeepNetEstimator(BaseEstimator):
         self.batch_size = batch_size
         self.max_iter = max_iter
         self.alpha = alpha
-        self.beta1 = beta1
-        self.beta2 = beta2
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
         self.epsilon = epsilon
         self.momentum = momentum
         self.early_stopping = early_stopping
@@ -362,7 +362,7 @@ class _DeepNetEstimator(BaseEstimator):
         history = self.net_.fit(
             X, Y, epochs=1 if incremental else self.max_iter, learning_rate=self.learning_rate,
             batch_size=self._batch_size(X.shape[0]), optimizer=self.optimizer,
-            beta=self.momentum, beta1=self.beta1, beta2=self.beta2, epsilon=self.epsilon,
+            beta=self.momentum, beta1=self.beta_1, beta2=self.beta_2, epsilon=self.epsilon,
             l2=self.alpha, keep_prob=self.keep_prob, lr_schedule=self.lr_schedule,
             shuffle=self.shuffle, verbose=0, warm_start=True, sample_weight=sample_weight,
             validation_data=None if X_val is None else (X_val, Y_val),
@@ -477,15 +477,15 @@ class DeepNetClassifier(ClassifierMixin, _DeepNetEstimator):
     }
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, optimizer="adam",
-                 learning_rate=0.001, batch_size="auto", max_iter=200, alpha=0.0001, beta1=0.9,
-                 beta2=0.999, epsilon=1e-8, momentum=0.9, early_stopping=False,
+                 learning_rate=0.001, batch_size="auto", max_iter=200, alpha=0.0001, beta_1=0.9,
+                 beta_2=0.999, epsilon=1e-8, momentum=0.9, early_stopping=False,
                  validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, shuffle=True,
                  random_state=None, dtype="float64", backend="compiled", init="he", verbose=0,
                  warm_start=False, keep_prob=1.0, lr_schedule=None, negative_slope=0.01,
                  class_weight=None):
         super().__init__(
             hidden_layer_sizes, activation, optimizer=optimizer, learning_rate=learning_rate,
-            batch_size=batch_size, max_iter=max_iter, alpha=alpha, beta1=beta1, beta2=beta2,
+            batch_size=batch_size, max_iter=max_iter, alpha=alpha, beta_1=beta_1, beta_2=beta_2,
             epsilon=epsilon, momentum=momentum, early_stopping=early_stopping,
             validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change, tol=tol,
             shuffle=shuffle, random_state=random_state, dtype=dtype, backend=backend, init=init,

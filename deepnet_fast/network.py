@@ -48,9 +48,10 @@ class DeepNet:
     hidden_activation : str or sequence of str, default="relu"
         One of ``"relu", "leaky_relu", "tanh", "sigmoid", "identity"`` for every
         hidden layer, or one name per hidden layer.
-    output_activation : {"sigmoid", "softmax", "identity"}, default="sigmoid"
+    output_activation : {"sigmoid", "softmax", "identity", "relu"}, default="sigmoid"
         Also selects the loss: binary cross-entropy, categorical cross-entropy
-        or squared error (see :mod:`deepnet_fast.heads`).
+        or squared error (identity, and relu for non-negative targets; see
+        :mod:`deepnet_fast.heads`).
     init : {"he", "xavier", "small"} or dict, default="he"
         Weight initialisation, or explicit initial parameters ``W1, b1, ...``.
     seed : int or None
@@ -214,8 +215,9 @@ class DeepNet:
         -------
         ndarray
             softmax: class indices, shape (n_samples,); sigmoid: 0/1 of shape
-            (n_samples,) for one output unit, else (n_samples, nL); identity: the
-            outputs, shape (n_samples,) for one unit, else (n_samples, nL).
+            (n_samples,) for one output unit, else (n_samples, nL); identity and
+            relu: the outputs, shape (n_samples,) for one unit, else
+            (n_samples, nL).
         """
         if is_dask(X):
             from .distributed import predict_dask
@@ -290,8 +292,9 @@ class DeepNet:
             (convert with ``X.tocsr()``); ``predict``, ``predict_proba``, ``score``
             and ``cost`` take the same.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-            0/1 labels (sigmoid), class indices or one-hot rows (softmax),
-            targets (identity).
+            0/1 labels (sigmoid), class indices, one-hot rows or rows of
+            probabilities (softmax), targets (identity), non-negative targets
+            (relu).
         epochs : int, default=1000
             Passes over the training data.
         learning_rate : float, default=0.0075
@@ -542,7 +545,10 @@ def load(path, backend="compiled"):
     ------
     ModelFileError
         For a truncated, corrupted, tampered, wrong-version or inconsistent file.
-    FileNotFoundError, IsADirectoryError
+    ValueError
+        For a ``backend`` that is not one of the backends.
+    FileNotFoundError, IsADirectoryError, PermissionError
+        From opening ``path``.
     """
     from .exceptions import ModelFileError
     from .serialization import read_model

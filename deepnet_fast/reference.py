@@ -556,7 +556,7 @@ def predict(X, parameters, activations, *, negative_slope=0.01):
     ndarray
         sigmoid output: int64 array of shape (nL, m), ``AL > 0.5``;
         softmax output: int64 array of shape (m,), the argmax of each column;
-        identity output: AL itself, shape (nL, m).
+        identity or relu output: AL itself, shape (nL, m).
     """
     AL, _ = forward(X, parameters, activations, negative_slope=negative_slope)
     return decide(AL, activations[-1])

@@ -43,8 +43,10 @@ def set_num_threads(n):
     Parameters
     ----------
     n : int or None
-        A positive number of threads, at most ``os.cpu_count()``; None returns
-        to the defaults (all cores, and the automatic single thread for small
+        A positive number of threads; more than ``os.cpu_count()`` (or
+        Numba's ``NUMBA_NUM_THREADS``) uses that many, since threads beyond
+        the cores only wait on one another at every barrier. None returns to
+        the defaults (all cores, and the automatic single thread for small
         networks during ``fit``).
     """
     global _requested, _limiter

@@ -420,7 +420,7 @@ def test_joblib_round_trip_gives_identical_predictions(tmp_path, make, target):
     ("batch_size", 0),
     ("max_iter", 0),
     ("alpha", -1.0),
-    ("beta1", 1.0),
+    ("beta_1", 1.0),
     ("momentum", 1.5),
     ("epsilon", 0.0),
     ("validation_fraction", 1.0),
