@@ -52,7 +52,7 @@ from sklearn.utils.validation import (
 )
 
 from . import onnx_export
-from ._validation import FLOAT_DTYPE_NAMES, FLOAT_DTYPES
+from ._validation import FLOAT_DTYPE_NAMES, FLOAT_DTYPES, as_float_array
 from .callbacks import Callback, EarlyStopping
 from .engines import ENGINES
 from .network import DeepNet
@@ -311,7 +311,13 @@ class _DeepNetEstimator(BaseEstimator):
 
     def _hidden_sizes(self):
         sizes = self.hidden_layer_sizes
-        sizes = [sizes] if isinstance(sizes, Integral) else list(sizes)
+        if isinstance(sizes, np.ndarray) and sizes.ndim == 0:
+            sizes = sizes.item()
+        try:
+            sizes = [sizes] if isinstance(sizes, Integral) else list(sizes)
+        except TypeError:
+            raise TypeError("hidden_layer_sizes must be an integer or a sequence of integers "
+                            f"(the units of each hidden layer); got {sizes!r}") from None
         if not all(isinstance(n, Integral) and not isinstance(n, bool) and n >= 1 for n in sizes):
             raise ValueError("hidden_layer_sizes must hold positive integers (the units of each "
                              f"hidden layer); got {self.hidden_layer_sizes!r}")
@@ -688,8 +694,10 @@ class DeepNetRegressor(RegressorMixin, _DeepNetEstimator):
                              dtype=np.dtype(self.dtype), order="C", reset=reset)
         # Predictions keep the shape of the last y trained on: (n,) or (n, k).
         self._y_is_1d = y.ndim == 1
-        Y = np.ascontiguousarray(y.reshape(y.shape[0], -1), dtype=np.dtype(self.dtype))
-        return X, Y
+        # Through the one narrowing check: a float64 y beyond float32's range
+        # is named as such, not as infinite.
+        Y = as_float_array(y.reshape(y.shape[0], -1), "y", ndim=2, dtype=np.dtype(self.dtype))
+        return X, np.ascontiguousarray(Y)
 
     def _output_activation(self):
         return "identity"

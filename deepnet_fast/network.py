@@ -463,14 +463,18 @@ class DeepNet:
         learning_rate : float, default=0.0075
         optimizer : {"gd", "momentum", "rmsprop", "adam"}, default="gd"
         **kwargs
-            Any other argument of :meth:`fit` (``epochs``, ``verbose`` and
-            ``warm_start`` are set here).
+            Any other argument of :meth:`fit` but ``epochs``, ``verbose`` and
+            ``warm_start``, which are set here (``TypeError``).
 
         Returns
         -------
         float
             The cost of the batch before the update.
         """
+        fixed = sorted({"epochs", "verbose", "warm_start"} & set(kwargs))
+        if fixed:
+            raise TypeError(f"partial_fit sets {', '.join(fixed)} itself (one pass over the "
+                            "data); use fit for other values")
         history = self.fit(X, y, epochs=1, learning_rate=learning_rate, optimizer=optimizer,
                            verbose=0, warm_start=True, **kwargs)
         if history.interrupted:

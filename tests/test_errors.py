@@ -500,3 +500,8 @@ def test_save_checks_training_state_is_a_bool(tmp_path):
     with pytest.raises(TypeError, match="training_state must be True or False"):
         _net().save(tmp_path / "m.npz", training_state="no")
     assert not (tmp_path / "m.npz").exists()
+
+
+def test_partial_fit_names_the_arguments_it_sets_itself():
+    with pytest.raises(TypeError, match="partial_fit sets epochs, verbose itself"):
+        _net().partial_fit(X, y, epochs=3, verbose=1)

@@ -496,3 +496,11 @@ def test_estimator_options_reach_the_network_and_its_fit(backend):
         DeepNetClassifier((8,), keep_prob=0.0).fit(X, y)
     with pytest.raises(ValueError, match="warm_start and partial_fit .* negative_slope"):
         clf.set_params(warm_start=True, negative_slope=0.1).fit(X, y)
+
+
+def test_hidden_layer_sizes_as_a_0d_array_and_float32_overflowing_targets():
+    X, y = _blobs()
+    assert _small_clf(hidden_layer_sizes=np.array(3), max_iter=2).fit(X, y).coefs_[0].shape == \
+        (X.shape[1], 3)
+    with pytest.raises(ValueError, match="y holds values that do not fit in float32"):
+        _small_reg(dtype="float32").fit(X, np.full(X.shape[0], 1e300))
