@@ -273,6 +273,12 @@ def train(args):
         mu = 0.0 if bounded else ytr.mean()
         sd = ytr.std() or 1.0
         ytr, yte = (ytr - mu) / sd, (yte - mu) / sd
+    # The same count as the fit's validation split, so that the message names the flags.
+    n_train = Xtr.shape[0] - int(round(args.validation_split * Xtr.shape[0]))
+    if args.batch_size > n_train:
+        held = f" after --validation-split {args.validation_split:g}" if args.validation_split else ""
+        raise CommandLineError(f"--batch-size {args.batch_size} is more than the {n_train} "
+                               f"training samples left{held} (0 trains on full batches)")
     dims = [X.shape[1], *args.layers, n_out]
     net = DeepNet(dims, args.activation, output, init=args.init, seed=args.seed, dtype=args.dtype,
                   backend=args.backend, negative_slope=args.negative_slope)

@@ -55,6 +55,7 @@ from . import onnx_export
 from ._validation import FLOAT_DTYPE_NAMES, FLOAT_DTYPES, as_float_array
 from .callbacks import Callback, EarlyStopping
 from .engines import ENGINES
+from .exceptions import DivergenceError
 from .network import DeepNet
 from .registry import HIDDEN_ACTIVATIONS, INITIALIZERS, OPTIMIZERS
 from .schedules import SCHEDULES
@@ -276,12 +277,15 @@ class _DeepNetEstimator(BaseEstimator):
         # A fit that fails leaves the estimator as it was (its fitted
         # attributes and network), never half-updated: the checks below
         # rewrite classes_ and n_features_in_ before the data's last checks
-        # run. Only a warm fit that has trained epochs keeps them (its network
-        # holds the last finite epoch, which loss_curve_ records).
+        # run. A diverging fit keeps what it trained (the network holds its
+        # last finite epoch, as DeepNet's contract says, and loss_curve_
+        # records it), and so does a warm fit that has trained epochs.
         before = dict(self.__dict__)
         epochs_before = getattr(self, "n_iter_", 0)
         try:
             return self._fit_checked(X, y, incremental, sample_weight)
+        except DivergenceError:
+            raise
         except BaseException:
             fresh_network = self.__dict__.get("net_") is not before.get("net_")
             if fresh_network or getattr(self, "n_iter_", 0) == epochs_before:

@@ -438,3 +438,10 @@ def test_a_file_that_is_not_an_npz_archive_is_named_so(tmp_path, capsys):
     path.write_text("just text\n")
     assert main(["train", "--data", str(path), "--epochs", "1"]) == 2
     assert "it is not a .npz archive" in capsys.readouterr().err
+
+
+def test_a_batch_larger_than_the_training_samples_names_the_flags(capsys):
+    assert main(["train", "--data", "iris", "--validation-split", "0.99", "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--batch-size 32 is more than the 1 training samples left after --validation-split " \
+           "0.99" in err
