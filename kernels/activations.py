@@ -95,21 +95,28 @@ def bias_activation(Z, b, code, slope, A):
 
 
 @njit(**INLINE)
-def exp_columns(A, colmax, inv):
-    """In place: A[:, j] = exp(A[:, j] - colmax[j]) and inv[j] = 1 / its sum.
+def exp_columns(Z, A, colmax, inv):
+    """A[:, j] = exp(Z[:, j] - colmax[j]) and inv[j] = 1 / its sum; A may be Z.
 
     The shared middle of :func:`softmax_columns` and the training loop's
     fused output layer (``losses.softmax_output``). Arrays, not scalars, so it
     is called once a batch, never per entry (see ``losses``).
     """
-    n, m = A.shape
+    n, m = Z.shape
     inv[:] = 0
-    # One array in place: see bias_activation.
-    for i in range(n):
-        for j in range(m):
-            e = fast_exp(A[i, j] - colmax[j])
-            A[i, j] = e
-            inv[j] += e
+    if Z.ctypes.data == A.ctypes.data:
+        # In place, with one array: see bias_activation.
+        for i in range(n):
+            for j in range(m):
+                e = fast_exp(A[i, j] - colmax[j])
+                A[i, j] = e
+                inv[j] += e
+    else:
+        for i in range(n):
+            for j in range(m):
+                e = fast_exp(Z[i, j] - colmax[j])
+                A[i, j] = e
+                inv[j] += e
     for j in range(m):
         inv[j] = one_like(inv[j]) / inv[j]
 
@@ -129,9 +136,7 @@ def softmax_columns(Z, A):
         for j in range(m):
             if Z[i, j] > colmax[j]:
                 colmax[j] = Z[i, j]
-    if Z.ctypes.data != A.ctypes.data:
-        A[:] = Z
-    exp_columns(A, colmax, inv)
+    exp_columns(Z, A, colmax, inv)
     for i in range(n):
         for j in range(m):
             A[i, j] *= inv[j]

@@ -237,7 +237,7 @@ def softmax_output(Z, b, Y, w, scale):
             Z[i, j] = z
             if z > colmax[j]:
                 colmax[j] = z
-    exp_columns(Z, colmax, inv)
+    exp_columns(Z, Z, colmax, inv)
     top[0], top[1], top[2:] = -np.inf, -np.inf, 0
     loss = 0.0
     for i in range(n):
