@@ -316,12 +316,8 @@ class _DeepNetEstimator(BaseEstimator):
     def _hidden_sizes(self):
         sizes = self.hidden_layer_sizes
         if isinstance(sizes, np.ndarray) and sizes.ndim == 0:
-            sizes = sizes.item()
-        try:
-            sizes = [sizes] if isinstance(sizes, Integral) else list(sizes)
-        except TypeError:
-            raise TypeError("hidden_layer_sizes must be an integer or a sequence of integers "
-                            f"(the units of each hidden layer); got {sizes!r}") from None
+            sizes = sizes.item()      # array-like to the parameter check, not iterable
+        sizes = [sizes] if isinstance(sizes, Integral) else list(sizes)
         if not all(isinstance(n, Integral) and not isinstance(n, bool) and n >= 1 for n in sizes):
             raise ValueError("hidden_layer_sizes must hold positive integers (the units of each "
                              f"hidden layer); got {self.hidden_layer_sizes!r}")

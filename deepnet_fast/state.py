@@ -5,7 +5,8 @@ random stream that shuffles the mini-batches, the epochs trained (where the
 learning-rate schedule stands), the learning-rate scale of
 ``ReduceLROnPlateau`` and the key of the validation split.
 ``fit(warm_start=True)`` and ``partial_fit`` continue all of them, so that ten
-one-epoch fits train as one ten-epoch fit; a cold fit starts them afresh. The training session updates a state in place, and takes
+one-epoch fits train as one ten-epoch fit; a cold fit starts them afresh.
+The training session updates a state in place, and takes
 snapshots of it to go back to (after a diverging epoch, an interrupt, or to
 the best epoch of early stopping).
 """
