@@ -7,6 +7,7 @@ diverges still saves the model of its last finite epoch.
 """
 
 import argparse
+import copy
 import math
 import os
 import sys
@@ -252,7 +253,7 @@ def train(args):
                                           stratify=stratify)
     scaler = StandardScaler().fit(Xtr)
     Xtr, Xte = scaler.transform(Xtr), scaler.transform(Xte)
-    classes = None
+    classes, target_scale = None, None
     if task == "classification":
         # Labels (numbers or text) become class indices 0..k-1.
         classes, ytr = np.unique(ytr, return_inverse=True)
@@ -273,6 +274,7 @@ def train(args):
         mu = 0.0 if bounded else ytr.mean()
         sd = ytr.std() or 1.0
         ytr, yte = (ytr - mu) / sd, (yte - mu) / sd
+        target_scale = (mu, sd)
     # The same count as the fit's validation split, so that the message names the flags.
     n_train = Xtr.shape[0] - int(round(args.validation_split * Xtr.shape[0]))
     if args.batch_size > n_train:
@@ -317,7 +319,7 @@ def train(args):
                               early_stopping=args.early_stopping, patience=args.patience,
                               verbose=0 if args.quiet else 1)
     except DivergenceError as exc:
-        raise CommandLineError(_diverged(exc, net, args)) from None
+        raise CommandLineError(_diverged(exc, net, args, scaler, target_scale)) from None
     seconds = time.perf_counter() - start
 
     score_name = net.head.score_name
@@ -343,8 +345,10 @@ def train(args):
     print(f"wall time: {seconds:.2f} s for {len(history)} epochs "
           f"({len(history) * Xtr.shape[0] / seconds:,.0f} samples/s, {how})")
     if args.save:
-        net.save(args.save)
-        print(f"model saved to {args.save}")
+        _save(net, args.save, scaler, target_scale)
+        takes = "the data's features" + (", predicts class indices 0..k-1 of the sorted labels"
+                                         if classes is not None else "")
+        print(f"model saved to {args.save} (takes {takes})")
     if args.plot and len(history):
         try:
             _plot(history, args.plot)
@@ -355,7 +359,35 @@ def train(args):
     return 0
 
 
-def _diverged(exc, net, args):
+def _raw_data_parameters(parameters, scaler, target_scale):
+    """``parameters`` with the run's preprocessing folded in: the first layer
+    standardises the features itself, and (regression) the last one returns
+    targets in the data's units, so that a saved model takes the data as it is."""
+    out = {k: np.asarray(v, dtype=np.float64) for k, v in parameters.items()}
+    L = len(out) // 2
+    # W1 (x - mean) / scale + b1 = (W1 / scale) x + (b1 - (W1 / scale) mean)
+    W1 = out["W1"] / scaler.scale_
+    out["W1"], out["b1"] = W1, out["b1"] - (W1 @ scaler.mean_)[:, None]
+    if target_scale is not None:
+        # sd * g(z) + mu = g(sd * z) + mu for identity, and for relu (mu = 0, sd > 0)
+        mu, sd = target_scale
+        out[f"W{L}"], out[f"b{L}"] = sd * out[f"W{L}"], sd * out[f"b{L}"] + mu
+    return out
+
+
+def _save(net, path, scaler, target_scale):
+    """Save ``net`` as a model of the data's own features and targets."""
+    saved = copy.deepcopy(net)
+    try:
+        saved.set_parameters(_raw_data_parameters(net.parameters, scaler, target_scale))
+    except ValueError:
+        raise CommandLineError(f"--save {path}: the features' scales do not fit "
+                               f"{net.dtype.name} once folded into the first layer (standardise "
+                               "the data first, or use --dtype float64)") from None
+    saved.save(path)
+
+
+def _diverged(exc, net, args, scaler, target_scale):
     """The one-line report of a diverged run, after saving what can be saved."""
     message = _one_line(exc)
     cut = message.find(" The model holds")
@@ -365,11 +397,14 @@ def _diverged(exc, net, args):
     kept, notes = [], []
     if args.save:
         try:
-            net.save(args.save)  # DeepNet keeps the parameters of the last finite epoch
+            # DeepNet keeps the parameters of the last finite epoch
+            _save(net, args.save, scaler, target_scale)
             kept.append(f"the model of the last finite epoch to {args.save}")
         except OSError as err:
             notes.append(f"Could not save the model to {args.save}: "
                          f"{err.strerror or _one_line(err)}.")
+        except CommandLineError as err:
+            notes.append(f"Could not save the model: {err}.")
     history = net.history_
     if args.plot and history is not None and len(history):
         try:

@@ -88,3 +88,20 @@ class FitConfig:
         return dataclasses.replace(self, **changes)
 
 
+#: The optimizer's own settings. ``DeepNet.fit`` takes each as None by
+#: default: a warm start then continues the last fit's, a fresh fit takes
+#: FitConfig's default.
+OPTIMIZER_FIELDS = ("optimizer", "learning_rate", "beta", "beta1", "beta2", "epsilon")
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(FitConfig)}
+
+
+def optimizer_settings(given, last=None):
+    """The optimizer's settings of a fit: each of ``given`` (a dict over
+    :data:`OPTIMIZER_FIELDS`) that is not None, else the one in ``last`` (the
+    settings a warm start continues, None for a fresh fit), else the default.
+    """
+    last = last or {}
+    return {name: value if value is not None else last.get(name, _DEFAULTS[name])
+            for name, value in given.items()}
+
+

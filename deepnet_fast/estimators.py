@@ -109,7 +109,7 @@ _COMMON_PARAMETERS = """\
         Reshuffle the training samples every epoch (mini-batches only).
     random_state : int, RandomState instance or None, default=None
         Seeds the initial weights, the shuffling and the validation split.
-    dtype : {"float64", "float32"}, default="float64"
+    dtype : {"float64", "float32"}, np.float64, np.float32 or their np.dtype, default="float64"
         Precision of the network and of the computation.
     backend : {"compiled", "reference"}, default="compiled"
         ``"reference"`` trains through the NumPy reference implementation.
@@ -217,7 +217,8 @@ class _DeepNetEstimator(BaseEstimator):
         "tol": [Interval(Real, 0, None, closed="left")],
         "shuffle": ["boolean"],
         "random_state": ["random_state"],
-        "dtype": [StrOptions(set(FLOAT_DTYPE_NAMES)), Options(type, {dt.type for dt in FLOAT_DTYPES})],
+        "dtype": [StrOptions(set(FLOAT_DTYPE_NAMES)), Options(type, {dt.type for dt in FLOAT_DTYPES}),
+                  Options(np.dtype, set(FLOAT_DTYPES))],
         "backend": [StrOptions(set(ENGINES))],
         "init": [StrOptions(set(INITIALIZERS))],
         "keep_prob": [Interval(Real, 0, 1, closed="right")],

@@ -28,7 +28,7 @@ from ._validation import (
 )
 from .architecture import Architecture
 from .callbacks import check_callbacks
-from .config import FitConfig
+from .config import FitConfig, optimizer_settings
 from .engines import ENGINES, predict_output
 from .history import History
 from .initialization import check_seed, initialize_parameters
@@ -276,8 +276,8 @@ class DeepNet:
 
     # ------------------------------------------------------------ training
 
-    def fit(self, X, y, *, epochs=1000, learning_rate=0.0075, batch_size=None, optimizer="gd",
-            beta=0.9, beta1=0.9, beta2=0.999, epsilon=1e-8, l2=0.0, keep_prob=1.0,
+    def fit(self, X, y, *, epochs=1000, learning_rate=None, batch_size=None, optimizer=None,
+            beta=None, beta1=None, beta2=None, epsilon=None, l2=0.0, keep_prob=1.0,
             lr_schedule=None, validation_data=None, validation_split=0.0, early_stopping=False,
             patience=10, min_delta=0.0, shuffle=True, verbose=1, warm_start=False,
             sample_weight=None, class_weight=None, callbacks=None, client=None, workers=None,
@@ -297,16 +297,25 @@ class DeepNet:
             (relu).
         epochs : int, default=1000
             Passes over the training data.
-        learning_rate : float, default=0.0075
-            Initial learning rate α (see ``lr_schedule``).
+        learning_rate : float, optional
+            Initial learning rate α (see ``lr_schedule``); 0.0075 by default.
         batch_size : int or None, default=None
             None trains full-batch (one update per epoch, as in the course);
             an int trains on mini-batches of that many samples.
-        optimizer : {"gd", "momentum", "rmsprop", "adam"}, default="gd"
-        beta : float, default=0.9
-            Momentum coefficient.
-        beta1, beta2, epsilon : float
-            Adam's (and RMSprop's ``beta2``, ``epsilon``) coefficients.
+        optimizer : {"gd", "momentum", "rmsprop", "adam"}, optional
+            "gd" by default. Another optimizer than the one the state's
+            moments belong to starts them (and its step counter) at zero.
+        beta : float, optional
+            Momentum coefficient; 0.9 by default.
+        beta1, beta2, epsilon : float, optional
+            Adam's (and RMSprop's ``beta2``, ``epsilon``) coefficients; 0.9,
+            0.999 and 1e-8 by default.
+
+            The optimizer's settings (``optimizer``, ``learning_rate``,
+            ``beta``, ``beta1``, ``beta2``, ``epsilon``) left at None continue
+            the last fit's on a warm start (``warm_start=True``,
+            :meth:`partial_fit`, a loaded checkpoint), and take the defaults
+            above otherwise.
         l2 : float, default=0.0
             L2 regularisation λ: the cost gains ``λ/(2m) Σ‖W‖²``.
         keep_prob : float, default=1.0
@@ -373,11 +382,16 @@ class DeepNet:
         RuntimeError
             When another thread is fitting this network.
         """
-        config = FitConfig(epochs, learning_rate, batch_size, optimizer, beta, beta1, beta2,
-                           epsilon, l2, keep_prob, lr_schedule, validation_split, early_stopping,
-                           patience, min_delta, shuffle, verbose)
-        callbacks = check_callbacks(callbacks)
         warm_start = check_bool(warm_start, "warm_start")
+        opt = optimizer_settings(
+            dict(optimizer=optimizer, learning_rate=learning_rate, beta=beta, beta1=beta1,
+                 beta2=beta2, epsilon=epsilon),
+            self._state.continued_settings() if warm_start else None)
+        config = FitConfig(epochs, opt["learning_rate"], batch_size, opt["optimizer"], opt["beta"],
+                           opt["beta1"], opt["beta2"], opt["epsilon"], l2, keep_prob, lr_schedule,
+                           validation_split, early_stopping, patience, min_delta, shuffle,
+                           verbose)
+        callbacks = check_callbacks(callbacks)
         if not self._fit_lock.acquire(blocking=False):
             raise RuntimeError("this DeepNet is being fitted in another thread; one fit at a "
                                "time per network (predict is safe meanwhile)")
@@ -452,7 +466,7 @@ class DeepNet:
         Xv = self._rows(validation_data[0], "validation_data[0]")
         return Xv, self._targets(validation_data[1], Xv.shape[0], "validation_data[1]")
 
-    def partial_fit(self, X, y, *, learning_rate=0.0075, optimizer="gd", **kwargs):
+    def partial_fit(self, X, y, *, learning_rate=None, optimizer=None, **kwargs):
         """One pass over ``(X, y)`` as a single batch, continuing from the
         current parameters, optimizer state and shuffle stream (for streaming data).
 
@@ -460,8 +474,10 @@ class DeepNet:
         ----------
         X : array-like or sparse matrix of shape (n_samples, n0)
         y : array-like of shape (n_samples,) or (n_samples, nL)
-        learning_rate : float, default=0.0075
-        optimizer : {"gd", "momentum", "rmsprop", "adam"}, default="gd"
+        learning_rate : float, optional
+        optimizer : {"gd", "momentum", "rmsprop", "adam"}, optional
+            As the optimizer's other settings, the last fit's when None (the
+            defaults of :meth:`fit` before any).
         **kwargs
             Any other argument of :meth:`fit` but ``epochs``, ``verbose`` and
             ``warm_start``, which are set here (``TypeError``).

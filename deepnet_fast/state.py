@@ -121,6 +121,14 @@ class TrainingState:
             return self.rng.permutation(n)
         return validation_rows(self.split_key, n)
 
+    def continued_settings(self):
+        """The settings a warm start continues: the last fit's, with the
+        optimizer the moments belong to; None before any optimizer trained
+        this state."""
+        if self.optimizer is None:
+            return None
+        return {**(self.settings or {}), "optimizer": self.optimizer}
+
     def use_optimizer(self, name):
         """Zero the moments and the step counter when ``name`` is not the
         optimizer they belong to (the one rule for the moments' sizes)."""

@@ -44,6 +44,48 @@ def test_checkpoint_resume_equals_an_uninterrupted_run_bitwise(backend, optimize
     assert resumed.training_state.settings["optimizer"] == optimizer
 
 
+@pytest.mark.parametrize("how", ["warm_start", "partial_fit", "checkpoint"])
+def test_a_warm_fit_continues_the_optimizer_settings_it_is_not_given(how, tmp_path):
+    X, y = _data()
+    kw = dict(learning_rate=0.02, optimizer="adam", beta1=0.8, beta2=0.99, epsilon=1e-6,
+              verbose=0)
+    straight = _net("reference")
+    straight.fit(X, y, epochs=2, **kw)
+    straight.fit(X, y, epochs=1, warm_start=True, **kw)
+    net = _net("reference")
+    net.fit(X, y, epochs=2, **kw)
+    if how == "checkpoint":
+        net.save(tmp_path / "ckpt.npz", training_state=True)
+        net = dn.load(tmp_path / "ckpt.npz", backend="reference")
+    if how == "partial_fit":
+        net.partial_fit(X, y)
+    else:
+        net.fit(X, y, epochs=1, warm_start=True, verbose=0)
+    assert net.training_state.t == straight.training_state.t == 3
+    assert {k: net.training_state.settings[k] for k in kw} == kw
+    for k, v in straight.parameters.items():
+        np.testing.assert_array_equal(net.parameters[k], v)
+
+
+def test_given_optimizer_settings_override_and_a_cold_fit_takes_the_defaults():
+    X, y = _data()
+    net = _net("reference")
+    net.fit(X, y, epochs=2, learning_rate=0.02, optimizer="adam", verbose=0)
+    net.fit(X, y, epochs=1, warm_start=True, learning_rate=0.01, verbose=0)
+    settings = net.training_state.settings
+    assert (settings["optimizer"], settings["learning_rate"], net.training_state.t) == \
+        ("adam", 0.01, 3)
+    net.fit(X, y, epochs=1, warm_start=True, optimizer="momentum", verbose=0)
+    settings = net.training_state.settings
+    # Another optimizer: its own moments from zero, the rest continued.
+    assert (settings["optimizer"], settings["learning_rate"], net.training_state.t) == \
+        ("momentum", 0.01, 1)
+    net.fit(X, y, epochs=1, verbose=0)
+    settings = net.training_state.settings
+    assert (settings["optimizer"], settings["learning_rate"], settings["beta1"]) == \
+        ("gd", 0.0075, 0.9)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_warm_fits_and_checkpoints_continue_the_schedule_and_the_validation_split(backend,
                                                                                  tmp_path):

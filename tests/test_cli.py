@@ -29,6 +29,46 @@ def test_train_on_digits_prints_cost_accuracy_and_time(capsys, tmp_path):
     assert net.layer_dims == [64, 32, 10] and net.output_activation == "softmax"
 
 
+def _test_split(name, seed=0):
+    from sklearn.model_selection import train_test_split
+
+    from deepnet_fast.datasets import load_dataset
+    X, y, task = load_dataset(name)
+    _, Xte, _, yte = train_test_split(X, y, test_size=0.25, random_state=seed,
+                                      stratify=y if task == "classification" else None)
+    return Xte, yte
+
+
+@pytest.mark.parametrize("data, output, metric", [
+    ("wine", "softmax", "accuracy"), ("breast_cancer", "sigmoid", "accuracy"),
+    ("diabetes", "identity", "R\\^2"), ("diabetes", "relu", "R\\^2")])
+def test_saved_model_takes_the_data_as_it_is(tmp_path, capsys, data, output, metric):
+    # The run standardises features (and regression targets); the saved model
+    # must score the raw test split as the run scored its standardised one.
+    model = tmp_path / "m.npz"
+    assert main(["train", "--data", data, "--output", output, "--layers", "8", "--epochs", "20",
+                 "--lr", "0.01", "--quiet", "--backend", "reference", "--save", str(model)]) == 0
+    out = capsys.readouterr().out
+    printed = float(re.search(rf"test {metric}: ([-0-9.]+)", out).group(1))
+    Xte, yte = _test_split(data)
+    net = dn.load(model, backend="reference")
+    # These datasets' labels are already the class indices 0..k-1.
+    assert ("class indices" in out) == (metric == "accuracy")
+    assert net.score(Xte, yte) == pytest.approx(printed, abs=6e-5)
+
+
+def test_saving_a_model_whose_folded_scales_overflow_float32_fails_in_one_line(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((80, 2))
+    X[:, 0] *= 1e-42          # standardised to O(1), but 1/scale overflows float32
+    np.savez(tmp_path / "d.npz", X=X, y=(X[:, 1] > 0).astype(int))
+    model = tmp_path / "m.npz"
+    fails_in_one_line(capsys, ["--data", str(tmp_path / "d.npz"), "--dtype", "float32",
+                               "--backend", "reference", "--epochs", "2", "--quiet",
+                               "--save", str(model)], "--save", "float32", "--dtype float64")
+    assert not model.exists()
+
+
 def test_train_binary_and_regression_datasets(capsys):
     assert main(["train", "--data", "breast_cancer", "--epochs", "10", "--quiet"]) == 0
     out = capsys.readouterr().out

@@ -280,6 +280,17 @@ def test_float32_model_computes_in_float32(digits):
     assert clf.score(X_test, y_test) > 0.9
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.dtype("float32")])
+def test_dtype_given_as_numpy_type_or_dtype_trains_as_its_name(dtype):
+    X, y = _blobs()
+    named = _small_clf(max_iter=3, dtype="float32", backend="reference").fit(X, y)
+    given = _small_clf(max_iter=3, dtype=dtype, backend="reference").fit(X, y)
+    assert given.coefs_[0].dtype == np.float32
+    np.testing.assert_array_equal(given.coefs_[0], named.coefs_[0])
+    with pytest.raises(ValueError, match="dtype"):
+        _small_clf(dtype=np.dtype("float16")).fit(X, y)
+
+
 def test_reference_backend_trains_the_same_model():
     X, y = _blobs()
     compiled = _small_clf(max_iter=10).fit(X, y)
