@@ -21,6 +21,7 @@ from ._validation import (
     as_float_array,
     check_activations,
     check_choice,
+    check_keep_prob,
     check_parameters,
     check_positive_int,
     check_real,
@@ -30,6 +31,7 @@ from ._validation import (
     same_dtype,
     shown,
 )
+from .initialization import SEED_LIMIT, check_seed
 from .layer_cache import LayerCache
 from .registry import ACTIVATIONS, OPTIMIZERS, OUTPUT_HEADS
 
@@ -188,6 +190,43 @@ def prepare_backward(AL, Y, caches, activations):
         )
     AL, Y = prepare_cost(AL, Y, activations[-1])
     return AL, Y, caches, activations
+
+
+def _stream_index(value, name):
+    """A dropout stream's step or layer: an int in [0, 2**63) (the kernels
+    take it as a signed 64-bit integer)."""
+    value = check_positive_int(value, name, minimum=0)
+    if value >= SEED_LIMIT:
+        raise ValueError(f"{name} must be an integer in [0, 2**63); got {value}")
+    return value
+
+
+def prepare_dropout(keep_prob, seed, step):
+    """``(keep_prob, seed, step)`` of a dropout stream, checked."""
+    keep_prob = check_keep_prob(keep_prob)
+    if seed is None:
+        raise TypeError("seed must be an integer in [0, 2**63); got None")
+    return keep_prob, check_seed(seed), _stream_index(step, "step")
+
+
+def prepare_dropout_mask(shape, keep_prob, seed, step, layer):
+    """``((n, m), keep_prob, seed, step, layer)`` of one layer's mask, checked."""
+    if not isinstance(shape, (tuple, list)) or len(shape) != 2:
+        raise TypeError(f"shape must be a tuple (n, m); got {shown(shape)}")
+    shape = tuple(check_positive_int(v, f"shape[{i}]", minimum=0) for i, v in enumerate(shape))
+    keep_prob, seed, step = prepare_dropout(keep_prob, seed, step)
+    return shape, keep_prob, seed, step, _stream_index(layer, "layer")
+
+
+def prepare_masks(masks, caches, dtype):
+    """The keep masks of the hidden layers as arrays of ``dtype``, one per
+    hidden layer, each of the shape of its layer's ``Z``."""
+    hidden = len(caches) - 1
+    if not isinstance(masks, (list, tuple)) or len(masks) != hidden:
+        raise TypeError(f"masks must be the list of {hidden} hidden-layer masks returned by "
+                        f"forward_with_dropout; got {shown(masks)}")
+    return [check_shape(as_float_array(D, f"masks[{i}]", ndim=2, dtype=dtype), f"masks[{i}]",
+                        caches[i].Z.shape) for i, D in enumerate(masks)]
 
 
 def _per_parameter(arrays, name, parameters, L, what):

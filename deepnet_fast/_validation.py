@@ -119,6 +119,11 @@ def check_real(value, name, *, low=None, high=None, low_open=False, high_open=Fa
     return value
 
 
+def check_keep_prob(keep_prob, name="keep_prob"):
+    """A dropout keep probability, in (0, 1] (1: no dropout)."""
+    return check_real(keep_prob, name, low=0.0, low_open=True, high=1.0)
+
+
 def check_dtype(dtype, name="dtype"):
     try:
         dt = np.dtype(dtype)

@@ -16,17 +16,21 @@ from ._step_args import (
     prepare_backward,
     prepare_cache,
     prepare_cost,
+    prepare_dropout,
+    prepare_dropout_mask,
     prepare_forward,
     prepare_l2,
     prepare_linear_activation_forward,
     prepare_linear_backward,
     prepare_linear_forward,
+    prepare_masks,
     prepare_optimizer_step,
     prepare_slope,
 )
-from ._validation import check_sample_weight
+from ._validation import check_keep_prob, check_sample_weight
 from .initialization import initialize_optimizer_state, initialize_parameters
 from .kernels import activations as _act
+from .kernels import dropout as _drop
 from .kernels import linear as _lin
 from .kernels import losses as _loss
 from .kernels import updates as _upd
@@ -39,6 +43,7 @@ __all__ = [
     "linear_backward", "activation_backward", "linear_activation_backward",
     "backward", "update_parameters", "predict",
     "l2_cost", "l2_gradient", "initialize_optimizer_state", "update_parameters_with_optimizer",
+    "dropout_mask", "forward_with_dropout", "backward_with_dropout",
 ]
 
 
@@ -242,3 +247,59 @@ def predict(X, parameters, activations, *, negative_slope=0.01):
     """Predictions of one forward pass. See :func:`deepnet_fast.reference.predict`."""
     AL, _ = forward(X, parameters, activations, negative_slope=negative_slope)
     return decide(AL, activations[-1])
+
+
+# ---------------------------------------------------------------- dropout
+
+
+def dropout_mask(shape, keep_prob, seed, step, layer):
+    """Boolean keep mask of a layer's activations (shape (n[l], m)), from the
+    counter-based stream the training kernels draw. See
+    :func:`deepnet_fast.reference.dropout_mask`."""
+    (n, m), keep_prob, seed, step, layer = prepare_dropout_mask(shape, keep_prob, seed, step,
+                                                                layer)
+    return _drop.keep_mask(n, m, seed, step, layer, float(keep_prob))
+
+
+def forward_with_dropout(X, parameters, activations, keep_prob, seed, step, *, negative_slope=0.01):
+    """Forward propagation with inverted dropout on the hidden layers; returns
+    ``(AL, caches, masks)``. See :func:`deepnet_fast.reference.forward_with_dropout`."""
+    X, L, activations, slope = prepare_forward(X, parameters, activations, negative_slope)
+    keep_prob, seed, step = prepare_dropout(keep_prob, seed, step)
+    A, caches, masks = X, [], []
+    for l in range(1, L + 1):
+        A, cache = linear_activation_forward(
+            A, parameters[f"W{l}"], parameters[f"b{l}"], activations[l - 1], negative_slope=slope
+        )
+        caches.append(cache)
+        if l < L:
+            n, m = A.shape
+            # The kernel draws the mask again from its key rather than reading
+            # the returned one, as the training kernels do.
+            _drop.apply_mask(A, np.uint64(_drop.layer_key(seed, step, l)), float(keep_prob),
+                             _scalar(1 / keep_prob, A.dtype), 0, 0, m)
+            masks.append(_drop.keep_mask(n, m, seed, step, l, float(keep_prob)))
+    return A, caches, masks
+
+
+def backward_with_dropout(AL, Y, caches, activations, masks, keep_prob, *, negative_slope=0.01,
+                          sample_weight=None):
+    """Backward propagation through the masks of :func:`forward_with_dropout`,
+    from ``dZ[L] = AL - Y`` as :func:`backward`. See
+    :func:`deepnet_fast.reference.backward_with_dropout`."""
+    AL, Y, caches, activations = prepare_backward(AL, Y, caches, activations)
+    keep_prob = check_keep_prob(keep_prob)
+    masks = prepare_masks(masks, caches, AL.dtype)
+    grads = backward(AL, Y, caches[-1:], activations[-1:], negative_slope=negative_slope,
+                     sample_weight=sample_weight)
+    L = len(caches)
+    if L == 1:
+        return grads
+    out = {f"dW{L}": grads["dW1"], f"db{L}": grads["db1"], f"dA{L - 1}": grads["dA0"]}
+    dA = grads["dA0"]
+    for l in range(L - 1, 0, -1):
+        dA = dA * masks[l - 1] * _scalar(1 / keep_prob, dA.dtype)
+        dA, dW, db = linear_activation_backward(dA, caches[l - 1], activations[l - 1],
+                                                negative_slope=negative_slope)
+        out[f"dA{l - 1}"], out[f"dW{l}"], out[f"db{l}"] = dA, dW, db
+    return out

@@ -8,7 +8,13 @@ session, the engines and the dask workers read it and check nothing again.
 import dataclasses
 from dataclasses import dataclass
 
-from ._validation import check_bool, check_choice, check_positive_int, check_real
+from ._validation import (
+    check_bool,
+    check_choice,
+    check_keep_prob,
+    check_positive_int,
+    check_real,
+)
 from .registry import OPTIMIZERS
 from .schedules import get_schedule
 
@@ -58,7 +64,7 @@ class FitConfig:
             beta2=check_real(self.beta2, "beta2", low=0.0, high=1.0, high_open=True),
             epsilon=check_real(self.epsilon, "epsilon", low=0.0, low_open=True),
             l2=check_real(self.l2, "l2", low=0.0),
-            keep_prob=check_real(self.keep_prob, "keep_prob", low=0.0, low_open=True, high=1.0),
+            keep_prob=check_keep_prob(self.keep_prob),
             lr_schedule=get_schedule(self.lr_schedule),
             validation_split=check_real(self.validation_split, "validation_split", low=0.0,
                                         high=1.0, high_open=True),

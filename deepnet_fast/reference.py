@@ -18,15 +18,18 @@ from ._step_args import (
     prepare_backward,
     prepare_cache,
     prepare_cost,
+    prepare_dropout,
+    prepare_dropout_mask,
     prepare_forward,
     prepare_l2,
     prepare_linear_activation_forward,
     prepare_linear_backward,
     prepare_linear_forward,
+    prepare_masks,
     prepare_optimizer_step,
     prepare_update,
 )
-from ._validation import check_sample_weight
+from ._validation import check_keep_prob, check_sample_weight
 from .initialization import initialize_optimizer_state, initialize_parameters
 from .layer_cache import LayerCache
 from .regularization import l2_gradient
@@ -495,8 +498,11 @@ def dropout_mask(shape, keep_prob, seed, step, layer):
     keep_prob : float
         Probability of keeping each unit.
     seed, step, layer : int
-        The dropout seed, the optimizer step (1-based) and the layer (1-based).
+        The dropout seed, the optimizer step (1-based) and the layer (1-based),
+        integers in [0, 2**63).
     """
+    shape, keep_prob, seed, step, layer = prepare_dropout_mask(shape, keep_prob, seed, step,
+                                                               layer)
     with np.errstate(over="ignore"):  # uint64 arithmetic wraps by design
         key = _mix64(np.array([seed], np.uint64) + _GOLDEN * np.uint64(step))
         key = _mix64(key + _GOLDEN * np.uint64(layer))
@@ -515,6 +521,7 @@ def forward_with_dropout(X, parameters, activations, keep_prob, seed, step, *, n
     AL, caches, masks : masks[l-1] is D[l] for the hidden layers l = 1..L-1.
     """
     X, L, activations, slope = prepare_forward(X, parameters, activations, negative_slope)
+    keep_prob, seed, step = prepare_dropout(keep_prob, seed, step)
     A, caches, masks = X, [], []
     for l in range(1, L + 1):
         A, cache = linear_activation_forward(
@@ -532,6 +539,8 @@ def backward_with_dropout(AL, Y, caches, activations, masks, keep_prob, *, negat
                           sample_weight=None):
     """Backward propagation through the masks of :func:`forward_with_dropout`."""
     AL, Y, caches, activations = prepare_backward(AL, Y, caches, activations)
+    keep_prob = check_keep_prob(keep_prob)
+    masks = prepare_masks(masks, caches, AL.dtype)
     L = len(caches)
     grads = {}
     dA = cost_gradient(AL, Y, activations[-1], sample_weight=sample_weight)

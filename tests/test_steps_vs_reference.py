@@ -20,6 +20,13 @@ def _noncontiguous(a):
     return view
 
 
+def test_both_backends_export_the_same_step_functions_with_the_same_signatures():
+    import inspect
+    assert C.__all__ == R.__all__
+    for name in R.__all__:
+        assert inspect.signature(getattr(C, name)) == inspect.signature(getattr(R, name)), name
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("activation", ACTIVATIONS)
