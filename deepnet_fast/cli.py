@@ -249,8 +249,13 @@ def train(args):
         raise CommandLineError(f"--data {args.data}: every sample has the same label "
                                f"({np.unique(y)[0]}); a classification needs two classes or more")
     stratify = y if task == "classification" else None
-    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=args.test_size, random_state=args.seed,
-                                          stratify=stratify)
+    try:
+        Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=args.test_size,
+                                              random_state=args.seed, stratify=stratify)
+    except ValueError as exc:
+        # scikit-learn's words, on the flag that set the sizes
+        raise CommandLineError(f"--test-size {args.test_size:g} on {X.shape[0]} samples: "
+                               f"{_one_line(exc)}") from None
     scaler = StandardScaler().fit(Xtr)
     Xtr, Xte = scaler.transform(Xtr), scaler.transform(Xte)
     classes, target_scale = None, None

@@ -216,6 +216,10 @@ def _check_arrays(X, y, path):
         except UnicodeDecodeError:
             raise ValueError(f"y in {path} holds bytes that are not UTF-8 text") from None
     if y.dtype.kind == "U":
+        empty = np.char.str_len(np.char.strip(y)) == 0
+        if empty.any():
+            raise ValueError(f"y in {path} has {int(empty.sum())} empty label(s), the first in "
+                             f"sample {int(np.argmax(empty))}: every sample needs its class")
         return X, y
     if y.dtype.kind == "c":
         raise ValueError(f"y in {path} holds complex numbers (dtype {y.dtype}); expected real "

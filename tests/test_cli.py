@@ -485,3 +485,15 @@ def test_a_batch_larger_than_the_training_samples_names_the_flags(capsys):
     err = capsys.readouterr().err
     assert "--batch-size 32 is more than the 1 training samples left after --validation-split " \
            "0.99" in err
+
+
+def test_an_empty_label_in_a_csv_is_named(tmp_path, capsys):
+    path = tmp_path / "e.csv"
+    path.write_text("a,b,label\n1,2,x\n3,4,\n5,6,y\n7,8,x\n1,1,y\n")
+    fails_in_one_line(capsys, ["--data", str(path)], "1 empty label", "sample 1")
+
+
+@pytest.mark.parametrize("size, which", [("0.99", "train_size"), ("0.001", "test_size")])
+def test_a_test_size_leaving_too_few_samples_names_the_flag(capsys, size, which):
+    fails_in_one_line(capsys, ["--data", "iris", "--test-size", size],
+                      f"--test-size {size} on 150 samples", which)
