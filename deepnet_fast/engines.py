@@ -153,6 +153,7 @@ class CompiledEngine(_Engine):
 
     def epoch(self, state, X, Y, order, learning_rate, sample_weight=None):
         c, fit = self.config, self._settings
+        state.check(self.arch.n_parameters, self.arch.dtype, c.optimizer)
         kupd.make_hyper(fit.hyper, learning_rate, c.beta, c.beta1, c.beta2, c.epsilon, 1)
         w = self._no_weights if sample_weight is None else sample_weight
         X = kernel_rows(X)

@@ -124,7 +124,7 @@ class DeepNet:
     @property
     def parameters(self):
         """dict of copies of ``W1, b1, ..., WL, bL`` (column convention shapes)."""
-        return {k: v.copy() for k, v in flat.unpack(self._state.theta, self.layer_dims).items()}
+        return {k: v.copy() for k, v in flat.unpack(self._theta(), self.layer_dims).items()}
 
     def set_parameters(self, parameters):
         """Replace the parameters.
@@ -147,7 +147,7 @@ class DeepNet:
                             f"{type(parameters).__name__}")
         checked = initialize_parameters(self.layer_dims, parameters, dtype=self.dtype,
                                         name="parameters")
-        flat.pack(checked, self.layer_dims, self.dtype, out=self._state.theta)
+        flat.pack(checked, self.layer_dims, self.dtype, out=self._theta())
 
     @property
     def training_state(self):
@@ -189,9 +189,15 @@ class DeepNet:
     def _targets(self, y, n_samples, name="y"):
         return self.head.encode(y, n_samples, self.layer_dims[-1], self.dtype, name)
 
+    def _theta(self):
+        """The flat parameters, checked: the kernels index them, and the
+        training state may have been changed by hand."""
+        self._state.check(self.architecture.n_parameters, self.dtype)
+        return self._state.theta
+
     def _output(self, X):
         """A[L] of shape (nL, n_samples) for checked rows."""
-        return predict_output(self.architecture, self.backend, self._state.theta, X)
+        return predict_output(self.architecture, self.backend, self._theta(), X)
 
     def predict_proba(self, X):
         """Output activations, one row per sample (a dask array for dask input).
@@ -204,7 +210,7 @@ class DeepNet:
         """
         if is_dask(X):
             from .distributed import predict_dask
-            return predict_dask(self.architecture, self.backend, self._state.theta, X,
+            return predict_dask(self.architecture, self.backend, self._theta(), X,
                                 "predict_proba")
         return np.ascontiguousarray(self._output(self._rows(X)).T)
 
@@ -221,7 +227,7 @@ class DeepNet:
         """
         if is_dask(X):
             from .distributed import predict_dask
-            return predict_dask(self.architecture, self.backend, self._state.theta, X,
+            return predict_dask(self.architecture, self.backend, self._theta(), X,
                                 "predict")
         return self.head.decide(self.predict_proba(X))
 
@@ -245,7 +251,7 @@ class DeepNet:
         """
         if is_dask(X) or is_dask(y):
             from .distributed import score_dask
-            return score_dask(self.architecture, self.backend, self._state.theta, X, y, "cost")
+            return score_dask(self.architecture, self.backend, self._theta(), X, y, "cost")
         X = self._rows(X)
         Y = self._targets(y, X.shape[0])
         return R.compute_cost(self._output(X), np.ascontiguousarray(Y.T), self.output_activation)
@@ -269,7 +275,7 @@ class DeepNet:
         """
         if is_dask(X) or is_dask(y):
             from .distributed import score_dask
-            return score_dask(self.architecture, self.backend, self._state.theta, X, y, "score")
+            return score_dask(self.architecture, self.backend, self._theta(), X, y, "score")
         X = self._rows(X)
         Y = self._targets(y, X.shape[0])
         return self.head.score(self._output(X).T, Y)

@@ -14,6 +14,7 @@ the best epoch of early stopping).
 import numpy as np
 
 from .kernels.training import all_finite
+from ._validation import MAX_STEPS
 from .registry import OPTIMIZERS
 
 SPLIT_KEYS = 2**62
@@ -140,6 +141,31 @@ class TrainingState:
         self.t = 0
         self.optimizer = name
 
+    def check(self, n_parameters, dtype, optimizer=None):
+        """Raise ``ValueError`` unless the arrays fit a network of
+        ``n_parameters`` in ``dtype`` (and its moments ``optimizer``, when
+        given): the kernels index them unchecked, and a state is public and
+        may be changed between fits."""
+        expected = {"theta": n_parameters}
+        if optimizer is not None:
+            expected["v"], expected["s"] = OPTIMIZERS[optimizer].moment_sizes(n_parameters)
+        # Training writes the arrays; a prediction only reads theta (which
+        # may be a read-only memory map, as joblib loads it).
+        writes = optimizer is not None
+        for name, size in expected.items():
+            a = getattr(self, name)
+            if not (isinstance(a, np.ndarray) and a.ndim == 1 and a.size == size
+                    and a.dtype == dtype and a.flags.c_contiguous
+                    and (a.flags.writeable or not writes)):
+                raise ValueError(
+                    f"training_state.{name} must be a {'writeable ' if writes else ''}"
+                    f"contiguous 1-D {dtype} array "
+                    f"of {size} values for this network"
+                    f"{'' if optimizer is None else f' and optimizer={optimizer!r}'}; "
+                    f"got {_described(a)}")
+        if not isinstance(self.t, (int, np.integer)) or not 0 <= self.t < MAX_STEPS:
+            raise ValueError(f"training_state.t must be an integer in [0, 2**62); got {self.t!r}")
+
     def is_finite(self):
         """Whether the parameters and moments hold no NaN or infinity."""
         # The compiled check, with no temporary: 20 us against 38 us for
@@ -152,7 +178,8 @@ class TrainingState:
         an earlier snapshot ``into`` when given, to reuse its arrays)."""
         if into is None:
             return _Snapshot(self.theta.copy(), self.v.copy(), self.s.copy(), self.t,
-                             self.rng.bit_generator.state, self.epoch, self.lr_scale)
+                             self.rng.bit_generator.state, self.epoch, self.lr_scale,
+                             self.optimizer, self.settings)
         if into.v.shape != self.v.shape or into.s.shape != self.s.shape:
             return self.snapshot()
         np.copyto(into.theta, self.theta)
@@ -160,6 +187,7 @@ class TrainingState:
         np.copyto(into.s, self.s)
         into.t, into.rng = self.t, self.rng.bit_generator.state
         into.epoch, into.lr_scale = self.epoch, self.lr_scale
+        into.optimizer, into.settings = self.optimizer, self.settings
         return into
 
     def restore(self, snap, stream=True):
@@ -173,15 +201,23 @@ class TrainingState:
         else:
             np.copyto(self.v, snap.v)
             np.copyto(self.s, snap.s)
-        self.t = snap.t
+        # The moments and the optimizer they belong to go back together.
+        self.t, self.optimizer, self.settings = snap.t, snap.optimizer, snap.settings
         if stream:
             self.rng.bit_generator.state = snap.rng
             self.epoch, self.lr_scale = snap.epoch, snap.lr_scale
 
 
 class _Snapshot:
-    __slots__ = ("theta", "v", "s", "t", "rng", "epoch", "lr_scale")
+    __slots__ = ("theta", "v", "s", "t", "rng", "epoch", "lr_scale", "optimizer", "settings")
 
-    def __init__(self, theta, v, s, t, rng, epoch, lr_scale):
+    def __init__(self, theta, v, s, t, rng, epoch, lr_scale, optimizer, settings):
         self.theta, self.v, self.s, self.t, self.rng = theta, v, s, t, rng
         self.epoch, self.lr_scale = epoch, lr_scale
+        self.optimizer, self.settings = optimizer, settings
+
+
+def _described(a):
+    if not isinstance(a, np.ndarray):
+        return type(a).__name__
+    return f"{a.dtype} array of shape {a.shape}"

@@ -128,6 +128,58 @@ def test_ctrl_c_keeps_the_last_completed_epoch(data, backend, monkeypatch):
         np.testing.assert_array_equal(net.parameters[k], v)
 
 
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+def test_a_fit_that_stops_in_its_first_epoch_leaves_the_optimizer_as_it_was(data, backend,
+                                                                           tmp_path, monkeypatch):
+    """The moments and the optimizer they belong to go back together: a
+    momentum-trained state stays momentum's after an Adam fit is interrupted
+    in its first epoch (a divergence restores the same way)."""
+    X, y = data
+    kw = dict(learning_rate=0.05, batch_size=30, verbose=0)
+    straight = dn.DeepNet([20, 8, 3], "relu", "softmax", seed=3, backend=backend)
+    straight.fit(X, y, epochs=2, optimizer="momentum", **kw)
+    straight.fit(X, y, epochs=1, warm_start=True, **kw)
+    net = dn.DeepNet([20, 8, 3], "relu", "softmax", seed=3, backend=backend)
+    net.fit(X, y, epochs=2, optimizer="momentum", **kw)
+    original = engines.ENGINES[backend].epoch
+
+    def interrupted(self, state, *args, **kwargs):
+        original(self, state, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(engines.ENGINES[backend], "epoch", interrupted)
+        with pytest.warns(RuntimeWarning, match="interrupted"):
+            net.fit(X, y, epochs=3, warm_start=True, optimizer="adam", **kw)
+    state = net.training_state
+    assert (state.optimizer, state.settings["optimizer"], state.s.size) == ("momentum",
+                                                                            "momentum", 0)
+    net.save(tmp_path / "m.npz", training_state=True)      # a consistent checkpoint
+    net.fit(X, y, epochs=1, warm_start=True, **kw)          # continues momentum's moments
+    for k, v in straight.parameters.items():
+        np.testing.assert_array_equal(net.parameters[k], v)
+
+
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+@pytest.mark.parametrize("change, message", [
+    (lambda s: setattr(s, "theta", np.zeros(3)), "theta"),
+    (lambda s: setattr(s, "theta", s.theta.astype(np.float32)), "float64"),
+    (lambda s: setattr(s, "v", np.zeros(2)), r"training_state\.v.*adam"),
+    (lambda s: setattr(s, "t", -1), r"training_state\.t"),
+])
+def test_a_training_state_changed_by_hand_is_refused_before_a_kernel_reads_it(
+        data, backend, change, message):
+    X, y = data
+    net = dn.DeepNet([20, 8, 3], "relu", "softmax", seed=3, backend=backend)
+    net.fit(X, y, epochs=1, optimizer="adam", batch_size=30, verbose=0)
+    change(net.training_state)
+    with pytest.raises(ValueError, match=message):
+        net.fit(X, y, epochs=1, warm_start=True, batch_size=30, verbose=0)
+    if "theta" in message or "float64" in message:
+        with pytest.raises(ValueError, match=message):
+            net.predict(X)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh", "softmax"])
 def test_no_warnings_or_nan_for_huge_inputs(activation, dtype):
