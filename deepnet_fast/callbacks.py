@@ -30,6 +30,8 @@ import os
 import re
 import string
 
+import numpy as np
+
 from ._validation import check_bool, check_positive_int, check_real, shown
 from .registry import OUTPUT_HEADS
 
@@ -336,7 +338,8 @@ class ReduceLROnPlateau(Callback):
     cooldown : int >= 0, default=0
         Epochs to wait after a reduction before counting again.
     min_lr : float >= 0, default=0.0
-        The rate is never reduced below this.
+        The rate is never reduced below this (nor below the smallest normal
+        number of the model's dtype).
 
     Raises
     ------
@@ -373,7 +376,10 @@ class ReduceLROnPlateau(Callback):
         self.wait = 0 if improved else self.wait + 1
         if self.wait >= self.patience:
             rate = logs["learning_rate"]
-            new_rate = max(rate * self.factor, self.min_lr)
+            # Never down to 0 (min_lr=0): the smallest normal number of the
+            # model's dtype is as low as a rate goes.
+            floor = max(self.min_lr, float(np.finfo(self._session.arch.dtype).tiny))
+            new_rate = max(rate * self.factor, floor)
             if rate > 0 and new_rate < rate:
                 self._session.lr_scale *= new_rate / rate
             self.wait, self._cooling = 0, self.cooldown

@@ -274,22 +274,24 @@ class _DeepNetEstimator(BaseEstimator):
 
     # ------------------------------------------------------------ training
 
-    def _fit(self, X, y, incremental, sample_weight=None):
+    def _fit(self, X, y, incremental, sample_weight=None, set_up=None):
         # A fit that fails leaves the estimator as it was (its fitted
         # attributes and network), never half-updated: the checks below
-        # rewrite classes_ and n_features_in_ before the data's last checks
-        # run. A diverging fit keeps what it trained (the network holds its
-        # last finite epoch, as DeepNet's contract says, and loss_curve_
-        # records it), and so does a warm fit that has trained epochs.
+        # (and partial_fit's set_up of the classes) rewrite classes_ and
+        # n_features_in_ before the data's last checks run. A diverging fit
+        # keeps what it trained (the network holds its last finite epoch, as
+        # DeepNet's contract says, and loss_curve_ records it), and so does a
+        # warm fit that has trained epochs (each adds its samples to t_).
         before = dict(self.__dict__)
-        epochs_before = getattr(self, "n_iter_", 0)
         try:
+            if set_up is not None:
+                set_up()
             return self._fit_checked(X, y, incremental, sample_weight)
         except DivergenceError:
             raise
         except BaseException:
             fresh_network = self.__dict__.get("net_") is not before.get("net_")
-            if fresh_network or getattr(self, "n_iter_", 0) == epochs_before:
+            if fresh_network or getattr(self, "t_", 0) == before.get("t_", 0):
                 self.__dict__.clear()
                 self.__dict__.update(before)
             raise
@@ -574,6 +576,11 @@ class DeepNetClassifier(ClassifierMixin, _DeepNetEstimator):
         self : DeepNetClassifier
             The updated estimator.
         """
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight,
+                         set_up=lambda: self._partial_fit_classes(y, classes))
+
+    def _partial_fit_classes(self, y, classes):
+        """The classes of a first partial_fit call; a later call's must match."""
         if not hasattr(self, "classes_"):
             if classes is None:
                 raise ValueError("classes must be passed on the first call to partial_fit "
@@ -587,7 +594,6 @@ class DeepNetClassifier(ClassifierMixin, _DeepNetEstimator):
         elif classes is not None and not np.array_equal(unique_labels(classes), self.classes_):
             raise ValueError(f"classes={classes!r} is not the same as on the first call to "
                              f"partial_fit: {self.classes_}")
-        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def _with_class_weight(self, y, sample_weight, dtype):
         if self.class_weight is None:

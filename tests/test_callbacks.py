@@ -250,6 +250,21 @@ def test_reduce_lr_on_plateau_scales_the_rate_after_patience(backend):
                                                  0.0025, 0.002])
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_reduce_lr_on_plateau_stops_at_the_smallest_normal_rate(backend, dtype, tmp_path):
+    X, y = _data()
+    plateau = dn.ReduceLROnPlateau(monitor="cost", factor=1e-200, patience=1, min_delta=1e9)
+    net = dn.DeepNet([4, 6, 3], "relu", "softmax", seed=2, backend=backend, dtype=dtype)
+    h = net.fit(X, y, epochs=6, callbacks=[plateau], **dict(KW, optimizer="gd"))
+    tiny = float(np.finfo(dtype).tiny)
+    assert h.learning_rate[2] == pytest.approx(max(0.01 * 1e-200, tiny), rel=1e-12)
+    assert h.learning_rate[-1] == pytest.approx(tiny, rel=1e-12)
+    assert 0 < net.training_state.lr_scale
+    net.save(tmp_path / "ckpt.npz", training_state=True)     # a valid checkpoint
+    assert dn.load(tmp_path / "ckpt.npz").training_state.lr_scale == net.training_state.lr_scale
+
+
 def test_reduce_lr_on_plateau_checks_its_factor():
     with pytest.raises(ValueError, match="factor"):
         dn.ReduceLROnPlateau(factor=1.5)

@@ -336,6 +336,21 @@ def test_regressor_partial_fit_improves():
     assert reg.loss_ < 0.2 * first and reg.n_iter_ == 1
 
 
+def test_a_failed_first_partial_fit_leaves_the_classifier_unfitted():
+    X, y = _blobs()
+    clf = _small_clf(early_stopping=True)
+    with pytest.raises(ValueError, match="early_stopping"):
+        clf.partial_fit(X, y, classes=[0, 1, 2])
+    assert not hasattr(clf, "classes_")
+    with pytest.raises(NotFittedError):
+        clf.predict(X)
+    clf = _small_clf()
+    with pytest.raises(ValueError):
+        clf.partial_fit(X, y + 5, classes=[0, 1, 2])      # y is not among the classes
+    clf.partial_fit(X, y + 5, classes=[5, 6, 7])         # a first call again
+    np.testing.assert_array_equal(clf.classes_, [5, 6, 7])
+
+
 def test_partial_fit_refuses_early_stopping():
     X, y = _blobs()
     with pytest.raises(ValueError, match="early_stopping"):
@@ -374,8 +389,11 @@ def test_a_failed_fit_leaves_the_fitted_estimator_as_it_was(warm_start):
     y2 = y % 2
     clf = _small_clf(max_iter=3).fit(X, y2)
     before = clf.predict_proba(X)
+    loss_before = clf.best_loss_
     bad_fits = [
         lambda: clf.set_params(warm_start=warm_start).fit(X, y, sample_weight=-np.ones(len(y))),
+        # the same network: fails in DeepNet.fit's own checks, after the epoch counters reset
+        lambda: clf.set_params(warm_start=warm_start).fit(X, y2, sample_weight=-np.ones(len(y))),
         lambda: clf.fit(X[:, :3], y2, sample_weight=-np.ones(len(y))),
         lambda: clf.set_params(early_stopping=True, validation_fraction=0.01).fit(X[:8], y[:8]),
     ]
@@ -385,6 +403,7 @@ def test_a_failed_fit_leaves_the_fitted_estimator_as_it_was(warm_start):
         clf.set_params(early_stopping=False, validation_fraction=0.1)
         np.testing.assert_array_equal(clf.classes_, [0, 1])
         assert clf.n_features_in_ == X.shape[1] and clf.n_iter_ == 3
+        assert clf.best_loss_ == loss_before
         np.testing.assert_array_equal(clf.predict_proba(X), before)
     reg = _small_reg(max_iter=3).fit(X, X[:, 0])
     expected = reg.predict(X)
