@@ -134,6 +134,16 @@ def check_dtype(dtype, name="dtype"):
     return dt
 
 
+def check_not_masked(x, name):
+    """Refuse a masked array: a mask cannot be honoured, and the values it
+    hides would be used."""
+    if isinstance(x, np.ma.MaskedArray):
+        raise TypeError(
+            f"{name} must be a plain array, not a masked array: the network cannot skip "
+            f"masked entries; pass {name}.filled(value) or leave out those samples"
+        )
+
+
 def as_float_array(x, name, *, ndim=2, dtype=None, finite=False):
     """``x`` as a float32/float64 ndarray of ``ndim`` dimensions.
 
@@ -143,11 +153,7 @@ def as_float_array(x, name, *, ndim=2, dtype=None, finite=False):
     honoured, and the values it hides would be used); other ndarray subclasses
     (memmap, matrix) are viewed as plain ndarrays.
     """
-    if isinstance(x, np.ma.MaskedArray):
-        raise TypeError(
-            f"{name} must be a plain array, not a masked array: the network cannot skip "
-            f"masked entries; pass {name}.filled(value) or leave out those samples"
-        )
+    check_not_masked(x, name)
     if isinstance(x, np.ndarray):
         arr = x if type(x) is np.ndarray else np.asarray(x)
     else:

@@ -12,9 +12,11 @@ Scores are computed from *parts* (sums over a block of samples) that
 block-by-block score of dask data follow one rule.
 """
 
+import numbers
+
 import numpy as np
 
-from ._validation import as_float_array
+from ._validation import as_float_array, check_not_masked
 from .kernels import activations as kact
 
 #: How far from 1 a softmax target row may sum (probabilities rounded to
@@ -158,6 +160,8 @@ class _Classification(OutputHead):
                         or not 0 <= c < n_classes:
                     raise ValueError(f"class_weight keys must be class indices 0..{n_classes - 1}; "
                                      f"got {c!r}")
+                if isinstance(wc, (bool, np.bool_)) or not isinstance(wc, numbers.Real):
+                    raise TypeError(f"class_weight[{c}] must be a real number; got {wc!r}")
                 if not np.isfinite(wc) or wc < 0:
                     raise ValueError(f"class_weight[{c}] must be a finite weight >= 0; got {wc!r}")
                 per_class[c] = wc
@@ -322,6 +326,7 @@ class ReluHead(IdentityHead):
 
 
 def _numeric(y, name):
+    check_not_masked(y, name)
     y_arr = np.asarray(y)
     if y_arr.dtype.kind not in "fiub":
         raise TypeError(f"{name} must be numeric; got dtype {y_arr.dtype}"

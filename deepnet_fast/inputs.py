@@ -105,7 +105,8 @@ def check_sparse_rows(X, dtype, name="X"):
         raise ValueError(f"{name} is not a valid CSR matrix: indices must be a 1-D integer "
                          f"array; got {indices.ndim}-D {indices.dtype}")
     nnz = int(indptr[-1]) if m else 0
-    if (m and indptr[0] != 0) or (m and (np.diff(indptr) < 0).any()) \
+    # Compared, not differenced: np.diff of unsigned pointers wraps around.
+    if (m and indptr[0] != 0) or (m and (indptr[1:] < indptr[:-1]).any()) \
             or not (0 <= nnz <= min(indices.shape[0], X.data.shape[0])):
         raise ValueError(f"{name} is not a valid CSR matrix: its row pointers must start at "
                          "0, never decrease and end within its indices and data")

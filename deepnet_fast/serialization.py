@@ -65,6 +65,7 @@ import zlib
 import numpy as np
 
 from ._validation import FLOAT_DTYPE_NAMES, MAX_STEPS, shown
+from .config import OPTIMIZER_FIELDS, FitConfig
 from .exceptions import ModelFileError
 from .initialization import check_seed
 
@@ -211,6 +212,12 @@ def _check_training(training):
             for k, v in settings.items())):
         raise ValueError("training settings must be a flat dict of numbers, strings, "
                          "booleans and None")
+    # A warm fit continues the optimizer's settings: FitConfig's rules for them.
+    given = {k: settings[k] for k in OPTIMIZER_FIELDS if settings.get(k) is not None}
+    try:
+        FitConfig(**given)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"training settings: {exc}") from None
     out = {"optimizer": optimizer, "t": int(t),
            "rng": {"bit_generator": "PCG64",
                    "state": {k: int(v) for k, v in rng["state"].items()},

@@ -210,6 +210,12 @@ def test_checkpoint_files_are_refused_when_damaged(tmp_path):
     record["rng"] = {"bit_generator": "MT19937", "state": {}}
     with pytest.raises(ValueError, match="PCG64"):
         serialization.write_model(tmp_path / "x.npz", net._description(), net.parameters, record)
+    for bad in (dict(learning_rate=-1.0), dict(beta1=7), dict(optimizer="lbfgs")):
+        record = net.training_state.to_record()
+        record["settings"] = {**record["settings"], **bad}
+        with pytest.raises(ValueError, match=f"training settings: {next(iter(bad))}"):
+            serialization.write_model(tmp_path / "x.npz", net._description(), net.parameters,
+                                      record)
     assert not (tmp_path / "x.npz").exists()
 
 

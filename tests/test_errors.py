@@ -489,6 +489,23 @@ def test_fit_refuses_a_masked_array_hiding_nan(backend):
         _net(backend=backend).fit(Xm, y, epochs=1, verbose=0)
 
 
+@pytest.mark.parametrize("output, n_out", [("softmax", 3), ("identity", 1), ("sigmoid", 1)])
+def test_fit_refuses_a_masked_y(output, n_out):
+    ym = np.ma.masked_array(np.where(y > 1, -999, y % 2), mask=y > 1)
+    net = dn.DeepNet([4, 5, n_out], output_activation=output, seed=0, backend="reference")
+    with pytest.raises(TypeError, match=r"y must be a plain array, not a masked array"):
+        net.fit(X, ym, epochs=1, verbose=0)
+    with pytest.raises(TypeError, match=r"validation_data\[1\] must be a plain array"):
+        net.fit(X, y % 2, epochs=1, verbose=0, validation_data=(X, ym))
+
+
+@pytest.mark.parametrize("weight", ["2", None, True])
+def test_a_class_weight_that_is_not_a_number_is_named(weight):
+    net = dn.DeepNet([4, 5, 3], output_activation="softmax", seed=0, backend="reference")
+    with pytest.raises(TypeError, match=r"class_weight\[0\] must be a real number"):
+        net.fit(X, y, epochs=1, verbose=0, class_weight={0: weight})
+
+
 def test_a_one_dimensional_y_for_several_sigmoid_units_is_explained():
     net = dn.DeepNet([4, 5, 3], output_activation="sigmoid", seed=0)
     with pytest.raises(ValueError, match=r"y must have shape \(20, 3\) for 3 output unit\(s\) "

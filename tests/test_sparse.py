@@ -326,6 +326,9 @@ def test_sparse_values_and_structure_are_checked():
     bad.indptr[5] = bad.indptr[6] + 1
     with pytest.raises(ValueError, match="never decrease"):
         net.predict(bad)
+    bad.indptr = bad.indptr.astype(np.uint64)   # np.diff of these would wrap around
+    with pytest.raises(ValueError, match="never decrease"):
+        net.predict(bad)
     for indices in (X.indices[:, None], X.indices.astype(np.float64)):
         bad = X.copy()
         bad.indices = indices             # typed by Numba: a 2-D array would not compile
