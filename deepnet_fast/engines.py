@@ -67,6 +67,24 @@ class _Engine:
         return self.arch.head.score_from_sums(float(self._batch_metrics.sum()),
                                               float(self._batch_weights.sum()), base)
 
+    def _check_operands(self, X, Y, order, sample_weight):
+        """Raise ``ValueError`` unless an epoch's arrays fit the buffers sized
+        for this fit and the network (the kernels index them unchecked)."""
+        m, dims = X.shape[0], self.arch.layer_dims
+        problems = []
+        if X.ndim != 2 or X.shape[1] != dims[0] or not 0 < m <= self.n_samples:
+            problems.append(f"X of shape {X.shape} for {self.n_samples} samples of {dims[0]} "
+                            "features")
+        if not (isinstance(Y, np.ndarray) and Y.shape == (m, dims[-1])
+                and Y.dtype == self.arch.dtype):
+            problems.append(f"Y of shape {getattr(Y, 'shape', None)} for ({m}, {dims[-1]})")
+        if sample_weight is not None and sample_weight.shape != (m,):
+            problems.append(f"sample_weight of shape {sample_weight.shape} for ({m},)")
+        if order.size and (order.shape != (m,) or order.min() < 0 or order.max() >= m):
+            problems.append(f"an order of {order.size} rows, not {m} rows in [0, {m})")
+        if problems:
+            raise ValueError(f"the epoch's operands do not fit the network: {'; '.join(problems)}")
+
     def epoch(self, state, X, Y, order, learning_rate, sample_weight=None):
         """Run one epoch on ``(X, Y)`` in ``order`` (empty: as stored).
 
@@ -154,6 +172,7 @@ class CompiledEngine(_Engine):
     def epoch(self, state, X, Y, order, learning_rate, sample_weight=None):
         c, fit = self.config, self._settings
         state.check(self.arch.n_parameters, self.arch.dtype, c.optimizer)
+        self._check_operands(X, Y, order, sample_weight)
         kupd.make_hyper(fit.hyper, learning_rate, c.beta, c.beta1, c.beta2, c.epsilon, 1)
         w = self._no_weights if sample_weight is None else sample_weight
         X = kernel_rows(X)
@@ -326,6 +345,12 @@ def predict_output(arch, backend, theta, X):
     while a helper process compiles its kernel; the reference runs
     :func:`deepnet_fast.reference.forward` (on dense chunks of sparse rows).
     """
+    # The kernels index theta and X by the architecture.
+    if X.ndim != 2 or X.shape[1] != arch.layer_dims[0] or theta.shape != (arch.n_parameters,) \
+            or theta.dtype != arch.dtype:
+        raise ValueError(f"X of shape {X.shape} and parameters of shape {theta.shape} "
+                         f"({theta.dtype}) do not fit the network {list(arch.layer_dims)} "
+                         f"({arch.dtype})")
     # While a helper compiles the prediction kernel, a small prediction runs
     # on the reference rather than wait for it (compilation.prediction_backend).
     backend = compilation.prediction_backend(arch, X.shape[0], backend, record=True)

@@ -123,6 +123,16 @@ def check_sparse_rows(X, dtype, name="X"):
                     indptr.astype(index, copy=False)), shape=X.shape)
 
 
+def private_rows(X):
+    """Checked rows that nobody else can change while a fit reads them: the
+    arrays of a CSR matrix copied (O(nnz), once a fit), since its epochs and
+    the gather buffer sized at the first one rely on the structure checked
+    here; dense rows as they are (their values may change, their shape not)."""
+    if not is_sparse(X):
+        return X
+    return type(X)((X.data.copy(), X.indices.copy(), X.indptr.copy()), shape=X.shape)
+
+
 def _index_dtype(n_columns, nnz):
     """int32 when every column index and row pointer fits (SciPy's usual
     choice, so that one compiled kernel serves most matrices), else int64."""

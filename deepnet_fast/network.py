@@ -32,7 +32,7 @@ from .config import FitConfig, optimizer_settings
 from .engines import ENGINES, predict_output
 from .history import History
 from .initialization import check_seed, initialize_parameters
-from .inputs import check_rows, is_dask
+from .inputs import check_rows, is_dask, private_rows
 from .registry import HIDDEN_ACTIVATIONS, OPTIMIZERS, OUTPUT_HEADS
 from .session import TrainingSession
 from .state import TrainingState
@@ -69,7 +69,9 @@ class DeepNet:
     parameters : dict
         Copies of ``W1, b1, ..., WL, bL``.
     architecture : Architecture
-        Layer sizes, activations, slope and dtype as one value.
+        Layer sizes, activations, slope and dtype as one value; it and
+        ``layer_dims``, ``activations``, ``hidden_activation``,
+        ``output_activation``, ``dtype`` and ``negative_slope`` are read-only.
     training_state : TrainingState
         Parameters, optimizer moments, step counter and shuffle stream.
     history_ : History or None
@@ -85,28 +87,61 @@ class DeepNet:
 
     def __init__(self, layer_dims, hidden_activation="relu", output_activation="sigmoid",
                  init="he", seed=None, dtype="float64", backend="compiled", negative_slope=0.01):
-        self.layer_dims = check_layer_dims(layer_dims)
-        L = len(self.layer_dims) - 1
-        hidden = _hidden_activations(hidden_activation, L)
-        self.hidden_activation = hidden_activation
-        self.output_activation = check_choice(output_activation, "output_activation",
-                                              OUTPUT_HEADS)
+        dims = check_layer_dims(layer_dims)
+        hidden = _hidden_activations(hidden_activation, len(dims) - 1)
+        output_activation = check_choice(output_activation, "output_activation", OUTPUT_HEADS)
         head = OUTPUT_HEADS[output_activation]
-        if self.layer_dims[-1] < head.min_units:
+        if dims[-1] < head.min_units:
             raise ValueError(f"output_activation={output_activation!r} needs at least "
-                             f"{head.min_units} output units; layer_dims ends with "
-                             f"{self.layer_dims[-1]}")
-        self.activations = hidden + (output_activation,)
+                             f"{head.min_units} output units; layer_dims ends with {dims[-1]}")
+        self._hidden_activation = (hidden_activation if isinstance(hidden_activation, str)
+                                   else tuple(hidden_activation))
         self.init = init
         self.seed = check_seed(seed)
-        self.dtype = check_dtype(dtype)
         self.backend = check_choice(backend, "backend", ENGINES)
-        self.negative_slope = check_real(negative_slope, "negative_slope", low=0.0)
-        self.architecture = Architecture(tuple(self.layer_dims), self.activations,
-                                         self.negative_slope, self.dtype)
+        self._architecture = Architecture(
+            tuple(dims), hidden + (output_activation,),
+            check_real(negative_slope, "negative_slope", low=0.0), check_dtype(dtype))
         self.history_ = None
         self._fit_lock = threading.Lock()
         self.reset()
+
+    # ------------------------------------------------------------ the shape
+    # One value fixed at construction, read-only: the input checks and the
+    # kernels both index by it (another shape is another DeepNet).
+
+    @property
+    def architecture(self):
+        """The :class:`~deepnet_fast.architecture.Architecture`: layer sizes,
+        activations, slope and dtype as one value."""
+        return self._architecture
+
+    @property
+    def layer_dims(self):
+        """``[n0, n1, ..., nL]`` (a copy)."""
+        return list(self._architecture.layer_dims)
+
+    @property
+    def activations(self):
+        """The L activations, hidden layers then output."""
+        return self._architecture.activations
+
+    @property
+    def hidden_activation(self):
+        """The hidden layers' activation(s), as given."""
+        return self._hidden_activation
+
+    @property
+    def output_activation(self):
+        return self._architecture.activations[-1]
+
+    @property
+    def dtype(self):
+        return self._architecture.dtype
+
+    @property
+    def negative_slope(self):
+        return self._architecture.negative_slope
 
     # ------------------------------------------------------------ state
 
@@ -177,6 +212,13 @@ class DeepNet:
         return state
 
     def __setstate__(self, state):
+        state = dict(state)
+        if "_architecture" not in state:          # pickled before the read-only shape
+            state["_architecture"] = state.pop("architecture")
+            state["_hidden_activation"] = state.pop("hidden_activation")
+            for name in ("layer_dims", "activations", "output_activation", "dtype",
+                         "negative_slope"):
+                state.pop(name, None)
         self.__dict__.update(state)
         self._fit_lock = threading.Lock()
 
@@ -184,10 +226,12 @@ class DeepNet:
 
     def _rows(self, X, name="X"):
         # Sparse rows stay sparse (SciPy CSR; other formats are refused).
-        return check_rows(X, self.layer_dims[0], self.dtype, name, accept_sparse=True)
+        return check_rows(X, self._architecture.layer_dims[0], self.dtype, name,
+                          accept_sparse=True)
 
     def _targets(self, y, n_samples, name="y"):
-        return self.head.encode(y, n_samples, self.layer_dims[-1], self.dtype, name)
+        return self.head.encode(y, n_samples, self._architecture.layer_dims[-1], self.dtype,
+                                name)
 
     def _theta(self):
         """The flat parameters, checked: the kernels index them, and the
@@ -442,7 +486,7 @@ class DeepNet:
                 raise ValueError(f"{', '.join(ignored)} {verb} to dask input only; X and y are "
                                  "in memory (pass dask arrays or dataframes to train on a "
                                  "cluster)")
-            X = self._rows(X)
+            X = private_rows(self._rows(X))
             Y = self._targets(y, X.shape[0])
             weights = self._weights(Y, sample_weight, class_weight)
             validation = self._validation_rows(validation_data)
@@ -469,7 +513,7 @@ class DeepNet:
         if validation_data is None:
             return None
         check_validation_pair(validation_data)
-        Xv = self._rows(validation_data[0], "validation_data[0]")
+        Xv = private_rows(self._rows(validation_data[0], "validation_data[0]"))
         return Xv, self._targets(validation_data[1], Xv.shape[0], "validation_data[1]")
 
     def partial_fit(self, X, y, *, learning_rate=None, optimizer=None, **kwargs):

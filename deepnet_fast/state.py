@@ -154,7 +154,8 @@ class TrainingState:
         writes = optimizer is not None
         for name, size in expected.items():
             a = getattr(self, name)
-            if not (isinstance(a, np.ndarray) and a.ndim == 1 and a.size == size
+            if not (isinstance(a, np.ndarray) and not isinstance(a, np.ma.MaskedArray)
+                    and a.ndim == 1 and a.size == size
                     and a.dtype == dtype and a.flags.c_contiguous
                     and (a.flags.writeable or not writes)):
                 raise ValueError(
@@ -163,6 +164,14 @@ class TrainingState:
                     f"of {size} values for this network"
                     f"{'' if optimizer is None else f' and optimizer={optimizer!r}'}; "
                     f"got {_described(a)}")
+        if writes:
+            # One update writes all three: a shared buffer would mix them.
+            names = [n for n in expected if getattr(self, n).size]
+            for i, a in enumerate(names):
+                for b in names[i + 1:]:
+                    if np.may_share_memory(getattr(self, a), getattr(self, b)):
+                        raise ValueError(f"training_state.{a} and training_state.{b} share "
+                                         "memory; each must be an array of its own")
         if not isinstance(self.t, (int, np.integer)) or not 0 <= self.t < MAX_STEPS:
             raise ValueError(f"training_state.t must be an integer in [0, 2**62); got {self.t!r}")
 

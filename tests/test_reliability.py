@@ -180,6 +180,98 @@ def test_a_training_state_changed_by_hand_is_refused_before_a_kernel_reads_it(
             net.predict(X)
 
 
+def test_the_shape_of_a_network_is_read_only():
+    net = dn.DeepNet([4, 3, 2], "relu", "softmax", seed=0)
+    for name, value in [("layer_dims", [200, 3, 2]), ("dtype", np.dtype("float32")),
+                        ("activations", ("relu", "sigmoid")), ("output_activation", "sigmoid"),
+                        ("hidden_activation", "tanh"), ("negative_slope", 0.5),
+                        ("architecture", None)]:
+        with pytest.raises(AttributeError):
+            setattr(net, name, value)
+    net.layer_dims[0] = 200                 # a copy: the network keeps its own
+    assert net.layer_dims == [4, 3, 2] and net.architecture.layer_dims == (4, 3, 2)
+    with pytest.raises(ValueError, match="4 features"):
+        net.predict(np.ones((2, 200)))
+
+
+def test_networks_pickled_before_the_read_only_shape_load():
+    import pickle
+    net = dn.DeepNet([4, 3, 2], ["tanh"], "softmax", seed=0)
+    old = dict(net.__getstate__())
+    old["architecture"] = old.pop("_architecture")
+    old["hidden_activation"] = old.pop("_hidden_activation")
+    old.update(layer_dims=[4, 3, 2], dtype=net.dtype, activations=net.activations,
+               output_activation="softmax", negative_slope=0.01)
+    back = dn.DeepNet.__new__(dn.DeepNet)
+    back.__setstate__(old)
+    X = np.random.default_rng(0).standard_normal((5, 4))
+    np.testing.assert_array_equal(back.predict_proba(X), net.predict_proba(X))
+    assert back.hidden_activation == ("tanh",)
+    again = pickle.loads(pickle.dumps(back))
+    np.testing.assert_array_equal(again.predict_proba(X), net.predict_proba(X))
+
+
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+@pytest.mark.parametrize("part", ["indices", "indptr", "data"])
+def test_sparse_rows_changed_during_a_fit_do_not_reach_the_kernels(backend, part):
+    """A fit copies the CSR arrays it checked: a callback (or another thread)
+    that rewrites the caller's matrix between epochs changes nothing."""
+    sp = pytest.importorskip("scipy.sparse")
+    rng = np.random.default_rng(0)
+    X = sp.random(60, 20, density=0.2, format="csr", random_state=0, dtype=np.float64)
+    y = rng.integers(0, 2, 60)
+    Xv = X[:10].copy()
+
+    class Tamper(dn.Callback):
+        def on_epoch_end(self, epoch, logs):
+            for M in (X, Xv):
+                if part == "indices":
+                    M.indices[:] = 2**30
+                elif part == "indptr":
+                    M.indptr[1:] = M.indptr[-1]
+                else:
+                    M.data[:] = np.nan
+            return False
+
+    kw = dict(epochs=3, batch_size=8, learning_rate=0.1, verbose=0)
+    clean = dn.DeepNet([20, 8, 1], seed=0, backend=backend)
+    clean.fit(X.copy(), y, validation_data=(Xv.copy(), y[:10]), **kw)
+    net = dn.DeepNet([20, 8, 1], seed=0, backend=backend)
+    net.fit(X, y, validation_data=(Xv, y[:10]), callbacks=[Tamper()], **kw)
+    for k, v in clean.parameters.items():
+        np.testing.assert_array_equal(net.parameters[k], v)
+
+
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+def test_moments_that_share_memory_with_the_parameters_are_refused(backend, data):
+    X, y = data
+    net = dn.DeepNet([20, 8, 3], "relu", "softmax", seed=3, backend=backend)
+    net.fit(X, y, epochs=1, optimizer="momentum", batch_size=30, verbose=0)
+    net.training_state.v = net.training_state.theta
+    with pytest.raises(ValueError, match="share memory"):
+        net.fit(X, y, epochs=1, warm_start=True, batch_size=30, verbose=0)
+
+
+def test_an_epoch_refuses_operands_that_do_not_fit_its_buffers(data):
+    from deepnet_fast.architecture import Architecture
+    from deepnet_fast.config import FitConfig
+    from deepnet_fast.state import TrainingState
+    X, y = data
+    arch = Architecture((20, 8, 3), ("relu", "softmax"), 0.01, np.dtype(np.float64))
+    engine = engines.ENGINES["compiled"](arch, FitConfig(), 30, 300)
+    state = TrainingState(np.zeros(arch.n_parameters))
+    state.use_optimizer("gd")
+    Y = np.eye(3)[y % 3]
+    no_order = np.empty(0, np.int64)
+    for args, what in [((np.ones((300, 21)), Y, no_order), "X of shape"),
+                       ((np.ones((301, 20)), np.eye(3)[np.zeros(301, int)], no_order), "X of"),
+                       ((X, Y[:, :2].copy(), no_order), "Y of shape"),
+                       ((X, Y, np.arange(299)), "an order of 299 rows"),
+                       ((X, Y, np.arange(300) + 1), "an order of 300 rows")]:
+        with pytest.raises(ValueError, match=what):
+            engine.epoch(state, *args, 0.1)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh", "softmax"])
 def test_no_warnings_or_nan_for_huge_inputs(activation, dtype):
