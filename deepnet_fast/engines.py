@@ -72,6 +72,12 @@ class _Engine:
         for this fit and the network (the kernels index them unchecked)."""
         m, dims = X.shape[0], self.arch.layer_dims
         problems = []
+        if order.size and (order.shape != (m,) or not ktrain.all_within(order, m)):
+            problems.append(f"an order of {order.size} rows, not {m} rows in [0, {m})")
+        # The same arrays at every epoch of a fit (held by its session; an
+        # array's shape cannot change in place): their shapes once.
+        if not problems and all(a is b for a, b in zip((X, Y, sample_weight), self._checked)):
+            return
         if X.ndim != 2 or X.shape[1] != dims[0] or not 0 < m <= self.n_samples:
             problems.append(f"X of shape {X.shape} for {self.n_samples} samples of {dims[0]} "
                             "features")
@@ -80,10 +86,9 @@ class _Engine:
             problems.append(f"Y of shape {getattr(Y, 'shape', None)} for ({m}, {dims[-1]})")
         if sample_weight is not None and sample_weight.shape != (m,):
             problems.append(f"sample_weight of shape {sample_weight.shape} for ({m},)")
-        if order.size and (order.shape != (m,) or order.min() < 0 or order.max() >= m):
-            problems.append(f"an order of {order.size} rows, not {m} rows in [0, {m})")
         if problems:
             raise ValueError(f"the epoch's operands do not fit the network: {'; '.join(problems)}")
+        self._checked = (X, Y, sample_weight)
 
     def epoch(self, state, X, Y, order, learning_rate, sample_weight=None):
         """Run one epoch on ``(X, Y)`` in ``order`` (empty: as stored).
@@ -140,6 +145,7 @@ class CompiledEngine(_Engine):
         self._batch_metrics = self._buffers.batch_metrics
         self._no_weights = np.empty(0, dtype=dt)
         self._gather_key = None
+        self._checked = (None, None, None)        # the operands checked last (identity)
         self._no_indices = (np.empty(0, np.int32), np.empty(0, np.int32))
         # The learning rate is written into ``hyper`` before every epoch.
         self._settings = ktrain.Settings(
@@ -199,6 +205,7 @@ class ReferenceEngine(_Engine):
     """The same epoch, mini-batch by mini-batch, with the NumPy reference."""
 
     def epoch(self, state, X, Y, order, learning_rate, sample_weight=None):
+        state.check(self.arch.n_parameters, self.arch.dtype, self.config.optimizer)
         # A diverging run overflows on its way to NaN; the session reports that
         # as DivergenceError, so NumPy's warnings would only repeat it.
         with np.errstate(over="ignore", invalid="ignore"):

@@ -130,7 +130,6 @@ class LocalRunner:
 
     def run(self, state, rates):
         """One epoch at ``rates[0]``; returns (cost, index of a failed epoch or -1)."""
-        state.check(self.arch.n_parameters, self.arch.dtype, self.config.optimizer)
         order = self.rng.permutation(self.X.shape[0]) if self.shuffled else self._no_order
         costs, failed = self.engine.epoch(state, self.X, self.Y, order, rates[0],
                                           self.sample_weight)

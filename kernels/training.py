@@ -590,6 +590,19 @@ def regularise_share(p, parts, theta, grad, dims, offW, c):
 
 
 @njit(**JIT)
+def all_within(index, n):
+    """Whether every element of the 1-D integer ``index`` lies in [0, n)."""
+    # One pass of min and max, no early exit: it vectorises.
+    if index.shape[0] == 0:
+        return True
+    lo = hi = index[0]
+    for i in range(index.shape[0]):
+        lo = min(lo, index[i])
+        hi = max(hi, index[i])
+    return lo >= 0 and hi < n
+
+
+@njit(**JIT)
 def all_finite(x):
     """Whether no element is NaN or ±inf."""
     # x·0 is 0 for finite x and NaN otherwise: a sum without an early exit,

@@ -330,3 +330,15 @@ def test_property_fit_gives_result_or_documented_error(X, backend):
         return
     assert all(np.isfinite(history.cost))
     assert all(np.isfinite(p).all() for p in net.parameters.values())
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.uint64])
+def test_all_within_checks_an_index_range(dtype):
+    from deepnet_fast.kernels.training import all_within
+    order = np.random.default_rng(0).permutation(50).astype(dtype)
+    assert all_within(order, 50) and not all_within(order, 49)
+    assert all_within(order[:0], 0)
+    if dtype is not np.uint64:
+        bad = order.copy()
+        bad[7] = -1
+        assert not all_within(bad, 50)
