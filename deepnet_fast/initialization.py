@@ -32,7 +32,8 @@ def _init_array(value, name, shape, dtype, arg="init"):
         raise TypeError(f"{arg}[{name!r}] must hold real numbers; got dtype {arr.dtype}")
     if arr.shape != shape:
         raise ValueError(f"{arg}[{name!r}] must have shape {shape}; got {arr.shape}")
-    out = np.array(arr, dtype=dtype, order="C")
+    with np.errstate(over="ignore"):     # an overflow is refused just below, by name
+        out = np.array(arr, dtype=dtype, order="C")
     if not np.isfinite(out).all():
         raise ValueError(f"{arg}[{name!r}] must hold finite numbers (no NaN or infinity"
                          + (f" after conversion to {np.dtype(dtype).name}" if np.isfinite(arr).all()

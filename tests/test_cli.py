@@ -57,6 +57,7 @@ def test_saved_model_takes_the_data_as_it_is(tmp_path, capsys, data, output, met
     assert net.score(Xte, yte) == pytest.approx(printed, abs=6e-5)
 
 
+@pytest.mark.filterwarnings("error")
 def test_saving_a_model_whose_folded_scales_overflow_float32_fails_in_one_line(tmp_path, capsys):
     rng = np.random.default_rng(0)
     X = rng.standard_normal((80, 2))

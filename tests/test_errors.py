@@ -522,3 +522,12 @@ def test_save_checks_training_state_is_a_bool(tmp_path):
 def test_partial_fit_names_the_arguments_it_sets_itself():
     with pytest.raises(TypeError, match="partial_fit sets epochs, verbose itself"):
         _net().partial_fit(X, y, epochs=3, verbose=1)
+
+
+@pytest.mark.filterwarnings("error")
+def test_parameters_that_overflow_the_dtype_are_refused_without_a_numpy_warning():
+    net = dn.DeepNet([4, 5, 3], output_activation="softmax", seed=0, dtype="float32")
+    params = net.parameters
+    params["W1"] = params["W1"].astype(np.float64) * 1e300
+    with pytest.raises(ValueError, match=r"parameters\['W1'\].*after conversion to float32"):
+        net.set_parameters(params)
