@@ -31,7 +31,7 @@ from ._validation import (
     same_dtype,
     shown,
 )
-from .initialization import SEED_LIMIT, check_seed
+from .initialization import SEED_LIMIT
 from .layer_cache import LayerCache
 from .registry import ACTIVATIONS, OPTIMIZERS, OUTPUT_HEADS
 
@@ -193,8 +193,8 @@ def prepare_backward(AL, Y, caches, activations):
 
 
 def _stream_index(value, name):
-    """A dropout stream's step or layer: an int in [0, 2**63) (the kernels
-    take it as a signed 64-bit integer)."""
+    """A dropout stream's seed, step or layer: an int in [0, 2**63) (the
+    kernels take it as a signed 64-bit integer)."""
     value = check_positive_int(value, name, minimum=0)
     if value >= SEED_LIMIT:
         raise ValueError(f"{name} must be an integer in [0, 2**63); got {value}")
@@ -203,10 +203,7 @@ def _stream_index(value, name):
 
 def prepare_dropout(keep_prob, seed, step):
     """``(keep_prob, seed, step)`` of a dropout stream, checked."""
-    keep_prob = check_keep_prob(keep_prob)
-    if seed is None:
-        raise TypeError("seed must be an integer in [0, 2**63); got None")
-    return keep_prob, check_seed(seed), _stream_index(step, "step")
+    return check_keep_prob(keep_prob), _stream_index(seed, "seed"), _stream_index(step, "step")
 
 
 def prepare_dropout_mask(shape, keep_prob, seed, step, layer):

@@ -67,29 +67,6 @@ class _Engine:
         return self.arch.head.score_from_sums(float(self._batch_metrics.sum()),
                                               float(self._batch_weights.sum()), base)
 
-    def _check_operands(self, X, Y, order, sample_weight):
-        """Raise ``ValueError`` unless an epoch's arrays fit the buffers sized
-        for this fit and the network (the kernels index them unchecked)."""
-        m, dims = X.shape[0], self.arch.layer_dims
-        problems = []
-        if order.size and (order.shape != (m,) or not ktrain.all_within(order, m)):
-            problems.append(f"an order of {order.size} rows, not {m} rows in [0, {m})")
-        # The same arrays at every epoch of a fit (held by its session; an
-        # array's shape cannot change in place): their shapes once.
-        if not problems and all(a is b for a, b in zip((X, Y, sample_weight), self._checked)):
-            return
-        if X.ndim != 2 or X.shape[1] != dims[0] or not 0 < m <= self.n_samples:
-            problems.append(f"X of shape {X.shape} for {self.n_samples} samples of {dims[0]} "
-                            "features")
-        if not (isinstance(Y, np.ndarray) and Y.shape == (m, dims[-1])
-                and Y.dtype == self.arch.dtype):
-            problems.append(f"Y of shape {getattr(Y, 'shape', None)} for ({m}, {dims[-1]})")
-        if sample_weight is not None and sample_weight.shape != (m,):
-            problems.append(f"sample_weight of shape {sample_weight.shape} for ({m},)")
-        if problems:
-            raise ValueError(f"the epoch's operands do not fit the network: {'; '.join(problems)}")
-        self._checked = (X, Y, sample_weight)
-
     def epoch(self, state, X, Y, order, learning_rate, sample_weight=None):
         """Run one epoch on ``(X, Y)`` in ``order`` (empty: as stored).
 
@@ -174,6 +151,29 @@ class CompiledEngine(_Engine):
                 Xb = (np.empty((B, self.arch.layer_dims[0]), dtype=dt), *self._no_indices)
             self._buffers = self._buffers._replace(Xb=Xb[0], Xb_indices=Xb[1], Xb_indptr=Xb[2])
         return self._buffers
+
+    def _check_operands(self, X, Y, order, sample_weight):
+        """Raise ``ValueError`` unless an epoch's arrays fit the buffers sized
+        for this fit and the network (the kernels index them unchecked)."""
+        m, dims = X.shape[0], self.arch.layer_dims
+        problems = []
+        if order.size and (order.shape != (m,) or not ktrain.all_within(order, m)):
+            problems.append(f"an order of {order.size} rows, not {m} rows in [0, {m})")
+        # The same arrays at every epoch of a fit (held by its session; an
+        # array's shape cannot change in place): their shapes once.
+        if not problems and all(a is b for a, b in zip((X, Y, sample_weight), self._checked)):
+            return
+        if X.ndim != 2 or X.shape[1] != dims[0] or not 0 < m <= self.n_samples:
+            problems.append(f"X of shape {X.shape} for {self.n_samples} samples of {dims[0]} "
+                            "features")
+        if not (isinstance(Y, np.ndarray) and Y.shape == (m, dims[-1])
+                and Y.dtype == self.arch.dtype):
+            problems.append(f"Y of shape {getattr(Y, 'shape', None)} for ({m}, {dims[-1]})")
+        if sample_weight is not None and sample_weight.shape != (m,):
+            problems.append(f"sample_weight of shape {sample_weight.shape} for ({m},)")
+        if problems:
+            raise ValueError(f"the epoch's operands do not fit the network: {'; '.join(problems)}")
+        self._checked = (X, Y, sample_weight)
 
     def epoch(self, state, X, Y, order, learning_rate, sample_weight=None):
         c, fit = self.config, self._settings
