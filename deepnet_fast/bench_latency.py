@@ -37,7 +37,8 @@ median over rounds of the two implementations' times in that round.
 ``overhead`` (back-to-back only) is the compiled ``predict_proba`` time minus that of the bare
 prediction kernel (the compiled entry point of
 :func:`deepnet_fast.kernels.training.predict_output`, past Numba's
-dispatcher, and the transposed copy; it wakes the pair worker of one-row
+dispatcher, behind a check of the rows' type, dtype, shape and layout, and
+the transposed copy; it wakes the pair worker of one-row
 predictions, :mod:`deepnet_fast.kernels.pair`, as ``predict_proba`` does) on
 the same rows in the same round: the Python layer's validation, conversion,
 thread decision and dispatch.
@@ -174,7 +175,18 @@ def make_predictor(implementation, workload):
         entry = predict_output.get_overload(tuple(typeof(a) for a in args))
         shares = pairs_one_row(net.layer_dims[0] * net.layer_dims[1])
 
+        n0 = net.layer_dims[0]
+
         def kernel(X):
+            # The entry point was compiled for these rows and does not check
+            # what it is given: anything else would read out of bounds.
+            if not (isinstance(X, np.ndarray) and X.dtype == DTYPE and X.ndim == 2
+                    and X.shape[0] > 0 and X.shape[1] == n0 and X.flags.c_contiguous and X.flags.writeable
+                    and X.flags.aligned):
+                raise ValueError(f"the kernel predictor takes C-contiguous, writable {DTYPE} "
+                                 f"rows of {n0} features (as latency_rows gives); got "
+                                 f"{type(X).__name__} {getattr(X, 'dtype', '')} "
+                                 f"{getattr(X, 'shape', '')}")
             # predict_proba wakes the pair worker for a stream of one-row calls
             # (kernels.pair): so does the bare kernel, to time the same work.
             if shares and X.shape[0] == 1:
@@ -199,7 +211,8 @@ def make_predictor(implementation, workload):
             with torch.inference_mode():
                 return model(torch.from_numpy(X)).numpy()
         return predict
-    raise ValueError(f"implementation must be one of {_ORDER}; got {implementation!r}")
+    raise ValueError(f"implementation must be one of {(*_ORDER, 'kernel')}; got "
+                     f"{implementation!r}")
 
 
 def seconds_per_call(fn, sample_time=0.002, samples=7, number=None):
@@ -395,6 +408,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if any(g < 0 for g in args.gaps_ms):
         parser.error("--gaps-ms: expected milliseconds >= 0")
+    if args.rounds < 1:
+        parser.error(f"--rounds: expected an integer >= 1; got {args.rounds}")
+    if any(n < 1 for n in args.samples):
+        parser.error(f"--samples: expected row counts >= 1; got {args.samples}")
 
     from .bench import header_lines
     print(f"predict_proba latency, {DTYPE}, median of {args.rounds} rounds "

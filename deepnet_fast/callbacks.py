@@ -229,6 +229,8 @@ class EarlyStopping(Callback):
     def on_train_begin(self, session):
         if self.restart:
             self.reset()
+        # The record (best, wait) may continue; a stop belongs to the fit it ended.
+        self.stopped_epoch = None
         self._session = session
 
     def on_epoch_end(self, epoch, logs):

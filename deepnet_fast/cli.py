@@ -260,9 +260,10 @@ def train(args):
     Xtr, Xte = scaler.transform(Xtr), scaler.transform(Xte)
     classes, target_scale = None, None
     if task == "classification":
-        # Labels (numbers or text) become class indices 0..k-1.
-        classes, ytr = np.unique(ytr, return_inverse=True)
-        yte = np.searchsorted(classes, yte)
+        # Labels (numbers or text) become class indices 0..k-1, the classes
+        # of all the data: a class may fall in the test split only.
+        classes = np.unique(y)
+        ytr, yte = np.searchsorted(classes, ytr), np.searchsorted(classes, yte)
         output, n_out = _classification_output(args, len(classes))
     else:
         n_out = 1
@@ -270,7 +271,7 @@ def train(args):
         if registry.OUTPUT_HEADS[output].score_name != "r2":
             raise CommandLineError(f"--output {output} is a classification output; --data "
                                    f"{args.data} is a regression (use identity, relu or auto)")
-        if output == "relu" and np.min(ytr) < 0:
+        if output == "relu" and np.min(y) < 0:
             raise CommandLineError(f"--output relu needs non-negative targets; --data {args.data} "
                                    f"has targets from {np.min(y):g} (use identity or auto)")
         # Centring would push targets below a head's lower bound (relu: y >= 0):

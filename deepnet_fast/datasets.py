@@ -80,6 +80,7 @@ def _looks_like_labels(y):
 # ---------------------------------------------------------------- .npz
 
 def _read_npz(path):
+    member = None       # the array being read, once the archive opened
     try:
         archive = np.load(path, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):
@@ -89,9 +90,16 @@ def _read_npz(path):
             if "X" not in names or "y" not in names:
                 X = y = None
             else:
-                X, y = archive["X"], archive["y"]
+                member = "X"
+                X = archive["X"]
+                member = "y"
+                y = archive["y"]
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as exc:
         detail = _one_line(exc)
+        if "allow_pickle" in detail and member is not None:
+            raise ValueError(f"cannot read {path}: its array {member!r} holds Python objects "
+                             "(dtype object), which are not loaded for safety; save it as "
+                             f"numbers or text, e.g. np.savez(path, X=X, y=y.astype(str))") from None
         if "allow_pickle" in detail:
             # NumPy reads anything that is neither npz nor npy as a pickle.
             detail = ("it is not a .npz archive (NumPy would read it as pickled Python objects, "

@@ -297,6 +297,10 @@ class _DeepNetEstimator(BaseEstimator):
             raise
 
     def _fit_checked(self, X, y, incremental, sample_weight):
+        if incremental:
+            # scikit-learn checks the hyperparameters at a first partial_fit
+            # only; set_params may have changed them since.
+            self._validate_params()
         first_pass = not hasattr(self, "net_") or (not self.warm_start and not incremental)
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
@@ -357,10 +361,13 @@ class _DeepNetEstimator(BaseEstimator):
                              f"{self.n_outputs_}; refit with warm_start=False")
 
     def _run_epochs(self, X, Y, sample_weight, incremental, rng):
-        # Every fit has its own stopping record; partial_fit calls share one.
-        if not incremental or getattr(self, "_stopping", None) is None:
+        # Every fit has its own stopping record; partial_fit calls share one,
+        # unless it watches something else (partial_fit after an early-stopping fit).
+        monitor = f"val_{self.net_.head.score_name}" if self.early_stopping else "cost"
+        stopping = getattr(self, "_stopping", None)
+        if not incremental or stopping is None or stopping.monitor != monitor:
             self._stopping = EarlyStopping(
-                monitor=f"val_{self.net_.head.score_name}" if self.early_stopping else "cost",
+                monitor=monitor,
                 patience=self.n_iter_no_change + 1, min_delta=self.tol,
                 restore_best=self.early_stopping, restart=False)
             self.best_loss_ = None if self.early_stopping else np.inf

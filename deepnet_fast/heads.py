@@ -266,7 +266,8 @@ class SoftmaxHead(_Classification):
 
 class IdentityHead(OutputHead):
     """Real-valued outputs, ½·squared error; the prediction is the output
-    itself; the score is R² averaged over the outputs."""
+    itself; the score is R² averaged over the outputs (:meth:`merge`); the
+    training metric of an epoch pools them (:meth:`score_from_sums`)."""
 
     name, code, loss_code = "identity", kact.IDENTITY, kact.IDENTITY
     loss = "squared error"
@@ -291,7 +292,9 @@ class IdentityHead(OutputHead):
 
     def score_from_sums(self, metric, weight, base):
         """R² of the outputs taken together: 1 - residual / total sum of squares
-        (0 for constant targets, as :meth:`merge`)."""
+        (0 for constant targets, as :meth:`merge`). The epoch's training
+        metric, from the kernels' one residual sum per batch; equal to
+        :meth:`merge`'s mean of per-output R² for one output only."""
         return 1.0 - metric / base if base > 0 else 0.0
 
     def parts(self, P, Y):

@@ -16,14 +16,18 @@ class History:
         prints "Cost after iteration i"; mini-batches: the size-weighted mean
         of the batch costs).
     val_cost : list of float
-        Validation cost after each epoch (empty without validation data).
+        Validation cost after each epoch (empty without validation data; NaN
+        in the epochs of an :meth:`extend`-ed fit that had none).
     metrics : dict of list of float
         ``"accuracy"`` (classification) or ``"r2"`` (regression, the outputs
         taken together) of the training data, from the outputs each mini-batch
         computed during the epoch before its update (weighted by
         ``sample_weight`` when given; not recorded by distributed training),
-        and ``"val_accuracy"``/``"val_r2"``
-        on the validation data when there is some.
+        and ``"val_accuracy"``/``"val_r2"`` on the validation data when there
+        is some. With several outputs the two R² differ in kind: ``"r2"``
+        pools the outputs' squared errors (what the epoch's running sums
+        allow), ``"val_r2"`` averages each output's R², as
+        :meth:`DeepNet.score` and scikit-learn do; for one output they agree.
     learning_rate : list of float
         Learning rate used in each epoch.
     time : list of float
@@ -86,13 +90,21 @@ class History:
                 self.metrics.setdefault(name, []).append(float(value))
 
     def extend(self, other):
-        """Append the epochs of another History (continued training)."""
+        """Append the epochs of another History (continued training).
+
+        A column only one of the two has (``val_cost`` of a fit with
+        validation data after one without, say) is NaN in the epochs of the
+        other, so that every column still has one value per epoch.
+        """
+        n, m = len(self.cost), len(other.cost)
+        if self.val_cost or other.val_cost:
+            self.val_cost = _padded(self.val_cost, n) + _padded(other.val_cost, m)
+        for name in [*self.metrics, *(k for k in other.metrics if k not in self.metrics)]:
+            self.metrics[name] = (_padded(self.metrics.get(name, []), n)
+                                  + _padded(other.metrics.get(name, []), m))
         self.cost += other.cost
-        self.val_cost += other.val_cost
         self.learning_rate += other.learning_rate
         self.time += other.time
-        for name, values in other.metrics.items():
-            self.metrics.setdefault(name, []).extend(values)
 
     def to_dict(self):
         """Columns of equal length: epoch, cost, learning_rate, time, val_cost, metrics."""
@@ -111,7 +123,7 @@ class History:
         with open(path, "w", newline="") as fh:
             writer = csv.writer(fh)
             writer.writerow(columns)
-            writer.writerows(zip(*columns.values()))
+            writer.writerows(zip(*columns.values(), strict=True))
 
     def plot(self, path=None, ax=None):
         """Draw the learning curves (needs matplotlib: ``pip install "deepnet-fast[plot]"``).
@@ -128,16 +140,19 @@ class History:
         matplotlib.figure.Figure
         """
         try:
-            import matplotlib
-            if ax is None and path is not None:
-                matplotlib.use("Agg", force=False)
-            import matplotlib.pyplot as plt
+            from matplotlib.figure import Figure
         except ImportError as exc:
             raise ImportError('History.plot needs matplotlib: pip install "deepnet-fast[plot]"') from exc
-        if ax is None:
-            fig, ax = plt.subplots(figsize=(6, 4))
-        else:
+        if ax is not None:
             fig = ax.figure
+        elif path is not None:
+            # Drawn for the file only: a figure outside pyplot needs no GUI and
+            # leaves the session's backend and open figures alone.
+            fig = Figure(figsize=(6, 4))
+            ax = fig.subplots()
+        else:
+            import matplotlib.pyplot as plt
+            fig, ax = plt.subplots(figsize=(6, 4))
         epochs = np.arange(len(self.cost))
         ax.plot(epochs, self.cost, label="training cost")
         if self.val_cost:
@@ -153,3 +168,8 @@ class History:
         if path is not None:
             fig.savefig(path, dpi=100)
         return fig
+
+
+def _padded(column, n):
+    """``column`` as a list of ``n`` values, NaN where it has none."""
+    return list(column) + [float("nan")] * (n - len(column))

@@ -431,6 +431,12 @@ class DeepNet:
             the network keeps the parameters of the last finite epoch.
         RuntimeError
             When another thread is fitting this network.
+
+        Notes
+        -----
+        A fit that raises before its first epoch is complete (a bad argument, a
+        callback's ``on_train_begin``, a divergence in epoch 0) leaves the
+        network as it was: parameters, optimizer and its state, shuffle stream.
         """
         warm_start = check_bool(warm_start, "warm_start")
         opt = optimizer_settings(
@@ -445,6 +451,7 @@ class DeepNet:
         if not self._fit_lock.acquire(blocking=False):
             raise RuntimeError("this DeepNet is being fitted in another thread; one fit at a "
                                "time per network (predict is safe meanwhile)")
+        previous = self._state
         try:
             try:
                 session = self._session(X, y, config, callbacks, warm_start, validation_data,
@@ -459,7 +466,13 @@ class DeepNet:
                 self.history_ = history
                 return history
             self.history_ = session.history
-            return session.run()
+            try:
+                return session.run()
+            except Exception:
+                if session.epoch == 0:
+                    # Nothing trained: a cold fit gives back the parameters it replaced.
+                    self._state = previous
+                raise
         finally:
             self._fit_lock.release()
 

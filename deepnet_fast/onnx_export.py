@@ -235,10 +235,21 @@ def label_tensor(classes, n_needed):
             raise ValueError(f"float class labels must be integers to export (ONNX labels are "
                              f"int64 or strings); got {classes}")
         return classes.astype(np.int64)
-    if kind in "US" or (kind == "O" and all(isinstance(c, str) for c in classes)):
-        return np.array([str(c) for c in classes], dtype=object)
+    if kind in "US" or (kind == "O" and all(isinstance(c, (str, bytes)) for c in classes)):
+        return np.array([_text(c) for c in classes], dtype=object)
     raise TypeError(f"class labels must be integers or strings to export; got dtype "
                     f"{classes.dtype}")
+
+
+def _text(label):
+    """A string label as ONNX holds it: text (bytes are read as UTF-8, not as their repr)."""
+    if isinstance(label, bytes):
+        try:
+            return label.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(f"class label {bytes(label)!r} is not UTF-8 text; ONNX string labels "
+                             "are UTF-8") from None
+    return str(label)
 
 
 # ---------------------------------------------------------------- what each model exports

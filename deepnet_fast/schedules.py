@@ -11,6 +11,11 @@ import numpy as np
 
 from ._validation import check_real
 
+# A decayed rate underflows to this, the smallest normal float64, rather than
+# to 0, which rate_at refuses: a long decay slows training to a stop, it does
+# not abort it.
+_SMALLEST_RATE = float(np.finfo(np.float64).tiny)
+
 
 class Constant:
     """α_e = α_0."""
@@ -30,7 +35,8 @@ class InverseTimeDecay:
         self.decay_steps = check_real(decay_steps, "decay_steps", low=0.0, low_open=True)
 
     def __call__(self, epoch, initial_rate):
-        return initial_rate / (1.0 + self.decay_rate * np.floor(epoch / self.decay_steps))
+        return max(initial_rate / (1.0 + self.decay_rate * math.floor(epoch / self.decay_steps)),
+                   _SMALLEST_RATE)
 
     def __repr__(self):
         return f"InverseTimeDecay(decay_rate={self.decay_rate}, decay_steps={self.decay_steps})"
@@ -44,7 +50,7 @@ class ExponentialDecay:
         self.decay_steps = check_real(decay_steps, "decay_steps", low=0.0, low_open=True)
 
     def __call__(self, epoch, initial_rate):
-        return initial_rate * self.decay_rate ** (epoch / self.decay_steps)
+        return max(initial_rate * self.decay_rate ** (epoch / self.decay_steps), _SMALLEST_RATE)
 
     def __repr__(self):
         return f"ExponentialDecay(decay_rate={self.decay_rate}, decay_steps={self.decay_steps})"
@@ -58,7 +64,8 @@ class StepDecay:
         self.step_size = check_real(step_size, "step_size", low=0.0, low_open=True)
 
     def __call__(self, epoch, initial_rate):
-        return initial_rate * self.factor ** np.floor(epoch / self.step_size)
+        return max(initial_rate * self.factor ** math.floor(epoch / self.step_size),
+                   _SMALLEST_RATE)
 
     def __repr__(self):
         return f"StepDecay(factor={self.factor}, step_size={self.step_size})"
@@ -81,6 +88,10 @@ def get_schedule(schedule):
             raise ValueError(f"lr_schedule must be one of {list(SCHEDULES)} or a callable "
                              f"(epoch, initial_rate) -> rate; got {schedule!r}")
         return SCHEDULES[schedule]()
+    if isinstance(schedule, type):
+        # A class is callable too, but calling it builds a schedule.
+        raise TypeError(f"lr_schedule must be a schedule, not the class {schedule.__name__}: "
+                        f"pass an instance such as {schedule.__name__}()")
     if callable(schedule):
         return schedule
     raise TypeError(f"lr_schedule must be None, a name from {list(SCHEDULES)} or a callable; "

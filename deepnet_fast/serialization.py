@@ -306,6 +306,9 @@ def write_model(path, meta, arrays, training=None):
     header = {"format": FORMAT, "version": VERSION, **description}
     if training is not None:
         header["training"] = _check_training(training)
+        missing = [name for name in _MOMENTS if name not in training]
+        if missing:
+            raise ValueError(f"the training state lacks {', '.join(missing)}")
         for name in _MOMENTS:
             moment = np.ascontiguousarray(np.asarray(training[name]))
             _check_moment(moment, name, description, ValueError)

@@ -256,6 +256,14 @@ class TrainingSession:
         except DivergenceError:
             self.diverged = True
             raise
+        except Exception:
+            # Failed before any epoch (a callback's on_train_begin, a schedule,
+            # the set-up): nothing was trained, so the fit changes nothing, the
+            # optimizer's switch included. Later, the state holds the last
+            # complete epoch, which the caller's exception does not undo.
+            if self.epoch == 0 and self._last is not None:
+                self.state.restore(self._last)
+            raise
         except KeyboardInterrupt:
             # A step in flight may have updated part of the parameters: go back
             # to the end of the last complete one.
@@ -307,6 +315,9 @@ class TrainingSession:
         stop = False
         for hook in hooks(self.callbacks, "on_epoch_end"):
             stop = bool(hook(step, logs)) or stop
+        # A callback (ReduceLROnPlateau) may have set the next epoch's scale:
+        # a return to this epoch's end keeps it, as a checkpoint of it does.
+        self._last.lr_scale = state.lr_scale
         return stop
 
     @property

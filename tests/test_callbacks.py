@@ -210,6 +210,12 @@ def test_checkpoint_files_are_refused_when_damaged(tmp_path):
     record["rng"] = {"bit_generator": "MT19937", "state": {}}
     with pytest.raises(ValueError, match="PCG64"):
         serialization.write_model(tmp_path / "x.npz", net._description(), net.parameters, record)
+    for missing in ("v", "s"):
+        record = net.training_state.to_record()
+        del record[missing]
+        with pytest.raises(ValueError, match=f"the training state lacks {missing}"):
+            serialization.write_model(tmp_path / "x.npz", net._description(), net.parameters,
+                                      record)
     for bad in (dict(learning_rate=-1.0), dict(beta1=7), dict(optimizer="lbfgs")):
         record = net.training_state.to_record()
         record["settings"] = {**record["settings"], **bad}
@@ -428,6 +434,89 @@ def test_model_checkpoint_refuses_a_missing_folder_before_training(tmp_path):
         net.fit(X, y, epochs=2, callbacks=[cb], **KW)
     for k, v in before.items():
         np.testing.assert_array_equal(net.parameters[k], v)
+
+
+class _FailsAtStart(dn.Callback):
+    def on_train_begin(self, session):
+        raise RuntimeError("refused at the start")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_fit_failing_before_its_first_epoch_leaves_a_trained_network_as_it_was(backend):
+    X, y = _data()
+    net = _net(backend)
+    net.fit(X, y, epochs=4, **KW)                     # adam, trained
+    state = net.training_state
+    before = (state.theta.copy(), state.v.copy(), state.s.copy(), state.t, state.optimizer,
+              dict(state.settings), state.rng.bit_generator.state, state.epoch)
+    for warm in (False, True):
+        with pytest.raises(RuntimeError, match="refused at the start"):
+            net.fit(X, y, epochs=2, warm_start=warm, callbacks=[_FailsAtStart()],
+                    **dict(KW, optimizer="gd"))
+        after = net.training_state
+        assert after is state
+        np.testing.assert_array_equal(after.theta, before[0])
+        np.testing.assert_array_equal(after.v, before[1])
+        np.testing.assert_array_equal(after.s, before[2])
+        assert (after.t, after.optimizer, after.settings, after.rng.bit_generator.state,
+                after.epoch) == before[3:]
+    # ... and it still continues as if the failed fits had not been.
+    straight = _net(backend)
+    straight.fit(X, y, epochs=4, **KW)
+    straight.fit(X, y, epochs=2, warm_start=True, verbose=0)
+    net.fit(X, y, epochs=2, warm_start=True, verbose=0)
+    np.testing.assert_array_equal(net.training_state.theta, straight.training_state.theta)
+
+
+def test_a_cold_fit_diverging_in_its_first_epoch_gives_back_the_trained_parameters():
+    X, y = _data()
+    net = _net("compiled")
+    net.fit(X, y, epochs=3, **KW)
+    before = net.parameters
+    with pytest.raises(dn.DivergenceError, match="epoch 0"):
+        net.fit(X * 1e3, y, epochs=3, learning_rate=1e300, batch_size=8, verbose=0)
+    for k, v in before.items():
+        np.testing.assert_array_equal(net.parameters[k], v)
+
+
+def _interrupt_at(epoch):
+    """A constant schedule that presses Ctrl-C when asked for ``epoch``'s rate."""
+    def schedule(e, rate):
+        if e == epoch:
+            raise KeyboardInterrupt
+        return rate
+    return schedule
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_interrupt_keeps_the_rate_reductions_of_the_last_complete_epoch(backend, tmp_path):
+    X, y = _data()
+    plateau = dn.ReduceLROnPlateau(monitor="cost", factor=0.5, patience=1, min_delta=1e9)
+    net = _net(backend)
+    with pytest.warns(RuntimeWarning, match="interrupted"):
+        h = net.fit(X, y, epochs=6, callbacks=[plateau], lr_schedule=_interrupt_at(3),
+                    **dict(KW, optimizer="gd"))
+    # No epoch improves by 1e9: the scale halves at the end of epochs 1 and 2,
+    # the last one just before the interrupt.
+    assert len(h.cost) == 3
+    np.testing.assert_allclose(h.learning_rate, [0.01, 0.01, 0.005])
+    assert net.training_state.lr_scale == 0.25
+    ckpt = tmp_path / "c.npz"
+    net.save(ckpt, training_state=True)
+    assert dn.load(ckpt).training_state.lr_scale == 0.25
+
+
+def test_early_stopping_that_continues_across_fits_reports_only_its_own_fits_stop():
+    X, y = _data()
+    net = _net("compiled")
+    es = dn.EarlyStopping(monitor="learning_rate", patience=1, restore_best=False,
+                          restart=False)
+    h1 = net.fit(X, y, epochs=5, lr_schedule=lambda e, a: a * (e + 1), callbacks=[es],
+                 **dict(KW, optimizer="gd"))
+    assert (len(h1.cost), h1.stopped_epoch, es.stopped_epoch) == (2, 1, 1)
+    h2 = net.fit(X, y, epochs=3, lr_schedule=lambda e, a: a / (e + 2), callbacks=[es],
+                 **dict(KW, optimizer="gd"))
+    assert (len(h2.cost), h2.stopped_epoch, es.stopped_epoch) == (3, None, None)
 
 
 def test_model_checkpoint_names_a_validation_field_without_validation_data(tmp_path):

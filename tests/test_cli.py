@@ -258,6 +258,13 @@ def test_npz_of_python_objects(tmp_path, capsys):
     fails_in_one_line(capsys, ["--data", str(path)], "objects.npz")
 
 
+def test_npz_of_python_object_labels_names_the_array_and_the_fix(tmp_path, capsys):
+    path = tmp_path / "labels.npz"
+    np.savez(path, X=np.zeros((4, 2)), y=np.array(["a", "b", "a", "b"], dtype=object))
+    fails_in_one_line(capsys, ["--data", str(path)], "labels.npz: its array 'y' holds Python "
+                      "objects (dtype object)", "y=y.astype(str)")
+
+
 def test_npz_without_X_and_y(tmp_path, capsys):
     path = tmp_path / "other.npz"
     np.savez(path, features=np.zeros((4, 2)))
@@ -434,6 +441,37 @@ def test_relu_output_trains_on_non_negative_regression_targets(capsys):
     assert main(["train", "--data", "diabetes", "--epochs", "3", "--lr", "0.01", "--quiet",
                  "--output", "relu"]) == 0
     assert "relu" in capsys.readouterr().out
+
+
+def test_relu_output_refuses_a_negative_target_wherever_the_split_puts_it(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((100, 3))
+    y = np.abs(X[:, 0]) + 0.1
+    y[17] = -2.5
+    np.savez(tmp_path / "r.npz", X=X, y=y)
+    for seed in range(4):
+        fails_in_one_line(capsys, ["--data", str(tmp_path / "r.npz"), "--output", "relu",
+                                   "--seed", str(seed), "--epochs", "2"],
+                          "--output relu needs non-negative targets", "from -2.5")
+
+
+def test_a_class_the_split_leaves_out_of_training_keeps_its_output_unit(monkeypatch, tmp_path,
+                                                                          capsys):
+    import sklearn.model_selection
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 2))
+    y = np.array(["a", "b"] * 29 + ["c", "c"])
+    np.savez(tmp_path / "c.npz", X=X, y=y)
+
+    def split_c_into_test(X, y, **kwargs):
+        test = np.arange(len(y)) >= 50                   # holds both "c"
+        return X[~test], X[test], y[~test], y[test]
+    monkeypatch.setattr(sklearn.model_selection, "train_test_split", split_c_into_test)
+    assert main(["train", "--data", str(tmp_path / "c.npz"), "--epochs", "2", "--quiet",
+                 "--layers", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "classes: a, b, c" in out and "[2, 4, 3]" in out
+    assert re.search(r"test accuracy: [0-9.]+", out)
 
 
 def test_relu_output_is_scored_by_r2(capsys):

@@ -357,6 +357,34 @@ def test_partial_fit_refuses_early_stopping():
         _small_clf(early_stopping=True).partial_fit(X, y, classes=np.unique(y))
 
 
+def test_partial_fit_after_an_early_stopping_fit_watches_the_training_loss():
+    X, y = _blobs()
+    clf = _small_clf(early_stopping=True, max_iter=20).fit(X, y)
+    assert clf.best_loss_ is None and clf.validation_scores_
+    n_epochs, t = len(clf.loss_curve_), clf.t_
+    clf.set_params(early_stopping=False)
+    for call in (1, 2):
+        clf.partial_fit(X, y)
+        assert len(clf.loss_curve_) == n_epochs + call and clf.n_iter_ == 1
+        assert clf.t_ == t + call * len(X)
+        assert clf.validation_scores_ is None and clf.best_validation_score_ is None
+        assert clf.best_loss_ == min(clf.loss_curve_[n_epochs:])
+
+
+@pytest.mark.parametrize("name,value", [("activation", "softmax"), ("batch_size", "big"),
+                                        ("learning_rate", -1.0)])
+def test_partial_fit_checks_hyperparameters_changed_after_the_first_call(name, value):
+    X, y = _blobs()
+    clf = _small_clf().fit(X, y)
+    coefs, t = [c.copy() for c in clf.coefs_], clf.t_
+    clf.set_params(**{name: value})
+    with pytest.raises(ValueError, match=f"The '{name}' parameter of DeepNetClassifier"):
+        clf.partial_fit(X, y)
+    assert clf.t_ == t
+    for a, b in zip(clf.coefs_, coefs):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_warm_start_continues_and_cold_start_restarts():
     X, y = _blobs()
     clf = _small_clf(max_iter=5, warm_start=True).fit(X, y)

@@ -142,6 +142,22 @@ def test_deepnet_softmax_labels_map_to_classes(classes):
     assert out["label"].dtype == (object if isinstance(classes[0], str) else np.int64)
 
 
+@pytest.mark.parametrize("classes", [np.array([b"cat", b"dog", "\u00e9mu".encode()]),
+                                     np.array([b"cat", "dog", b"emu"], dtype=object)])
+def test_byte_string_labels_are_exported_as_their_text(classes):
+    net = dn.DeepNet([4, 5, 3], "tanh", "softmax", seed=2)
+    X = _X(4, "float64")
+    out = _run(onnx_export.to_onnx(net, classes=classes), X)
+    text = np.array(["cat", "dog", "\u00e9mu" if classes.dtype.kind == "S" else "emu"])
+    np.testing.assert_array_equal(out["label"], text[net.predict(X)])
+
+
+def test_byte_labels_that_are_not_utf8_are_refused():
+    net = dn.DeepNet([4, 5, 3], "tanh", "softmax", seed=2)
+    with pytest.raises(ValueError, match=r"class label b'\\xff' is not UTF-8 text"):
+        onnx_export.to_onnx(net, classes=np.array([b"cat", b"dog", b"\xff"]))
+
+
 def test_deepnet_single_sigmoid_labels_map_to_two_classes():
     net = dn.DeepNet([4, 3, 1], "relu", "sigmoid", seed=2, dtype="float32")
     X = _X(4, "float32")

@@ -155,6 +155,35 @@ def test_latency_benchmark_predictors_agree():
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6, err_msg=name)
 
 
+@pytest.mark.parametrize("bad", [
+    np.zeros((2, 64), np.float64),                              # another dtype
+    np.zeros((2, 63), np.float32),                              # other features
+    np.zeros(64, np.float32),                                   # one dimension
+    np.zeros((2, 2, 64), np.float32),
+    np.zeros((64, 2), np.float32).T,                            # not C-contiguous
+    np.zeros((0, 64), np.float32),
+    [[0.0] * 64],
+])
+def test_the_bare_latency_kernel_refuses_rows_it_was_not_compiled_for(bad):
+    from deepnet_fast import bench_latency as bl
+    kernel = bl.make_predictor("kernel", "digits-small")
+    with pytest.raises(ValueError, match="the kernel predictor takes C-contiguous, writable "
+                                         "float32 rows of 64 features"):
+        kernel(bad)
+    with pytest.raises(ValueError, match="implementation must be one of .*'kernel'"):
+        bl.make_predictor("tensorflow", "digits-small")
+
+
+@pytest.mark.parametrize("argv,flag", [(["--rounds", "0"], "--rounds"),
+                                       (["--samples", "1", "-1"], "--samples")])
+def test_the_latency_script_refuses_counts_below_one(argv, flag, capsys):
+    from deepnet_fast import bench_latency as bl
+    with pytest.raises(SystemExit) as exit_:
+        bl.main(argv)
+    assert exit_.value.code == 2
+    assert f"{flag}: expected" in capsys.readouterr().err
+
+
 def test_latency_report_from_a_measurement():
     from deepnet_fast import bench_latency as bl
     implementations = ["compiled"] + (["onnxruntime"]

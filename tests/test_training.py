@@ -199,6 +199,36 @@ def test_history_exports(tmp_path):
     assert float(rows[1].split(",")[1]) == pytest.approx(h.cost[0])
 
 
+def test_an_extended_history_keeps_one_value_per_epoch_in_every_column(tmp_path):
+    rng = np.random.default_rng(8)
+    X, y = _toy(rng, 30, [3, 2, 1], "sigmoid")
+    net = dn.DeepNet([3, 2, 1], seed=0)
+    h = net.fit(X, y, epochs=3, verbose=0)                          # no validation
+    h2 = net.fit(X, y, epochs=2, validation_split=0.2, warm_start=True, verbose=0)
+    h.extend(h2)
+    h.extend(net.fit(X, y, epochs=1, warm_start=True, verbose=0))
+    d = h.to_dict()
+    assert {k: len(v) for k, v in d.items()} == dict.fromkeys(d, 6)
+    np.testing.assert_array_equal(d["val_cost"], [np.nan] * 3 + h2.val_cost + [np.nan])
+    np.testing.assert_array_equal(d["val_accuracy"],
+                                  [np.nan] * 3 + h2.metrics["val_accuracy"] + [np.nan])
+    h.to_csv(tmp_path / "h.csv")
+    assert len((tmp_path / "h.csv").read_text().strip().splitlines()) == 7
+
+
+def test_plotting_to_a_file_leaves_the_pyplot_session_alone(tmp_path):
+    matplotlib = pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+    rng = np.random.default_rng(8)
+    X, y = _toy(rng, 30, [3, 2, 1], "sigmoid")
+    h = dn.DeepNet([3, 2, 1], seed=0).fit(X, y, epochs=4, verbose=0)
+    backend, figures = matplotlib.get_backend(), plt.get_fignums()
+    fig = h.plot(tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").stat().st_size > 1000
+    assert fig.axes[0].get_lines()[0].get_ydata().tolist() == h.cost
+    assert matplotlib.get_backend() == backend and plt.get_fignums() == figures
+
+
 def test_verbose_prints_cost_lines(capsys):
     rng = np.random.default_rng(9)
     X, y = _toy(rng, 30, [3, 2, 1], "sigmoid")
@@ -218,6 +248,28 @@ def test_verbose_prints_cost_lines(capsys):
 def test_named_schedules(name, expected):
     sched = schedules.get_schedule(name)
     np.testing.assert_allclose([sched(e, 0.1) for e in range(3)], expected)
+
+
+@pytest.mark.parametrize("schedule", [schedules.ExponentialDecay(0.01, decay_steps=1),
+                                      schedules.StepDecay(0.01, step_size=1),
+                                      schedules.InverseTimeDecay(1e306)])
+def test_a_decay_slows_to_the_smallest_normal_rate_and_does_not_abort(schedule):
+    tiny = float(np.finfo(np.float64).tiny)
+    assert schedule(400, 0.1) == tiny
+    assert 0 < schedule(3, 0.1) < 0.1
+    rng = np.random.default_rng(10)
+    X, y = _toy(rng, 20, [3, 2, 1], "sigmoid")
+    h = dn.DeepNet([3, 2, 1], seed=0).fit(X, y, epochs=200, lr_schedule=schedule, verbose=0)
+    assert h.learning_rate[-1] == tiny
+
+
+def test_a_schedule_class_instead_of_an_instance_is_named():
+    rng = np.random.default_rng(10)
+    X, y = _toy(rng, 20, [3, 2, 1], "sigmoid")
+    net = dn.DeepNet([3, 2, 1], seed=0)
+    with pytest.raises(TypeError, match=r"lr_schedule must be a schedule, not the class "
+                                        r"StepDecay: pass an instance such as StepDecay\(\)"):
+        net.fit(X, y, epochs=3, lr_schedule=schedules.StepDecay, verbose=0)
 
 
 def test_callable_schedule_is_used_and_checked():

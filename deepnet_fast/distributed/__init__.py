@@ -47,12 +47,14 @@ compute per epoch) two workers ran an epoch 1.56–1.61× faster than one, at a
 parallel efficiency of 0.8. Rounds of much less compute gain little: raise
 ``sync_every`` or give each worker more data.
 
-Reproducibility: a shard's random stream (validation split, shuffling) is
-seeded from ``(seed, 1, rank)`` and its state is kept by the client, and the
+Reproducibility: the first shard shuffles with the training state's own
+stream, continued across warm fits as in memory; shard r > 0 with a stream
+seeded from ``(seed, 1, r)`` (and the state's epoch after the first fit);
+the client keeps every stream's state, and the
 dropout seed is offset by the rank. On a single shard (one worker, or data in
-one chunk) the run is therefore exactly ``DeepNet.fit`` on the same data, and a
-round retried after a worker was lost gives the same result as if it had not
-been.
+one chunk) the run is therefore exactly ``DeepNet.fit`` on the same data, warm
+fits included, and a round retried after a worker was lost gives the same
+result as if it had not been.
 
 Data larger than one machine's memory, sequentially
 ----------------------------------------------------
@@ -269,8 +271,7 @@ def fit_dask(arch, backend, state, config, X, y, *, seed=None, callbacks=(),
                         dropout_seed=dropout_seed,
                         split_keys=[split_key(base, *([r] if r else []))
                                     for r in range(len(groups))],
-                        seed_keys=[[base, 1] if r == 0 else [base, 1, r]
-                                   for r in range(len(groups))])
+                        rng_states=_shard_streams(state, base, len(groups)))
     # The schedule stays on the client (a lambda would not pickle): workers get rates.
     spec = (arch, backend, config.replace(lr_schedule=None))
     shards = Shards(client, data, groups, spec, shard_config, n_val)
@@ -293,6 +294,18 @@ def fit_dask(arch, backend, state, config, X, y, *, seed=None, callbacks=(),
     except BaseException:
         shards.close()
         raise
+
+
+def _shard_streams(state, base, n_shards):
+    """The shuffle streams' starting states, one per shard: the first
+    continues the training state's own stream (on one shard a fit is exactly
+    ``DeepNet.fit``, warm fits included); shard r > 0 starts a stream of
+    ``(base, 1, r)``, and of the state's epoch too after the first, so that a
+    warm fit does not repeat the orders of the one before."""
+    more = [int(state.epoch)] if state.epoch else []
+    return [state.rng.bit_generator.state] + [
+        np.random.default_rng([int(base), 1, r, *more]).bit_generator.state
+        for r in range(1, n_shards)]
 
 
 class _DaskRunner:
@@ -350,6 +363,8 @@ class _DaskRunner:
             return np.nan, min(failed)
         self._average(state, ordered)
         shards.rng_states = [res[5] for res in ordered]
+        # The first shard's stream is the fit's: a warm fit continues it.
+        state.rng.bit_generator.state = shards.rng_states[0]
         cost = float(sum(w * float(np.mean(res[4])) for w, res in zip(self.weights, ordered)))
         self.history.rounds.append({"wall": time.perf_counter() - start,
                                     "compute": [res[6] for res in ordered],

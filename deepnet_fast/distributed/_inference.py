@@ -8,7 +8,7 @@ import numpy as np
 
 from .._validation import check_choice
 from ..engines import predict_output
-from ..inputs import check_rows
+from ..inputs import check_rows, is_dask
 
 _Model = namedtuple("_Model", "arch backend theta")
 """What a block needs to be predicted: travels with the graph once."""
@@ -103,7 +103,27 @@ def _block_statistics(X, y, model, what):
 
 
 def _aligned_blocks(X, y, n_features):
-    """Delayed row blocks of X and of y, y cut at X's chunk boundaries."""
+    """Delayed row blocks of X and of y, y cut at X's chunk boundaries (one of
+    the two may be in memory, as ``fit`` takes them: it is cut like the other)."""
+    if not is_dask(X):
+        yarr = frame_to_array(y, "y")
+        X = np.asarray(X)
+        if np.isnan(yarr.shape[0]):
+            yarr = yarr.compute_chunk_sizes()
+        if X.ndim != 2 or X.shape[0] != yarr.shape[0]:
+            raise ValueError(f"X must be a 2-D array of {yarr.shape[0]} rows, one per sample "
+                             f"of y; got shape {X.shape}")
+        X = da.from_array(X, chunks=(yarr.chunks[0], -1))
+    elif not is_dask(y):
+        y = np.asarray(y)
+        arr = frame_to_array(X, "X")
+        if np.isnan(arr.shape[0]):
+            arr = arr.compute_chunk_sizes()
+        if y.ndim not in (1, 2) or y.shape[0] != arr.shape[0]:
+            raise ValueError(f"y must be a 1-D or 2-D array of {arr.shape[0]} rows, one per "
+                             f"sample of X; got shape {y.shape}")
+        y = da.from_array(y, chunks=(arr.chunks[0],) + (-1,) * (y.ndim - 1))
+        X = arr
     arr, yarr = frame_to_array(X, "X"), frame_to_array(y, "y")
     if arr.ndim != 2:
         raise ValueError(f"X must be a 2-D array; got shape {arr.shape}")
@@ -137,6 +157,7 @@ def score_dask(arch, backend, theta, X, y, what):
         The flat parameters (copied).
     X : dask array or dask DataFrame of shape (n_samples, n_features)
     y : dask array, DataFrame or Series with the same number of rows
+        (or either one in memory, as ``fit`` takes them)
     what : {"cost", "score"}
 
     Returns

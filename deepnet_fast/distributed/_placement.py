@@ -137,10 +137,9 @@ class Shards:
         self.futures, self.workers, self.rows = [], [], []
         self.chunks = [chunks for _, chunks in groups]
         for rank, (worker, chunks) in enumerate(groups):
-            cfg = dict(config, n_val=n_val[rank], seed_key=config["seed_keys"][rank],
-                       split_key=config["split_keys"][rank],
+            cfg = dict(config, n_val=n_val[rank], split_key=config["split_keys"][rank],
                        dropout_seed=(config["dropout_seed"] + rank * _GOLDEN) % 2**62)
-            del cfg["seed_keys"], cfg["split_keys"]
+            del cfg["rng_states"], cfg["split_keys"]
             self.futures.append(client.submit(
                 build_shard, spec, [data.X[i] for i in chunks], [data.y[i] for i in chunks],
                 rank, cfg, key=f"deepnet-shard-{self.token}-{rank}", workers=[worker],
@@ -163,7 +162,7 @@ class Shards:
             self.close()
             raise
         self.rows = [info["rows"] for info in infos]
-        self.rng_states = [info.pop("rng_state") for info in infos]
+        self.rng_states = list(config["rng_states"])
         self.validation = [(info.pop("Xv"), info.pop("Yv")) for info in infos]
         self.info = infos
 

@@ -92,7 +92,6 @@ def build_shard(spec, X_blocks, y_blocks, rank, config):
         n_val = config["n_val"]
         Xv, Yv = X[perm[:n_val]], Y[perm[:n_val]]
         X, Y = X[perm[n_val:]], Y[perm[n_val:]]
-    rng_state = np.random.default_rng(config["seed_key"]).bit_generator.state
     # Writable too: Numba types read-only arrays apart and would compile again.
     X = np.require(X, arch.dtype, requirements="CAW")
     Y = np.require(Y, arch.dtype, requirements="CAW")
@@ -101,7 +100,7 @@ def build_shard(spec, X_blocks, y_blocks, rank, config):
     warm = time.perf_counter()
     _warm_up(shard)
     shard.info = {"rank": rank, "rows": X.shape[0], "threads": threads,
-                  "rng_state": rng_state, "setup": time.perf_counter() - start,
+                  "setup": time.perf_counter() - start,
                   "warmup": time.perf_counter() - warm}
     return shard
 
