@@ -37,8 +37,7 @@ median over rounds of the two implementations' times in that round.
 ``overhead`` (back-to-back only) is the compiled ``predict_proba`` time minus that of the bare
 prediction kernel (the compiled entry point of
 :func:`deepnet_fast.kernels.training.predict_output`, past Numba's
-dispatcher, behind a check of the rows' type, dtype, shape and layout, and
-the transposed copy; it wakes the pair worker of one-row
+dispatcher, and the transposed copy; it wakes the pair worker of one-row
 predictions, :mod:`deepnet_fast.kernels.pair`, as ``predict_proba`` does) on
 the same rows in the same round: the Python layer's validation, conversion,
 thread decision and dispatch.
@@ -63,7 +62,7 @@ import numpy as np
 from .bench import WorkerProcess
 
 __all__ = ["NETWORKS", "SAMPLES", "GAPS", "GAP_SECONDS", "IMPLEMENTATIONS", "PEERS", "EXTRA", "implementation_unavailable",
-           "make_predictor", "latency_rows", "seconds_per_call", "seconds_per_paced_call", "measure", "format_report",
+           "make_predictor", "bare_kernel", "latency_rows", "seconds_per_call", "seconds_per_paced_call", "measure", "format_report",
            "main"]
 
 NETWORKS = ("digits-small", "mnist-medium")
@@ -153,46 +152,62 @@ def _torch_model(net):
     return nn.Sequential(*layers).to(torch.float32).eval()
 
 
+def bare_kernel(workload, X):
+    """``call() -> probabilities (n_samples, nL)`` of ``X``: the compiled code
+    under ``predict_proba``, past Numba's dispatcher, for the overhead (the
+    same result, transposed into rows).
+
+    ``X`` is checked here, once, and kept as a view of its own: the entry
+    point checks nothing, and a check in ``call`` would be timed as the
+    kernel's.
+
+    Parameters
+    ----------
+    workload : str
+        One of :data:`NETWORKS` (or another workload of :mod:`deepnet_fast.bench`).
+    X : ndarray of shape (n_samples, n0)
+        C-contiguous, writable, aligned float32 rows, such as :func:`latency_rows` gives.
+
+    Returns
+    -------
+    callable
+    """
+    from numba import typeof
+
+    from .engines import PREDICT_CHUNK
+    from .kernels import pair
+    from .kernels.training import predict_output
+    from .threads import pairs_one_row
+    net = make_network(workload)
+    n0 = net.layer_dims[0]
+    if not (isinstance(X, np.ndarray) and X.dtype == DTYPE and X.ndim == 2
+            and X.shape[0] > 0 and X.shape[1] == n0 and X.flags.c_contiguous
+            and X.flags.writeable and X.flags.aligned):
+        raise ValueError(f"X must hold C-contiguous, writable {DTYPE} rows of {n0} features "
+                         f"(as latency_rows gives); got {type(X).__name__} "
+                         f"{getattr(X, 'dtype', '')} {getattr(X, 'shape', '')}")
+    X = X.view(np.ndarray)      # ours: the caller cannot reshape it in place
+    theta, kernel_net = net.training_state.theta, net.architecture.kernel_network
+    args = (X, theta, kernel_net, PREDICT_CHUNK)
+    predict_output(*args)
+    entry = predict_output.get_overload(tuple(typeof(a) for a in args))
+    # predict_proba wakes the pair worker for a stream of one-row calls
+    # (kernels.pair): so does the bare kernel, to time the same work.
+    wakes = X.shape[0] == 1 and pairs_one_row(n0 * net.layer_dims[1])
+
+    def call():
+        if wakes:
+            pair.wake()
+        return np.ascontiguousarray(entry(X, theta, kernel_net, PREDICT_CHUNK).T)
+    return call
+
+
 def make_predictor(implementation, workload):
     """``predict(X) -> probabilities (n_samples, nL)`` of ``implementation``
     for the workload's network (see the module docstring)."""
     net = make_network(workload)
     if implementation == "compiled":
         return net.predict_proba
-    if implementation == "kernel":
-        # The compiled code under predict_proba, past Numba's dispatcher, for
-        # the overhead (the same result, transposed into rows).
-        from numba import typeof
-
-        from .engines import PREDICT_CHUNK
-        from .kernels.training import predict_output
-        theta, kernel_net = net.training_state.theta, net.architecture.kernel_network
-        # For C-contiguous, writable float32 rows such as latency_rows'.
-        args = (np.zeros((1, net.layer_dims[0]), DTYPE), theta, kernel_net, PREDICT_CHUNK)
-        from .kernels import pair
-        from .threads import pairs_one_row
-        predict_output(*args)
-        entry = predict_output.get_overload(tuple(typeof(a) for a in args))
-        shares = pairs_one_row(net.layer_dims[0] * net.layer_dims[1])
-
-        n0 = net.layer_dims[0]
-
-        def kernel(X):
-            # The entry point was compiled for these rows and does not check
-            # what it is given: anything else would read out of bounds.
-            if not (isinstance(X, np.ndarray) and X.dtype == DTYPE and X.ndim == 2
-                    and X.shape[0] > 0 and X.shape[1] == n0 and X.flags.c_contiguous and X.flags.writeable
-                    and X.flags.aligned):
-                raise ValueError(f"the kernel predictor takes C-contiguous, writable {DTYPE} "
-                                 f"rows of {n0} features (as latency_rows gives); got "
-                                 f"{type(X).__name__} {getattr(X, 'dtype', '')} "
-                                 f"{getattr(X, 'shape', '')}")
-            # predict_proba wakes the pair worker for a stream of one-row calls
-            # (kernels.pair): so does the bare kernel, to time the same work.
-            if shares and X.shape[0] == 1:
-                pair.wake()
-            return np.ascontiguousarray(entry(X, theta, kernel_net, PREDICT_CHUNK).T)
-        return kernel
     if implementation in ("onnxruntime", "onnxruntime-1thread"):
         import onnxruntime as ort
         options = ort.SessionOptions()
@@ -211,8 +226,7 @@ def make_predictor(implementation, workload):
             with torch.inference_mode():
                 return model(torch.from_numpy(X)).numpy()
         return predict
-    raise ValueError(f"implementation must be one of {(*_ORDER, 'kernel')}; got "
-                     f"{implementation!r}")
+    raise ValueError(f"implementation must be one of {_ORDER}; got {implementation!r}")
 
 
 def seconds_per_call(fn, sample_time=0.002, samples=7, number=None):
@@ -247,6 +261,14 @@ def _cases(networks, samples, gaps=GAPS):
     return [(w, n, g) for w in networks for n in samples for g in gaps]
 
 
+def _on(predict, X):
+    return lambda: predict(X)
+
+
+def _no_arguments(call):
+    return lambda: call()
+
+
 def _worker(conn, implementation, networks, samples):
     """One implementation's predictors in a process of their own: check them
     against the reference backend, calibrate, report ``("ready",)``, then
@@ -260,13 +282,15 @@ def _worker(conn, implementation, networks, samples):
             X = latency_rows(workload, n)
             expected = make_network(workload, backend="reference").predict_proba(X)
             for label in labels:
-                predict = make_predictor(label, workload)
-                got = predict(X)
+                # Each timed through one lambda, as before bare_kernel existed.
+                fn = (_no_arguments(bare_kernel(workload, X)) if label == "kernel"
+                      else _on(make_predictor(label, workload), X))
+                got = fn()
                 if not np.allclose(got, expected, rtol=1e-4, atol=1e-6):
                     raise AssertionError(f"{label} on {workload} gives other probabilities "
                                          f"(largest difference {np.abs(got - expected).max():g})")
-                _, number = seconds_per_call(lambda: predict(X))
-                timed[(workload, n, label)] = (predict, X, number)
+                _, number = seconds_per_call(fn)
+                timed[(workload, n, label)] = (fn, number)
         conn.send(("ready",))
     except Exception as exc:  # noqa: BLE001 - reported by the parent
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
@@ -275,9 +299,9 @@ def _worker(conn, implementation, networks, samples):
         workload, n, gap = case
         out = {}
         for label in labels if gap == 0 else labels[:1]:
-            predict, X, number = timed[(workload, n, label)]
-            out[label] = (seconds_per_call(lambda: predict(X), number=number)[0] if gap == 0
-                          else seconds_per_paced_call(lambda: predict(X), gap))
+            fn, number = timed[(workload, n, label)]
+            out[label] = (seconds_per_call(fn, number=number)[0] if gap == 0
+                          else seconds_per_paced_call(fn, gap))
         conn.send(("seconds", out))
 
 

@@ -97,9 +97,10 @@ def _read_npz(path):
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as exc:
         detail = _one_line(exc)
         if "allow_pickle" in detail and member is not None:
+            fix = "X=X.astype(float)" if member == "X" else "y=y.astype(str)"
             raise ValueError(f"cannot read {path}: its array {member!r} holds Python objects "
                              "(dtype object), which are not loaded for safety; save it as "
-                             f"numbers or text, e.g. np.savez(path, X=X, y=y.astype(str))") from None
+                             f"numbers or text, e.g. np.savez(path, ..., {fix})") from None
         if "allow_pickle" in detail:
             # NumPy reads anything that is neither npz nor npy as a pickle.
             detail = ("it is not a .npz archive (NumPy would read it as pickled Python objects, "

@@ -297,10 +297,6 @@ class _DeepNetEstimator(BaseEstimator):
             raise
 
     def _fit_checked(self, X, y, incremental, sample_weight):
-        if incremental:
-            # scikit-learn checks the hyperparameters at a first partial_fit
-            # only; set_params may have changed them since.
-            self._validate_params()
         first_pass = not hasattr(self, "net_") or (not self.warm_start and not incremental)
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
@@ -361,14 +357,15 @@ class _DeepNetEstimator(BaseEstimator):
                              f"{self.n_outputs_}; refit with warm_start=False")
 
     def _run_epochs(self, X, Y, sample_weight, incremental, rng):
-        # Every fit has its own stopping record; partial_fit calls share one,
-        # unless it watches something else (partial_fit after an early-stopping fit).
-        monitor = f"val_{self.net_.head.score_name}" if self.early_stopping else "cost"
+        # Every fit has its own stopping record; partial_fit calls share one
+        # while the rule stays (not after an early-stopping fit, nor a new tol).
+        rule = (f"val_{self.net_.head.score_name}" if self.early_stopping else "cost",
+                self.n_iter_no_change + 1, self.tol)
         stopping = getattr(self, "_stopping", None)
-        if not incremental or stopping is None or stopping.monitor != monitor:
+        if not incremental or stopping is None or (
+                stopping.monitor, stopping.patience, stopping.min_delta) != rule:
             self._stopping = EarlyStopping(
-                monitor=monitor,
-                patience=self.n_iter_no_change + 1, min_delta=self.tol,
+                monitor=rule[0], patience=rule[1], min_delta=rule[2],
                 restore_best=self.early_stopping, restart=False)
             self.best_loss_ = None if self.early_stopping else np.inf
             self.validation_scores_ = [] if self.early_stopping else None
@@ -562,7 +559,6 @@ class DeepNetClassifier(ClassifierMixin, _DeepNetEstimator):
         """
         return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
-    @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch of mini-batches over ``(X, y)``, continuing from the current model.
 
@@ -583,6 +579,13 @@ class DeepNetClassifier(ClassifierMixin, _DeepNetEstimator):
         self : DeepNetClassifier
             The updated estimator.
         """
+        return self._partial_fit(X, y, sample_weight, classes)
+
+    # Not named partial_fit: scikit-learn's _fit_context then checks the
+    # hyperparameters at every call, not at the first only (set_params may
+    # have changed them since), unless validation is switched off.
+    @_fit_context(prefer_skip_nested_validation=True)
+    def _partial_fit(self, X, y, sample_weight, classes):
         return self._fit(X, y, incremental=True, sample_weight=sample_weight,
                          set_up=lambda: self._partial_fit_classes(y, classes))
 
@@ -739,7 +742,6 @@ class DeepNetRegressor(RegressorMixin, _DeepNetEstimator):
         """
         return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
-    @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch of mini-batches over ``(X, y)``, continuing from the current model.
 
@@ -757,6 +759,11 @@ class DeepNetRegressor(RegressorMixin, _DeepNetEstimator):
         self : DeepNetRegressor
             The updated estimator.
         """
+        return self._partial_fit(X, y, sample_weight)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def _partial_fit(self, X, y, sample_weight):
+        # Checked at every call, as the classifier's.
         return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def predict(self, X):

@@ -77,17 +77,23 @@ class History:
             The validation cost after the epoch; None without validation data
             (nothing is recorded).
         **metrics : float or None
-            Scores by name (``accuracy=...``, ``val_r2=...``); those that are
-            None are not recorded.
+            Scores by name (``accuracy=...``, ``val_r2=...``).
+
+        A value that is None is not recorded while its column is empty, and is
+        NaN once the column has values: every column keeps one value per
+        epoch (a column that starts late has NaN in the epochs before).
         """
+        n = len(self.cost)
         self.cost.append(float(cost))
         self.learning_rate.append(float(lr))
         self.time.append(float(seconds))
-        if val_cost is not None:
-            self.val_cost.append(float(val_cost))
+        _append(self.val_cost, val_cost, n)
         for name, value in metrics.items():
-            if value is not None:
-                self.metrics.setdefault(name, []).append(float(value))
+            if value is not None or name in self.metrics:
+                _append(self.metrics.setdefault(name, []), value, n)
+        for name, column in self.metrics.items():
+            if name not in metrics:
+                _append(column, None, n)
 
     def extend(self, other):
         """Append the epochs of another History (continued training).
@@ -173,3 +179,12 @@ class History:
 def _padded(column, n):
     """``column`` as a list of ``n`` values, NaN where it has none."""
     return list(column) + [float("nan")] * (n - len(column))
+
+
+def _append(column, value, n):
+    """Record epoch ``n``'s ``value`` in ``column`` (in place), NaN for a
+    missing one; nothing while the column is empty and the value missing."""
+    if value is None and not column:
+        return
+    column.extend([float("nan")] * (n - len(column)))
+    column.append(float("nan") if value is None else float(value))

@@ -434,9 +434,12 @@ class DeepNet:
 
         Notes
         -----
-        A fit that raises before its first epoch is complete (a bad argument, a
-        callback's ``on_train_begin``, a divergence in epoch 0) leaves the
-        network as it was: parameters, optimizer and its state, shuffle stream.
+        A fit that raises or is interrupted before its first epoch is complete
+        (a bad argument, a callback's ``on_train_begin``, a divergence in
+        epoch 0, Ctrl-C) leaves the network as it was: parameters, optimizer
+        and its state, shuffle stream. Later, an exception other than a
+        divergence leaves it at the end of the last complete epoch (or at the
+        best epoch of an ``EarlyStopping`` with ``restore_best``).
         """
         warm_start = check_bool(warm_start, "warm_start")
         opt = optimizer_settings(
@@ -451,7 +454,7 @@ class DeepNet:
         if not self._fit_lock.acquire(blocking=False):
             raise RuntimeError("this DeepNet is being fitted in another thread; one fit at a "
                                "time per network (predict is safe meanwhile)")
-        previous = self._state
+        previous = self._state, self.history_
         try:
             try:
                 session = self._session(X, y, config, callbacks, warm_start, validation_data,
@@ -467,12 +470,17 @@ class DeepNet:
                 return history
             self.history_ = session.history
             try:
-                return session.run()
-            except Exception:
+                history = session.run()
+            except BaseException:
                 if session.epoch == 0:
-                    # Nothing trained: a cold fit gives back the parameters it replaced.
-                    self._state = previous
+                    # Nothing trained: the network is as before the fit (a warm
+                    # fit's session has restored the state; a cold fit gives
+                    # back the one it replaced), its last history included.
+                    self._state, self.history_ = previous
                 raise
+            if history.interrupted and session.epoch == 0:
+                self._state = previous[0]       # likewise, its history the interrupted one
+            return history
         finally:
             self._fit_lock.release()
 

@@ -1,7 +1,9 @@
 """Learning-rate schedules: ``schedule(epoch, initial_rate) -> rate``.
 
 Any callable with that signature works as ``fit(lr_schedule=...)``; these are
-the usual ones, also selectable by name with their default settings.
+the usual ones, also selectable by name with their default settings. Their
+rates never go below the smallest normal float64 (about 2.2e-308): a long
+decay slows training to a stop instead of reaching 0, which ``fit`` refuses.
 """
 
 import math
@@ -11,10 +13,13 @@ import numpy as np
 
 from ._validation import check_real
 
-# A decayed rate underflows to this, the smallest normal float64, rather than
-# to 0, which rate_at refuses: a long decay slows training to a stop, it does
-# not abort it.
 _SMALLEST_RATE = float(np.finfo(np.float64).tiny)
+
+
+def _whole_steps(epoch, step):
+    """floor(epoch / step); inf when the quotient overflows (a tiny step)."""
+    q = epoch / step
+    return math.floor(q) if math.isfinite(q) else q
 
 
 class Constant:
@@ -35,7 +40,9 @@ class InverseTimeDecay:
         self.decay_steps = check_real(decay_steps, "decay_steps", low=0.0, low_open=True)
 
     def __call__(self, epoch, initial_rate):
-        return max(initial_rate / (1.0 + self.decay_rate * math.floor(epoch / self.decay_steps)),
+        n = _whole_steps(epoch, self.decay_steps)
+        # decay_rate 0 is no decay, even after infinitely many steps (not 0 * inf).
+        return max(initial_rate / (1.0 + (self.decay_rate * n if self.decay_rate else 0.0)),
                    _SMALLEST_RATE)
 
     def __repr__(self):
@@ -64,7 +71,7 @@ class StepDecay:
         self.step_size = check_real(step_size, "step_size", low=0.0, low_open=True)
 
     def __call__(self, epoch, initial_rate):
-        return max(initial_rate * self.factor ** math.floor(epoch / self.step_size),
+        return max(initial_rate * self.factor ** _whole_steps(epoch, self.step_size),
                    _SMALLEST_RATE)
 
     def __repr__(self):

@@ -231,6 +231,10 @@ class TrainingSession:
         ------
         DivergenceError
             The state then holds the last finite step.
+
+        Any other exception leaves the state at the end of the last complete
+        epoch (as it was before the fit when there is none), and so does an
+        interrupt (Ctrl-C), which returns the history so far.
         """
         config, runner, history = self.config, self.runner, self.history
         steps = -(-config.epochs // runner.epochs_per_step)
@@ -256,19 +260,15 @@ class TrainingSession:
         except DivergenceError:
             self.diverged = True
             raise
-        except Exception:
-            # Failed before any epoch (a callback's on_train_begin, a schedule,
-            # the set-up): nothing was trained, so the fit changes nothing, the
-            # optimizer's switch included. Later, the state holds the last
-            # complete epoch, which the caller's exception does not undo.
-            if self.epoch == 0 and self._last is not None:
-                self.state.restore(self._last)
-            raise
-        except KeyboardInterrupt:
-            # A step in flight may have updated part of the parameters: go back
-            # to the end of the last complete one.
+        except BaseException as exc:
+            # Back to the end of the last complete epoch: a step in flight may
+            # have updated part of the parameters. Before the first, that is
+            # the state before the fit, the optimizer's switch undone too: a fit
+            # that trained nothing changes nothing.
             if self._last is not None:
                 self.state.restore(self._last)
+            if not isinstance(exc, KeyboardInterrupt):
+                raise
             history.interrupted = True
             warnings.warn(f"training interrupted after {len(history.cost)} complete epochs; "
                           "the model holds the parameters of the last complete epoch",
@@ -300,9 +300,10 @@ class TrainingSession:
             state.restore(self._last)
             raise DivergenceError(self.epoch + k - 1, what="parameters",
                                   learning_rate=rates[-1])
+        val_cost, val_score = self._validate()
+        # Counted once validated: a failure before this is not a trained epoch.
         self.epoch += k
         state.epoch += k
-        val_cost, val_score = self._validate()
         name = self.arch.head.score_name
         score = getattr(self.runner, "score", None)
         logs = {"cost": cost, name: score, "learning_rate": rates[0],

@@ -506,6 +506,44 @@ def test_an_interrupt_keeps_the_rate_reductions_of_the_last_complete_epoch(backe
     assert dn.load(ckpt).training_state.lr_scale == 0.25
 
 
+def _raises_at(epoch, exc):
+    def schedule(e, rate):
+        if e == epoch:
+            raise exc
+        return rate
+    return schedule
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ctrl_c_in_the_first_epoch_of_a_cold_refit_keeps_the_trained_network(backend):
+    X, y = _data()
+    net = _net(backend)
+    net.fit(X, y, epochs=3, **KW)
+    before, history = net.parameters, net.history_
+    with pytest.warns(RuntimeWarning, match="after 0 complete epochs"):
+        h = net.fit(X, y, epochs=3, lr_schedule=_raises_at(0, KeyboardInterrupt), **KW)
+    assert h.interrupted and len(h) == 0 and net.history_ is h
+    for k, v in before.items():
+        np.testing.assert_array_equal(net.parameters[k], v)
+    with pytest.raises(ZeroDivisionError):
+        net.fit(X, y, epochs=3, lr_schedule=_raises_at(0, ZeroDivisionError), **KW)
+    assert net.history_ is h               # a failed fit leaves the last history too
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_error_after_some_epochs_leaves_the_last_complete_one(backend):
+    X, y = _data()
+    straight = _net(backend)
+    straight.fit(X, y, epochs=2, **KW)
+    net = _net(backend)
+    with pytest.raises(ZeroDivisionError):
+        net.fit(X, y, epochs=5, lr_schedule=_raises_at(2, ZeroDivisionError), **KW)
+    np.testing.assert_array_equal(net.training_state.theta, straight.training_state.theta)
+    assert net.training_state.epoch == 2 and net.training_state.t == straight.training_state.t
+    assert (net.training_state.rng.bit_generator.state
+            == straight.training_state.rng.bit_generator.state)
+
+
 def test_early_stopping_that_continues_across_fits_reports_only_its_own_fits_stop():
     X, y = _data()
     net = _net("compiled")

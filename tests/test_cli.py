@@ -255,14 +255,15 @@ def test_truncated_npz(tmp_path, good_npz, capsys):
 def test_npz_of_python_objects(tmp_path, capsys):
     path = tmp_path / "objects.npz"
     np.savez(path, X=np.array([[1, 2], [3, 4]], dtype=object), y=np.array([0, 1]))
-    fails_in_one_line(capsys, ["--data", str(path)], "objects.npz")
+    fails_in_one_line(capsys, ["--data", str(path)], "objects.npz: its array 'X' holds Python "
+                      "objects", "X=X.astype(float)")
 
 
 def test_npz_of_python_object_labels_names_the_array_and_the_fix(tmp_path, capsys):
     path = tmp_path / "labels.npz"
     np.savez(path, X=np.zeros((4, 2)), y=np.array(["a", "b", "a", "b"], dtype=object))
     fails_in_one_line(capsys, ["--data", str(path)], "labels.npz: its array 'y' holds Python "
-                      "objects (dtype object)", "y=y.astype(str)")
+                      "objects (dtype object)", "np.savez(path, ..., y=y.astype(str))")
 
 
 def test_npz_without_X_and_y(tmp_path, capsys):

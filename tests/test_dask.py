@@ -179,6 +179,9 @@ def test_score_and_cost_take_y_in_memory_as_fit_does(cluster_of_two, digits):
         net.score(Xd, y[:-1])
     with pytest.raises(ValueError, match="X must be a 2-D array of 299 rows"):
         net.cost(X, da.from_array(y[:-1], chunks=70))
+    import scipy.sparse
+    with pytest.raises(TypeError, match="X must be dense with a dask y"):
+        net.score(scipy.sparse.csr_matrix(X), da.from_array(y, chunks=70))
 
 
 def test_one_worker_dataframe_fit_equals_in_memory_fit(cluster_of_two, digits):

@@ -385,6 +385,34 @@ def test_partial_fit_checks_hyperparameters_changed_after_the_first_call(name, v
         np.testing.assert_array_equal(a, b)
 
 
+def test_hyperparameters_are_checked_once_per_partial_fit_unless_validation_is_off(
+        monkeypatch):
+    import sklearn
+    X, y = _blobs()
+    calls = []
+    monkeypatch.setattr(DeepNetClassifier, "_validate_params", lambda self: calls.append(1))
+    clf = _small_clf()
+    clf.partial_fit(X, y, classes=[0, 1, 2])
+    assert len(calls) == 1
+    clf.partial_fit(X, y)
+    assert len(calls) == 2
+    with sklearn.config_context(skip_parameter_validation=True):
+        clf.partial_fit(X, y)
+    assert len(calls) == 2
+
+
+def test_partial_fit_starts_a_new_stopping_record_when_tol_changes():
+    X, y = _blobs()
+    clf = _small_clf()
+    for _ in range(3):
+        clf.partial_fit(X, y, classes=[0, 1, 2])
+    assert clf.best_loss_ == min(clf.loss_curve_)
+    clf.set_params(tol=1e-2)
+    clf.partial_fit(X, np.roll(y, 1))                 # other labels: a higher loss
+    assert clf.loss_curve_[-1] > min(clf.loss_curve_[:-1])
+    assert clf.best_loss_ == clf.loss_curve_[-1]      # the new rule's first epoch
+
+
 def test_warm_start_continues_and_cold_start_restarts():
     X, y = _blobs()
     clf = _small_clf(max_iter=5, warm_start=True).fit(X, y)

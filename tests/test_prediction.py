@@ -148,11 +148,16 @@ def test_latency_benchmark_predictors_agree():
     X = bl.latency_rows("digits-small", 3)
     assert X.shape == (3, 64) and X.dtype == np.float32 and X.flags.c_contiguous
     want = bl.make_network("digits-small", backend="reference").predict_proba(X)
-    for name in ["compiled", "kernel", *bl.PEERS, *bl.EXTRA]:
+    for name in ["compiled", *bl.PEERS, *bl.EXTRA]:
         if bl.implementation_unavailable(name):
             continue
         got = bl.make_predictor(name, "digits-small")(X)
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6, err_msg=name)
+    call = bl.bare_kernel("digits-small", X)
+    np.testing.assert_allclose(call(), want, rtol=1e-4, atol=1e-6)
+    X[...] = 0          # the kernel reads the rows as they are at the call
+    np.testing.assert_allclose(call(), bl.make_predictor("compiled", "digits-small")(X),
+                               rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("bad", [
@@ -166,12 +171,20 @@ def test_latency_benchmark_predictors_agree():
 ])
 def test_the_bare_latency_kernel_refuses_rows_it_was_not_compiled_for(bad):
     from deepnet_fast import bench_latency as bl
-    kernel = bl.make_predictor("kernel", "digits-small")
-    with pytest.raises(ValueError, match="the kernel predictor takes C-contiguous, writable "
-                                         "float32 rows of 64 features"):
-        kernel(bad)
-    with pytest.raises(ValueError, match="implementation must be one of .*'kernel'"):
-        bl.make_predictor("tensorflow", "digits-small")
+    with pytest.raises(ValueError, match="X must hold C-contiguous, writable float32 rows "
+                                         "of 64 features"):
+        bl.bare_kernel("digits-small", bad)
+
+
+def test_the_bare_latency_kernel_keeps_the_rows_it_checked():
+    from deepnet_fast import bench_latency as bl
+    X = bl.latency_rows("digits-small", 2)
+    call = bl.bare_kernel("digits-small", X)
+    want = call()
+    X.shape = (4, 32)            # reshaped in place: the kernel keeps its own view
+    np.testing.assert_array_equal(call(), want)
+    with pytest.raises(ValueError, match="implementation must be one of"):
+        bl.make_predictor("kernel", "digits-small")
 
 
 @pytest.mark.parametrize("argv,flag", [(["--rounds", "0"], "--rounds"),

@@ -42,7 +42,7 @@ def test_an_update_that_overflows_raises_and_keeps_the_last_finite_parameters(ba
     for k, v in before.items():
         np.testing.assert_array_equal(net.parameters[k], v)
     assert np.isfinite(net.predict_proba(X)).all()
-    assert len(net.history_.cost) == 0
+    assert net.history_ is None        # nothing trained: as before the fit
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -411,8 +411,21 @@ def test_history_append_epoch_records_what_is_given():
     h.append_epoch(0.25, 0.05, 0.02, val_cost=0.3, accuracy=0.9, val_accuracy=0.7)
     assert h.cost == [0.5, 0.25] and type(h.cost[0]) is float
     assert h.learning_rate == [0.1, 0.05] and h.time == [0.01, 0.02]
-    assert h.val_cost == [0.3]
-    assert h.metrics == {"accuracy": [0.8, 0.9], "val_accuracy": [0.7]}
+    # A column that starts late has NaN before: one value per epoch everywhere.
+    np.testing.assert_array_equal(h.val_cost, [np.nan, 0.3])
+    assert list(h.metrics) == ["accuracy", "val_accuracy"]
+    np.testing.assert_array_equal(h.metrics["accuracy"], [0.8, 0.9])
+    np.testing.assert_array_equal(h.metrics["val_accuracy"], [np.nan, 0.7])
+    h.append_epoch(0.2, 0.05, 0.02, accuracy=None)            # missing after they started
+    np.testing.assert_array_equal(h.val_cost, [np.nan, 0.3, np.nan])
+    np.testing.assert_array_equal(h.metrics["accuracy"], [0.8, 0.9, np.nan])
+    np.testing.assert_array_equal(h.metrics["val_accuracy"], [np.nan, 0.7, np.nan])
+    h.append_epoch(0.1, 0.05, 0.02)
+    d = h.to_dict()
+    assert {k: len(v) for k, v in d.items()} == dict.fromkeys(d, 4)
+    empty = History()
+    empty.append_epoch(0.5, 0.1, 0.01, val_cost=None, accuracy=None)
+    assert empty.val_cost == [] and empty.metrics == {}
 
 
 def test_check_batch_size_takes_none_for_full_batches():

@@ -263,6 +263,15 @@ def test_a_decay_slows_to_the_smallest_normal_rate_and_does_not_abort(schedule):
     assert h.learning_rate[-1] == tiny
 
 
+def test_a_decay_with_a_tiny_step_gives_the_smallest_rate_not_an_overflow_error():
+    tiny = float(np.finfo(np.float64).tiny)
+    assert schedules.InverseTimeDecay(2.0, 1e-320)(5, 0.1) == tiny
+    assert schedules.InverseTimeDecay(0.0, 1e-320)(5, 0.1) == 0.1      # no decay at all
+    assert schedules.StepDecay(0.5, 1e-320)(5, 0.1) == tiny
+    assert schedules.ExponentialDecay(0.5, 1e-320)(5, 0.1) == tiny
+    assert schedules.ExponentialDecay(0.5, 1e-320)(0, 0.1) == 0.1
+
+
 def test_a_schedule_class_instead_of_an_instance_is_named():
     rng = np.random.default_rng(10)
     X, y = _toy(rng, 20, [3, 2, 1], "sigmoid")

@@ -5,6 +5,7 @@ from collections import namedtuple
 import dask
 import dask.array as da
 import numpy as np
+import scipy.sparse
 
 from .._validation import check_choice
 from ..engines import predict_output
@@ -106,6 +107,9 @@ def _aligned_blocks(X, y, n_features):
     """Delayed row blocks of X and of y, y cut at X's chunk boundaries (one of
     the two may be in memory, as ``fit`` takes them: it is cut like the other)."""
     if not is_dask(X):
+        if scipy.sparse.issparse(X):
+            raise TypeError("X must be dense with a dask y (sparse input is scored in memory, "
+                            "with y in memory too); got a scipy.sparse matrix")
         yarr = frame_to_array(y, "y")
         X = np.asarray(X)
         if np.isnan(yarr.shape[0]):
