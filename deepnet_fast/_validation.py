@@ -82,6 +82,10 @@ def check_step(t, name="t", minimum=1):
     return t
 
 
+# Items of 8 bytes whose total size still fits an index (NumPy's own limit).
+MAX_ARRAY_ITEMS = np.iinfo(np.intp).max // 8
+
+
 def check_layer_dims(layer_dims, name="layer_dims"):
     """``[n0, n1, ..., nL]`` with at least one layer and positive integer sizes."""
     if isinstance(layer_dims, (str, bytes)) or not hasattr(layer_dims, "__len__"):
@@ -96,7 +100,12 @@ def check_layer_dims(layer_dims, name="layer_dims"):
             raise TypeError(f"{name}[{i}] must be a positive integer; got {shown(n)}")
         if n < 1:
             raise ValueError(f"{name}[{i}] must be a positive integer; got {n}")
-    return [int(n) for n in dims]
+    dims = [int(n) for n in dims]
+    n_parameters = sum(a * b + b for a, b in zip(dims, dims[1:]))
+    if n_parameters > MAX_ARRAY_ITEMS:
+        raise ValueError(f"{name} {dims} make {n_parameters:,} parameters, more than an array "
+                         f"can hold ({MAX_ARRAY_ITEMS:,})")
+    return dims
 
 
 def check_real(value, name, *, low=None, high=None, low_open=False, high_open=False):
@@ -144,6 +153,16 @@ def check_not_masked(x, name):
         )
 
 
+def _pandas_numeric(x):
+    """Whether ``x`` is a pandas DataFrame or Series whose columns are all
+    numeric or boolean, nullable extension types included."""
+    dtypes = getattr(x, "dtypes", None)
+    if dtypes is None or not hasattr(x, "to_numpy"):
+        return False
+    dtypes = list(dtypes) if hasattr(dtypes, "__iter__") else [dtypes]
+    return bool(dtypes) and all(getattr(dt, "kind", "O") in "fiub" for dt in dtypes)
+
+
 def as_float_array(x, name, *, ndim=2, dtype=None, finite=False):
     """``x`` as a float32/float64 ndarray of ``ndim`` dimensions.
 
@@ -161,6 +180,11 @@ def as_float_array(x, name, *, ndim=2, dtype=None, finite=False):
             arr = np.asarray(x)
         except (ValueError, TypeError) as exc:
             raise TypeError(f"{name} must be a numeric array; could not convert it ({exc})") from None
+        if arr.dtype.kind == "O" and _pandas_numeric(x):
+            # pandas' nullable columns (Float64, Int64, boolean) convert to
+            # objects; as numbers, a missing value is NaN (refused below when
+            # values must be finite).
+            arr = x.to_numpy(dtype=np.float64, na_value=np.nan)
     kind = arr.dtype.kind
     if kind == "c":
         raise TypeError(f"{name} must be real-valued; got complex dtype {arr.dtype}")

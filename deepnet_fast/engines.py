@@ -122,7 +122,6 @@ class CompiledEngine(_Engine):
         self._batch_metrics = self._buffers.batch_metrics
         self._no_weights = np.empty(0, dtype=dt)
         self._gather_key = None
-        self._checked = (None, None, None)        # the operands checked last (identity)
         self._no_indices = (np.empty(0, np.int32), np.empty(0, np.int32))
         # The learning rate is written into ``hyper`` before every epoch.
         self._settings = ktrain.Settings(
@@ -159,10 +158,8 @@ class CompiledEngine(_Engine):
         problems = []
         if order.size and (order.shape != (m,) or not ktrain.all_within(order, m)):
             problems.append(f"an order of {order.size} rows, not {m} rows in [0, {m})")
-        # The same arrays at every epoch of a fit (held by its session; an
-        # array's shape cannot change in place): their shapes once.
-        if not problems and all(a is b for a, b in zip((X, Y, sample_weight), self._checked)):
-            return
+        # Every epoch: a caller may reshape its arrays in place (X.shape = ...)
+        # between two, and these compares cost less than telling the arrays apart.
         if X.ndim != 2 or X.shape[1] != dims[0] or not 0 < m <= self.n_samples:
             problems.append(f"X of shape {X.shape} for {self.n_samples} samples of {dims[0]} "
                             "features")
@@ -173,7 +170,6 @@ class CompiledEngine(_Engine):
             problems.append(f"sample_weight of shape {sample_weight.shape} for ({m},)")
         if problems:
             raise ValueError(f"the epoch's operands do not fit the network: {'; '.join(problems)}")
-        self._checked = (X, Y, sample_weight)
 
     def epoch(self, state, X, Y, order, learning_rate, sample_weight=None):
         c, fit = self.config, self._settings

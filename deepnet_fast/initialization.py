@@ -5,7 +5,7 @@ import warnings
 
 import numpy as np
 
-from ._validation import check_dtype, check_layer_dims, shown
+from ._validation import check_dtype, check_layer_dims, check_not_masked, shown
 from .registry import INITIALIZERS
 
 SEED_LIMIT = 2**63
@@ -27,7 +27,12 @@ def check_seed(seed, name="seed"):
 def _init_array(value, name, shape, dtype, arg="init"):
     """One array of an ``init`` dict (the argument ``arg``): real numbers of
     ``shape``, finite, as ``dtype``."""
-    arr = np.asarray(value)
+    check_not_masked(value, f"{arg}[{name!r}]")
+    try:
+        arr = np.asarray(value)
+    except ValueError:          # ragged nested lists
+        raise ValueError(f"{arg}[{name!r}] must be a rectangular array of shape {shape}; got "
+                         f"{shown(value)}") from None
     if arr.dtype.kind not in "fiu":
         raise TypeError(f"{arg}[{name!r}] must hold real numbers; got dtype {arr.dtype}")
     if arr.shape != shape:

@@ -92,6 +92,8 @@ def check_sparse_rows(X, dtype, name="X"):
     when its dtype must change. Unsorted column indices, repeated columns
     (they add up) and explicit zeros are taken as they are.
     """
+    if len(X.shape) != 2:
+        raise ValueError(f"{name} must be a 2-D array; got a sparse array of shape {X.shape}")
     if X.format != "csr":
         raise TypeError(f"{name} is a sparse {X.format} matrix; sparse input must be CSR "
                         f"(scipy.sparse.csr_matrix or csr_array): {name}.tocsr() converts it, "
@@ -127,9 +129,10 @@ def private_rows(X):
     """Checked rows that nobody else can change while a fit reads them: the
     arrays of a CSR matrix copied (O(nnz), once a fit), since its epochs and
     the gather buffer sized at the first one rely on the structure checked
-    here; dense rows as they are (their values may change, their shape not)."""
+    here; dense rows as a view of their own (O(1): the caller may still change
+    the values, but no longer reshape the array the fit reads, X.shape = ...)."""
     if not is_sparse(X):
-        return X
+        return X.view()
     return type(X)((X.data.copy(), X.indices.copy(), X.indptr.copy()), shape=X.shape)
 
 

@@ -203,6 +203,10 @@ class TrainingSession:
                 if not sample_weight.sum() > 0:
                     raise ValueError("sample_weight is zero on every training sample left "
                                      "after validation_split")
+        # Views of our own of the targets and weights, as of the rows
+        # (inputs.private_rows): the caller cannot reshape what the epochs read.
+        Y = Y.view()
+        sample_weight = None if sample_weight is None else sample_weight.view()
         dropout_seed = int(seed) if seed is not None else int(state.rng.integers(2**62))
         runner = LocalRunner(arch, backend, config, X, Y, state.rng, dropout_seed,
                              sample_weight)

@@ -12,6 +12,7 @@ run at a time.
 """
 
 import os
+import sys
 import threading
 import time
 
@@ -101,8 +102,32 @@ SINGLE_THREAD_BELOW = 10_000_000
 
 
 def _available():
+    if _omp_forked:
+        return 1
     import numba
     return _requested or numba.get_num_threads()
+
+
+# Set in a child process forked after its parent ran a parallel kernel on
+# Numba's OpenMP layer: GNU OpenMP cannot start a parallel region there (it
+# terminates the child, "fork() called from a process already using GNU
+# OpenMP"), so such a child trains and predicts on one thread.
+_omp_forked = False
+
+
+def _after_fork_in_child():
+    global _omp_forked
+    numba = sys.modules.get("numba")
+    if numba is None:
+        return
+    try:
+        _omp_forked = _omp_forked or numba.threading_layer() == "omp"
+    except ValueError:      # no parallel kernel has run in this process
+        pass
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 _cores_seen = []
@@ -259,7 +284,7 @@ class fit_threads:
 
     def __init__(self, layer_dims, batch, backend="compiled", available=None):
         macs = batch * sum(a * b for a, b in zip(layer_dims[:-1], layer_dims[1:]))
-        n = available or _available()
+        n = 1 if _omp_forked else available or _available()
         small = _small(macs)
         if not small and available is None and _requested is None and n > 1:
             n = min(n, free_cores() or n)

@@ -12,6 +12,7 @@ import numpy as np
 from numba import njit
 
 from ._config import JIT
+from ._scalars import zero_like
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -64,7 +65,8 @@ def apply_mask(A, key, keep_prob, inv_keep, row0, col0, width):
     same mask.
     """
     n, m = A.shape
-    zero = inv_keep - inv_keep
+    # Typed 0 (inv_keep - inv_keep would be NaN when 1/keep_prob overflows).
+    zero = zero_like(inv_keep)
     for i in range(n):
         row = (row0 + i) * width + col0
         for j in range(m):

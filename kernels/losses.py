@@ -20,8 +20,9 @@ from .simd_math import fast_log
 @njit(inline="always")
 def _safe_log(x, tiny):
     # fast_log, not np.log: a libm call per entry kept the cost's loop scalar
-    # (cost_sum and its logs took 13% of a digits-small float32 epoch).
-    return fast_log(x if x > tiny else tiny)
+    # (cost_sum and its logs took 13% of a digits-small float32 epoch). The
+    # clip as np.maximum's: a NaN output stays NaN (x > tiny would clip it).
+    return fast_log(tiny if x < tiny else x)
 
 
 @njit(inline="always")

@@ -181,3 +181,19 @@ def test_dropout_backward_checks_the_masks(backend):
         backend.backward_with_dropout(AL, Y, caches, acts, [masks[0], masks[1][:, :-1]], 0.5)
     with pytest.raises(ValueError, match="keep_prob"):
         backend.backward_with_dropout(AL, Y, caches, acts, masks, 0.0)
+
+
+@pytest.mark.parametrize("dtype,keep_prob", [(np.float32, 1e-39), (np.float64, 1e-320)])
+def test_a_keep_prob_whose_inverse_overflows_drops_units_to_zero_as_the_reference(dtype,
+                                                                                   keep_prob):
+    rng = np.random.default_rng(0)
+    X = rng.random((4, 5)).astype(dtype)
+    P = {"W1": rng.standard_normal((3, 4)).astype(dtype), "b1": np.zeros((3, 1), dtype),
+         "W2": rng.standard_normal((1, 3)).astype(dtype), "b2": np.zeros((1, 1), dtype)}
+    with np.errstate(over="ignore", invalid="ignore"):
+        want, _, want_masks = R.forward_with_dropout(X, P, ["relu", "sigmoid"], keep_prob, 1, 1)
+    got, _, masks = C.forward_with_dropout(X, P, ["relu", "sigmoid"], keep_prob, 1, 1)
+    np.testing.assert_array_equal(masks[0], want_masks[0])
+    assert not masks[0].any()               # every unit dropped
+    np.testing.assert_array_equal(got, want)
+    assert not np.isnan(got).any()

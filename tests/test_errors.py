@@ -531,3 +531,67 @@ def test_parameters_that_overflow_the_dtype_are_refused_without_a_numpy_warning(
     params["W1"] = params["W1"].astype(np.float64) * 1e300
     with pytest.raises(ValueError, match=r"parameters\['W1'\].*after conversion to float32"):
         net.set_parameters(params)
+
+
+# ---------------------------------------------------------------- audit of session 19
+
+def test_masked_or_ragged_initial_parameters_are_refused_by_name():
+    hidden = np.ma.array(np.full((1, 4), 7.0), mask=[[True, False, False, False]])
+    with pytest.raises(TypeError, match=r"init\['W1'\] must be a plain array, not a masked"):
+        dn.DeepNet([4, 1], init={"W1": hidden, "b1": np.zeros((1, 1))})
+    net = dn.DeepNet([4, 1], seed=0)
+    before = net.parameters
+    with pytest.raises(TypeError, match="must be a plain array, not a masked"):
+        net.set_parameters({"W1": hidden, "b1": np.zeros((1, 1))})
+    for k, v in before.items():
+        np.testing.assert_array_equal(net.parameters[k], v)
+    with pytest.raises(ValueError, match=r"init\['W1'\] must be a rectangular array of shape "
+                                         r"\(1, 3\)"):
+        dn.DeepNet([3, 1], init={"W1": [[1, 2], [3]], "b1": [[0]]})
+
+
+@pytest.mark.parametrize("module", [C, R])
+def test_sizes_beyond_any_array_are_named(module):
+    with pytest.raises(ValueError, match=r"layer_dims \[1099511627776, 1099511627776, 1\] make "
+                                         r"[0-9,]+ parameters, more than an array can hold"):
+        dn.DeepNet([2**40, 2**40, 1])
+    for n in (2**63, 2**64):
+        with pytest.raises(ValueError, match=rf"shape \({n}, 1\) has [0-9,]+ entries, more "
+                                             "than an array can hold"):
+            module.dropout_mask((n, 1), 0.5, 0, 0, 1)
+
+
+def test_a_one_dimensional_sparse_array_is_named():
+    sparse = pytest.importorskip("scipy.sparse")
+    if not hasattr(sparse, "csr_array"):
+        pytest.skip("no sparse arrays in this SciPy")
+    try:
+        row = sparse.csr_array(np.ones(4))
+    except ValueError:
+        pytest.skip("this SciPy has no 1-D sparse arrays")
+    if len(row.shape) != 1:
+        pytest.skip("this SciPy makes 1-D input 2-D")
+    net = dn.DeepNet([4, 1], seed=0)
+    with pytest.raises(ValueError, match=r"X must be a 2-D array; got a sparse array of shape "
+                                         r"\(4,\)"):
+        net.predict(row)
+
+
+def test_pandas_nullable_numeric_columns_are_numbers():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 5, (30, 3)).astype(float)
+    y = (X[:, 0] > 2).astype(int)
+    net = dn.DeepNet([3, 4, 1], seed=0)
+    net.fit(X, y, epochs=2, verbose=0)
+    frames = [pd.DataFrame(X).astype("Float64"), pd.DataFrame(X.astype(int)).astype("Int64"),
+              pd.DataFrame({"a": pd.array(X[:, 0], "Float64"), "b": X[:, 1],
+                            "c": pd.array(X[:, 2].astype(int), "Int64")})]
+    for df in frames:
+        np.testing.assert_array_equal(net.predict_proba(df), net.predict_proba(X))
+    with_na = frames[0].copy()
+    with_na.iloc[3, 1] = pd.NA
+    with pytest.raises(ValueError, match="X must not contain NaN or infinity"):
+        net.predict(with_na)
+    with pytest.raises(TypeError, match="X must be a numeric array; got dtype object"):
+        net.predict(pd.DataFrame(X.astype(str)))

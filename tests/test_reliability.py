@@ -270,6 +270,15 @@ def test_an_epoch_refuses_operands_that_do_not_fit_its_buffers(data):
                        ((X, Y, np.arange(300) + 1), "an order of 300 rows")]:
         with pytest.raises(ValueError, match=what):
             engine.epoch(state, *args, 0.1)
+    # The same arrays, reshaped in place after an epoch that took them: checked again.
+    Xs, Ys = X.copy(), Y.copy()
+    engine.epoch(state, Xs, Ys, no_order, 0.1)
+    Xs.shape = (600, 10)
+    with pytest.raises(ValueError, match="X of shape"):
+        engine.epoch(state, Xs, Ys, no_order, 0.1)
+    Xs.shape, Ys.shape = (300, 20), (100, 9)
+    with pytest.raises(ValueError, match="Y of shape"):
+        engine.epoch(state, Xs, Ys, no_order, 0.1)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

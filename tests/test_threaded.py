@@ -1,6 +1,10 @@
 """The threaded epoch (each batch split between threads) and the strided BLAS
 product it is built on, against the reference and against NumPy."""
 
+import os
+import subprocess
+import sys
+
 import numba
 import numpy as np
 import pytest
@@ -368,3 +372,40 @@ def test_one_row_prediction_of_a_large_first_layer_runs_on_one_thread(monkeypatc
     ref = dn.DeepNet([784, 256, 128, 10], output_activation="softmax", seed=0, dtype=np.float32,
                      backend="reference")
     np.testing.assert_allclose(got, ref.predict_proba(X), rtol=1e-4, atol=1e-6)
+
+
+_FORK_SCRIPT = """
+import os, sys, warnings
+warnings.simplefilter("ignore")
+import numpy as np
+import numba
+import deepnet_fast as dn
+dn.set_num_threads(2)
+rng = np.random.default_rng(0)
+X = rng.random((64, 8)); y = (X[:, 0] > .5).astype(int)
+net = dn.DeepNet([8, 16, 1], seed=0)
+net.fit(X, y, epochs=2, verbose=0)
+if numba.threading_layer() != "omp":
+    print("layer", numba.threading_layer()); sys.exit(0)
+want = net.predict_proba(X)
+pid = os.fork()
+if pid == 0:
+    net.fit(X, y, epochs=1, verbose=0)          # on one thread here
+    print("child trained", flush=True)
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+print("child", "signal" if os.WIFSIGNALED(status) else "exit", os.WEXITSTATUS(status))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_child_forked_after_a_threaded_fit_trains_instead_of_being_terminated():
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("one Numba thread: no parallel region to fork from")
+    out = subprocess.run([sys.executable, "-c", _FORK_SCRIPT], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    if out.stdout.startswith("layer"):
+        pytest.skip(f"Numba's threading layer is not OpenMP here ({out.stdout.strip()})")
+    assert "Terminating" not in out.stderr
+    assert out.stdout.split() == ["child", "trained", "child", "exit", "0"]

@@ -229,6 +229,24 @@ def test_plotting_to_a_file_leaves_the_pyplot_session_alone(tmp_path):
     assert matplotlib.get_backend() == backend and plt.get_fignums() == figures
 
 
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+def test_rows_reshaped_in_place_between_epochs_do_not_reach_the_fit(backend):
+    rng = np.random.default_rng(3)
+    X = rng.random((40, 4))
+    y = (X[:, 0] > 0.5).astype(float)
+    w = rng.random(40) + 0.5
+    straight = dn.DeepNet([4, 3, 1], seed=0, backend=backend)
+    straight.fit(X.copy(), y.copy(), epochs=3, batch_size=1, sample_weight=w.copy(), verbose=0)
+
+    class Reshape(dn.Callback):
+        def on_epoch_end(self, epoch, logs):
+            X.shape, y.shape, w.shape = (80, 2), (4, 10), (2, 20)    # legal NumPy
+    net = dn.DeepNet([4, 3, 1], seed=0, backend=backend)
+    # The fit reads views of its own: the reshapes do not reach its epochs.
+    net.fit(X, y, epochs=3, batch_size=1, sample_weight=w, verbose=0, callbacks=[Reshape()])
+    np.testing.assert_array_equal(net.training_state.theta, straight.training_state.theta)
+
+
 def test_verbose_prints_cost_lines(capsys):
     rng = np.random.default_rng(9)
     X, y = _toy(rng, 30, [3, 2, 1], "sigmoid")
