@@ -212,9 +212,9 @@ def prepare_dropout_mask(shape, keep_prob, seed, step, layer):
     if not isinstance(shape, (tuple, list)) or len(shape) != 2:
         raise TypeError(f"shape must be a tuple (n, m); got {shown(shape)}")
     shape = tuple(check_positive_int(v, f"shape[{i}]", minimum=0) for i, v in enumerate(shape))
-    if shape[0] * shape[1] > MAX_ARRAY_ITEMS:
-        raise ValueError(f"shape {shape} has {shape[0] * shape[1]:,} entries, more than an "
-                         f"array can hold ({MAX_ARRAY_ITEMS:,})")
+    if max(shape) > MAX_ARRAY_ITEMS or shape[0] * shape[1] > MAX_ARRAY_ITEMS:
+        raise ValueError(f"shape {shape} is beyond any array (at most {MAX_ARRAY_ITEMS:,} "
+                         "entries, in each dimension and in all)")
     keep_prob, seed, step = prepare_dropout(keep_prob, seed, step)
     return shape, keep_prob, seed, step, _stream_index(layer, "layer")
 

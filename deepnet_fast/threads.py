@@ -109,9 +109,9 @@ def _available():
 
 
 # Set in a child process forked after its parent ran a parallel kernel on
-# Numba's OpenMP layer: GNU OpenMP cannot start a parallel region there (it
-# terminates the child, "fork() called from a process already using GNU
-# OpenMP"), so such a child trains and predicts on one thread.
+# Numba's OpenMP layer built on GNU OpenMP, which cannot start a parallel
+# region there (Numba terminates the child, "fork() called from a process
+# already using GNU OpenMP"): such a child trains and predicts on one thread.
 _omp_forked = False
 
 
@@ -121,9 +121,12 @@ def _after_fork_in_child():
     if numba is None:
         return
     try:
-        _omp_forked = _omp_forked or numba.threading_layer() == "omp"
+        layer = numba.threading_layer()
     except ValueError:      # no parallel kernel has run in this process
-        pass
+        return
+    if layer == "omp":
+        from numba.np.ufunc import omppool
+        _omp_forked = _omp_forked or getattr(omppool, "openmp_vendor", "GNU") == "GNU"
 
 
 if hasattr(os, "register_at_fork"):

@@ -436,6 +436,16 @@ def test_model_checkpoint_refuses_a_missing_folder_before_training(tmp_path):
         np.testing.assert_array_equal(net.parameters[k], v)
 
 
+def _raises_at(epoch, exc):
+    """A constant schedule that raises ``exc`` (Ctrl-C: KeyboardInterrupt) when
+    asked for ``epoch``'s rate."""
+    def schedule(e, rate):
+        if e == epoch:
+            raise exc
+        return rate
+    return schedule
+
+
 class _FailsAtStart(dn.Callback):
     def on_train_begin(self, session):
         raise RuntimeError("refused at the start")
@@ -479,23 +489,14 @@ def test_a_cold_fit_diverging_in_its_first_epoch_gives_back_the_trained_paramete
         np.testing.assert_array_equal(net.parameters[k], v)
 
 
-def _interrupt_at(epoch):
-    """A constant schedule that presses Ctrl-C when asked for ``epoch``'s rate."""
-    def schedule(e, rate):
-        if e == epoch:
-            raise KeyboardInterrupt
-        return rate
-    return schedule
-
-
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_an_interrupt_keeps_the_rate_reductions_of_the_last_complete_epoch(backend, tmp_path):
     X, y = _data()
     plateau = dn.ReduceLROnPlateau(monitor="cost", factor=0.5, patience=1, min_delta=1e9)
     net = _net(backend)
     with pytest.warns(RuntimeWarning, match="interrupted"):
-        h = net.fit(X, y, epochs=6, callbacks=[plateau], lr_schedule=_interrupt_at(3),
-                    **dict(KW, optimizer="gd"))
+        h = net.fit(X, y, epochs=6, callbacks=[plateau],
+                    lr_schedule=_raises_at(3, KeyboardInterrupt), **dict(KW, optimizer="gd"))
     # No epoch improves by 1e9: the scale halves at the end of epochs 1 and 2,
     # the last one just before the interrupt.
     assert len(h.cost) == 3
@@ -504,14 +505,6 @@ def test_an_interrupt_keeps_the_rate_reductions_of_the_last_complete_epoch(backe
     ckpt = tmp_path / "c.npz"
     net.save(ckpt, training_state=True)
     assert dn.load(ckpt).training_state.lr_scale == 0.25
-
-
-def _raises_at(epoch, exc):
-    def schedule(e, rate):
-        if e == epoch:
-            raise exc
-        return rate
-    return schedule
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -390,6 +390,7 @@ if numba.threading_layer() != "omp":
 want = net.predict_proba(X)
 pid = os.fork()
 if pid == 0:
+    assert np.array_equal(net.predict_proba(X), want)
     net.fit(X, y, epochs=1, verbose=0)          # on one thread here
     print("child trained", flush=True)
     os._exit(0)

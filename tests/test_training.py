@@ -245,6 +245,20 @@ def test_rows_reshaped_in_place_between_epochs_do_not_reach_the_fit(backend):
     # The fit reads views of its own: the reshapes do not reach its epochs.
     net.fit(X, y, epochs=3, batch_size=1, sample_weight=w, verbose=0, callbacks=[Reshape()])
     np.testing.assert_array_equal(net.training_state.theta, straight.training_state.theta)
+    # 2-D regression targets (given to the fit as they are) and validation data too.
+    X.shape, y.shape = (40, 4), (40,)
+    Y2, Xv, Yv = np.column_stack([y, 1 - y]), X[:10].copy(), np.zeros((10, 2))
+
+    class ReshapeTargets(dn.Callback):
+        def on_epoch_end(self, epoch, logs):
+            Y2.shape, Xv.shape, Yv.shape = (2, 40), (20, 2), (2, 10)
+    kw = dict(epochs=3, batch_size=4, verbose=0)
+    straight = dn.DeepNet([4, 3, 2], output_activation="identity", seed=0, backend=backend)
+    h = straight.fit(X, Y2.copy(), validation_data=(Xv.copy(), Yv.copy()), **kw)
+    net = dn.DeepNet([4, 3, 2], output_activation="identity", seed=0, backend=backend)
+    h2 = net.fit(X, Y2, validation_data=(Xv, Yv), callbacks=[ReshapeTargets()], **kw)
+    np.testing.assert_array_equal(net.training_state.theta, straight.training_state.theta)
+    assert h2.val_cost == h.val_cost
 
 
 def test_verbose_prints_cost_lines(capsys):
