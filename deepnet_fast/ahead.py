@@ -10,6 +10,7 @@ fit makes about compiling (see there).
 """
 
 import concurrent.futures
+import concurrent.futures.process
 import io
 import multiprocessing
 import os
@@ -20,6 +21,7 @@ import numba
 import numpy as np
 
 from . import compilation, threads
+from ._validation import check_choice, check_dtype
 from .gradcheck import gradient_check
 from .network import DeepNet
 
@@ -67,6 +69,7 @@ def compile_ahead(dtypes=compilation.DTYPES, threaded=True, out=None, kinds=None
     list of (dtype, kind, seconds, compiled)
     """
     out = sys.stdout if out is None else out
+    dtypes, kinds = _selection(dtypes, threaded, kinds)
     where = compilation.cache_directory()
     if where and os.path.basename(where).startswith("kernels_"):
         where = os.path.dirname(where)     # Numba's per-folder subdirectory
@@ -77,7 +80,6 @@ def compile_ahead(dtypes=compilation.DTYPES, threaded=True, out=None, kinds=None
         print("  threaded kernels skipped: Numba has one thread here "
               "(NUMBA_NUM_THREADS=2 compiles them anyway)", file=out, flush=True)
     start = time.perf_counter()
-    dtypes = [np.dtype(dtype).name for dtype in dtypes]
     helper = None
     if len(dtypes) > 1 and compilation.helpers_pay():
         # The dtypes share no compiled function: the last ones compile in a
@@ -85,12 +87,21 @@ def compile_ahead(dtypes=compilation.DTYPES, threaded=True, out=None, kinds=None
         helper = concurrent.futures.ProcessPoolExecutor(
             1, mp_context=multiprocessing.get_context("spawn"))
         rest = helper.submit(_compile_quietly, dtypes[1:], threaded, kinds)
-        dtypes = dtypes[:1]
+        dtypes, later = dtypes[:1], dtypes[1:]
     try:
         with compilation.ahead_of_time():
             done = _compile_dtypes(dtypes, threaded, kinds, out)
         if helper is not None:
-            more, lines = rest.result()
+            try:
+                more, lines = rest.result()
+            except concurrent.futures.process.BrokenProcessPool:
+                # The helper could not start: a script that calls this without
+                # an `if __name__ == "__main__":` guard re-runs itself in the
+                # spawned process. Compile the rest here instead.
+                print("  (the helper process could not start, see its error above: "
+                      "the rest compiles here)", file=out, flush=True)
+                with compilation.ahead_of_time():
+                    more, lines = _compile_dtypes(later, threaded, kinds, out), ""
             print(lines, end="", file=out, flush=True)
             done += more
     finally:
@@ -100,6 +111,31 @@ def compile_ahead(dtypes=compilation.DTYPES, threaded=True, out=None, kinds=None
     print(f"Done in {time.perf_counter() - start:.0f} s: {n} kernel{'s' if n != 1 else ''} "
           f"compiled, {len(done) - n} already cached.", file=out, flush=True)
     return done
+
+
+def _selection(dtypes, threaded, kinds):
+    """``(dtype names, kinds or None)`` checked: known names, and at least one
+    kernel to compile (a kind that no dtype has, such as ``"gradient"`` in
+    float32 only, or a threaded one with ``threaded=False``, compiles nothing)."""
+    if isinstance(dtypes, (str, np.dtype, type)) or not hasattr(dtypes, "__iter__"):
+        raise TypeError(f"dtypes must be a list of dtype names, such as ['float64']; got "
+                        f"{dtypes!r}")
+    dtypes = [check_dtype(dtype, "dtypes").name for dtype in dtypes]
+    if not dtypes:
+        raise ValueError("dtypes must name at least one dtype")
+    if kinds is not None:
+        if isinstance(kinds, str) or not hasattr(kinds, "__iter__"):
+            raise TypeError(f"kinds must be a list of kernel kinds from "
+                            f"{list(compilation.KINDS)}; got {kinds!r}")
+        kinds = list(kinds)
+        for kind in kinds:
+            check_choice(kind, "kinds", compilation.KINDS)
+        reachable = {kind for dtype in dtypes for kind, _, _ in _steps(dtype, threaded)}
+        if not reachable.intersection(kinds):
+            raise ValueError(f"kinds {kinds} select no kernel of dtypes {dtypes} (threaded="
+                             f"{threaded}; gradient is float64 only; threaded kernels need "
+                             "Numba threads)")
+    return dtypes, kinds
 
 
 def _compile_dtypes(dtypes, threaded, kinds, out):

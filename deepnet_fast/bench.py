@@ -573,12 +573,26 @@ def add_arguments(parser):
 
 
 def _check_args(args):
-    workloads = list(getattr(args, "workloads", None) or WORKLOADS)
+    for flag in ("workloads", "backends", "dtypes"):
+        if getattr(args, flag, None) == []:
+            raise ValueError(f"--{flag}: give at least one name (or leave the flag out)")
+    # Each named once, in the order given (a repeat would run twice).
+    workloads = list(dict.fromkeys(getattr(args, "workloads", None) or WORKLOADS))
     if workloads == ["all"]:
         workloads = list(WORKLOADS)
-    backends = list(getattr(args, "backends", None) or BACKENDS)
+    backends = list(dict.fromkeys(getattr(args, "backends", None) or BACKENDS))
     if backends == ["all"]:
         backends = list(BACKENDS)
+    seed = getattr(args, "seed", 0)
+    if seed is not None and not 0 <= seed < 2**32:
+        raise ValueError(f"--seed must be an integer in [0, 2**32); got {seed}")
+    json_path = getattr(args, "json", None)
+    if json_path:
+        folder = os.path.dirname(os.path.abspath(json_path))
+        if os.path.isdir(json_path) or not os.path.isdir(folder) or not os.access(folder,
+                                                                                  os.W_OK):
+            raise ValueError(f"--json {json_path}: not a file that can be written (checked "
+                             "before the run)")
     for name in workloads:
         if name not in WORKLOADS:
             raise ValueError(f"--workloads: unknown workload {name!r}; "

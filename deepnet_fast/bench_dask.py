@@ -162,6 +162,9 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", metavar="PATH", help="also save the results as JSON")
     args = parser.parse_args(argv)
+    for flag, low in (("samples", 2), ("epochs", 1), ("repeat", 1), ("seed", 0)):
+        if getattr(args, flag) < low:
+            parser.error(f"--{flag}: expected an integer >= {low}; got {getattr(args, flag)}")
     try:
         import dask  # noqa: F401
         import distributed  # noqa: F401

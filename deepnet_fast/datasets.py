@@ -5,6 +5,7 @@ naming the file, so that the command line can print it as is.
 """
 
 import csv
+import numbers
 import os
 import warnings
 import zipfile
@@ -42,6 +43,10 @@ def load_dataset(name_or_path, target_column=-1):
     ValueError
         With a one-line message for a missing, unreadable or malformed file.
     """
+    if isinstance(target_column, (bool, np.bool_)) or not isinstance(target_column,
+                                                                    numbers.Integral):
+        raise TypeError(f"target_column must be an integer; got {target_column!r}")
+    target_column = int(target_column)
     is_csv = str(name_or_path).lower().endswith(".csv")
     if target_column != -1 and not is_csv:
         raise ValueError(f"--target-column applies to a .csv file; --data {name_or_path} has "
@@ -115,8 +120,14 @@ def _read_npz(path):
 
 def _read_csv(path, target_column):
     """Features as float64 and the target column as numbers, or as stripped
-    strings when it holds text labels."""
-    first, second, header_line = _first_rows(path)
+    strings when it holds text labels.
+
+    Blank lines and lines starting with ``#`` are skipped; a ``#`` inside a
+    line is data (a label such as ``C#``). The first row is a header when
+    every one of its fields is a name (text, not a number): a first data row
+    with a missing value is data, and is refused as such, not dropped.
+    """
+    first, second = _first_rows(path)
     if first is None:
         raise ValueError(f"{path} is empty: no data rows")
     n_cols = len(first)
@@ -128,19 +139,19 @@ def _read_csv(path, target_column):
                          f"has {n_cols} columns (use 0..{n_cols - 1}, or -1 for the last)")
     t = target_column % n_cols
     features = [c for c in range(n_cols) if c != t]
-    header = (not all(_is_number(first[c]) for c in features)
-              or (not _is_number(first[t]) and second is not None and len(second) > t
-                  and _is_number(second[t])))
+    header = all(field.strip() and not _is_number(field) for field in first)
     if header and second is None:
         raise ValueError(f"{path} has a header row but no data rows")
-    skip = header_line + 1 if header else 0
-    options = {"delimiter": ",", "skiprows": skip, "ndmin": 2, "quotechar": '"',
-               "encoding": "utf-8-sig"}
+    skip = 1 if header else 0
+    # comments=None: the lines given are data (see _data_lines), "#" included.
+    options = {"delimiter": ",", "ndmin": 2, "quotechar": '"', "comments": None}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "input contained no data"
         try:
-            data = np.loadtxt(path, dtype=np.float64, **options)
+            data = np.loadtxt(_data_lines(path, skip), dtype=np.float64, **options)
             numeric_error = None
+        except _NotText:
+            raise
         except ValueError as exc:
             numeric_error = _one_line(exc)
         if numeric_error is None and data.shape[1] != n_cols:
@@ -153,34 +164,57 @@ def _read_csv(path, target_column):
                              f"{numeric_error.split('; use')[0]}") from None
         # The target column may hold text labels: read it apart.
         try:
-            X = np.loadtxt(path, dtype=np.float64, usecols=features, **options)
-            y = np.loadtxt(path, dtype=str, usecols=[t], **options)[:, 0]
+            X = np.loadtxt(_data_lines(path, skip), dtype=np.float64, usecols=features,
+                           **options)
+            y = np.loadtxt(_data_lines(path, skip), dtype=str, usecols=[t], **options)[:, 0]
+        except _NotText:
+            raise
         except ValueError as exc:
             if "invalid column index" in str(exc):
                 raise ValueError(f"{path} is not a rectangular CSV file: {_one_line(exc)}") from None
             raise ValueError(f"{path} is not a CSV file of numbers (text is allowed only in "
                              f"the target column): {_one_line(exc)}") from None
+    if y.size and (np.char.find(y, "\n") >= 0).any():
+        # A quote opened and never closed takes the lines after it as one label.
+        raise ValueError(f"{path} has a label spanning several lines (a quote that is never "
+                         f"closed?) in data row {int(np.argmax(np.char.find(y, chr(10)) >= 0))}")
     return X, np.char.strip(y)
 
 
-def _first_rows(path):
-    """The first two rows that are neither blank nor ``#`` comments, and the
-    0-based line number of the first one."""
-    rows, first_line = [], None
+def _data_lines(path, skip=0):
+    """The lines of the file that hold rows: not blank, not starting with
+    ``#``, after the first ``skip`` of them (a header). Text that is not
+    UTF-8 is a ``ValueError``, wherever it is in the file."""
     try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            for number, line in enumerate(fh):
+        with open(path, encoding="utf-8-sig") as fh:
+            for line in fh:
                 if not line.strip() or line.lstrip().startswith("#"):
                     continue
-                rows.append(next(csv.reader([line])))
-                if first_line is None:
-                    first_line = number
-                if len(rows) == 2:
-                    break
-    except UnicodeDecodeError:
-        raise ValueError(f"{path} is not a text (UTF-8) CSV file") from None
+                if skip:
+                    skip -= 1
+                    continue
+                yield line
+    except UnicodeDecodeError as exc:
+        raise _NotText(f"{path} is not a text (UTF-8) CSV file (byte {exc.start} of a "
+                       "block is not UTF-8)") from None
+
+
+class _NotText(ValueError):
+    """A CSV file that is not UTF-8 text: said as such, not as a parse error."""
+
+
+def _first_rows(path):
+    """The first two rows (lists of fields), None where the file has fewer."""
+    rows = []
+    try:
+        for line in _data_lines(path):
+            rows.append(next(csv.reader([line])))
+            if len(rows) == 2:
+                break
+    except csv.Error as exc:
+        raise ValueError(f"{path} is not a CSV file: {exc}") from None
     rows += [None] * (2 - len(rows))
-    return rows[0], rows[1], first_line
+    return rows[0], rows[1]
 
 
 def _is_number(text):

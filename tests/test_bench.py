@@ -7,6 +7,7 @@ break, not when the code is slow.
 
 import json
 import os
+import re
 import sys
 import time
 
@@ -489,3 +490,32 @@ def test_asv_epoch_vs_matmul_covers_the_workloads_with_a_matmul_baseline(asv_sui
     cls = asv_suite["bench_training"].EpochVsMatmul
     assert cls.params == [[w for w, v in bench.WORKLOADS.items() if v.matmul is not None]]
     assert "wide-large" in cls.params[0]
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--workloads", ""], "--workloads: give at least one name"),
+    (["--backends", ","], "--backends: give at least one name"),
+    (["--seed", "-1"], "--seed must be an integer in [0, 2**32); got -1"),
+    (["--json", "/nonexistent-folder/r.json"], "--json /nonexistent-folder/r.json: not a file"),
+])
+def test_bench_arguments_are_refused_before_the_run(argv, message):
+    args = cli.build_parser().parse_args(["bench", *argv])
+    with pytest.raises(ValueError, match=re.escape(message)):
+        bench._check_args(args)
+
+
+def test_a_workload_or_backend_named_twice_runs_once():
+    args = cli.build_parser().parse_args(["bench", "--workloads", "digits-small,digits-small",
+                                          "--backends", "compiled,compiled,reference"])
+    selected, backends, *_ = bench._check_args(args)
+    assert selected == [("digits-small", "float32"), ("digits-small", "float64")]
+    assert backends == ["compiled", "reference"]
+
+
+@pytest.mark.parametrize("flag,value", [("--samples", "1"), ("--epochs", "0"),
+                                        ("--repeat", "0"), ("--seed", "-2")])
+def test_the_dask_benchmark_refuses_counts_out_of_range(flag, value, capsys):
+    from deepnet_fast import bench_dask
+    with pytest.raises(SystemExit) as exit_:
+        bench_dask.main([flag, value])
+    assert exit_.value.code == 2 and f"{flag}: expected an integer" in capsys.readouterr().err

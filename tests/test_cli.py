@@ -537,3 +537,47 @@ def test_an_empty_label_in_a_csv_is_named(tmp_path, capsys):
 def test_a_test_size_leaving_too_few_samples_names_the_flag(capsys, size, which):
     fails_in_one_line(capsys, ["--data", "iris", "--test-size", size],
                       f"--test-size {size} on 150 samples", which)
+
+
+# ---------------------------------------------------------------- CSV edge cases (session 19)
+
+def _write(path, text, encoding="utf-8"):
+    path.write_bytes(text.encode(encoding) if isinstance(text, str) else text)
+    return str(path)
+
+
+def test_a_first_data_row_with_a_missing_value_is_refused_not_taken_for_a_header(tmp_path,
+                                                                                  capsys):
+    rows = "1,,0\n" + "".join(f"{i},{i + 1},{i % 2}\n" for i in range(2, 40))
+    fails_in_one_line(capsys, ["--data", _write(tmp_path / "m.csv", rows)],
+                      "is not a CSV file of numbers", "could not convert string '' to float64 "
+                      "at row 0")
+
+
+def test_hashes_inside_values_are_data_and_comment_lines_are_skipped(tmp_path, capsys):
+    labels = ["C#", "C", "F#", "F"] * 16
+    lines = [f"{i},{i % 7},{lab}\n" for i, lab in enumerate(labels)]
+    text = ("# exported by a tool\n   # an indented comment\nx,y,chord\n"
+            + "".join(lines[:5]) + "   \n\t\n" + "".join(lines[5:]))
+    assert main(["train", "--data", _write(tmp_path / "h.csv", text), "--epochs", "2",
+                 "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "classes: C, C#, F, F#" in out and "train 48 / test 16 samples" in out
+
+
+@pytest.mark.parametrize("name,content,message", [
+    ("late.csv", ("".join(f"{i},{i},{i % 2}\n" for i in range(500)) + "1,2,caf\xe9\n")
+     .encode("latin-1"), "is not a text (UTF-8) CSV file"),
+    ("field.csv", "1,2," + "a" * 200_000 + "\n3,4,b\n", "is not a CSV file: field larger"),
+    ("quote.csv", '1,2,"cat\n3,4,dog\n5,6,cat\n', "has a label spanning several lines"),
+])
+def test_malformed_csv_files_fail_in_one_line(name, content, message, tmp_path, capsys):
+    fails_in_one_line(capsys, ["--data", _write(tmp_path / name, content)], message)
+
+
+@pytest.mark.parametrize("column", [1.5, None, True])
+def test_load_dataset_refuses_a_target_column_that_is_not_an_integer(column, tmp_path):
+    from deepnet_fast.datasets import load_dataset
+    path = _write(tmp_path / "d.csv", "1,2,0\n3,4,1\n")
+    with pytest.raises(TypeError, match="target_column must be an integer"):
+        load_dataset(path, target_column=column)

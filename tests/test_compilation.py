@@ -792,3 +792,40 @@ def test_compile_command_fills_the_cache_for_later_processes(tmp_path):
     assert ready.split() == ["True", "True", "False"]
     assert notice == "silent"
     assert counts.split() == ["1", "0", "0"]    # loaded, nothing compiled
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    (dict(dtypes="float64"), TypeError, "dtypes must be a list of dtype names"),
+    (dict(dtypes=["float16"]), ValueError, "dtypes must be 'float32' or 'float64'"),
+    (dict(dtypes=[]), ValueError, "dtypes must name at least one dtype"),
+    (dict(dtypes=["float64"], kinds="prediction"), TypeError, "kinds must be a list"),
+    (dict(dtypes=["float64"], kinds=["trainig"]), ValueError, "kinds must be one of"),
+    (dict(dtypes=["float32"], kinds=["gradient"]), ValueError,
+     r"kinds \['gradient'\] select no kernel of dtypes \['float32'\]"),
+    (dict(dtypes=["float64"], threaded=False, kinds=["threaded training"]), ValueError,
+     "select no kernel"),
+])
+def test_compile_ahead_refuses_a_selection_it_cannot_compile(kwargs, error, match):
+    import io
+
+    from deepnet_fast import ahead
+    out = io.StringIO()
+    with pytest.raises(error, match=match):
+        ahead.compile_ahead(out=out, **kwargs)
+    assert out.getvalue() == ""          # before anything is compiled or printed
+
+
+def test_compile_ahead_in_a_script_without_a_main_guard_still_compiles_every_dtype(tmp_path):
+    script = tmp_path / "warm.py"
+    script.write_text("from deepnet_fast.ahead import compile_ahead\n"
+                      "compile_ahead(kinds=['prediction'], threaded=False)\n")
+    # With a helper allowed (the suite turns them off): the second dtype's
+    # helper re-runs the script, fails, and the parent compiles it instead.
+    env = dict(os.environ, DEEPNET_FAST_COMPILE_BESIDE="1")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=300, cwd=tmp_path, env=env)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert any(line.split()[:2] == ["float64", "prediction"] for line in lines)
+    assert any(line.split()[:2] == ["float32", "prediction"] for line in lines)
+    assert lines[-1].startswith("Done in")
