@@ -175,7 +175,8 @@ class EarlyStopping(Callback):
     ``min_delta``; training stops after ``patience`` epochs in a row without
     improvement; the best value is the best seen, and with ``restore_best``
     the network ends with the parameters (and optimizer state) of the epoch
-    that reached it.
+    that reached it, unless the fit ends by Ctrl-C, a divergence or an error
+    (it then keeps its last complete epoch).
 
     Parameters
     ----------
@@ -249,10 +250,10 @@ class EarlyStopping(Callback):
         history = session.history
         if self.stopped_epoch is not None:
             history.stopped_epoch = self.stopped_epoch
-        # Not after an interrupt or a divergence: the model then keeps the last
-        # complete, finite epoch, as they promise.
+        # Not after an interrupt, a divergence or an error: the model then keeps
+        # the last complete, finite epoch, as they promise.
         if (self.restore_best and self._best_state is not None and not history.interrupted
-                and not session.diverged):
+                and not session.diverged and not session.failed):
             session.restore(self._best_state, stream=False)
             history.best_epoch = self.best_epoch
         # Keep the record (best, wait), not the session and its data.

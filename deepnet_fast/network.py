@@ -438,8 +438,7 @@ class DeepNet:
         (a bad argument, a callback's ``on_train_begin``, a divergence in
         epoch 0, Ctrl-C) leaves the network as it was: parameters, optimizer
         and its state, shuffle stream. Later, an exception other than a
-        divergence leaves it at the end of the last complete epoch (or at the
-        best epoch of an ``EarlyStopping`` with ``restore_best``).
+        divergence leaves it at the end of the last complete epoch.
         """
         warm_start = check_bool(warm_start, "warm_start")
         opt = optimizer_settings(

@@ -177,6 +177,7 @@ class TrainingSession:
         self._max_rate = float(np.finfo(arch.dtype).max)
         self.model = None       # the DeepNet being trained, for callbacks that save it
         self.diverged = False   # set before on_train_end when a DivergenceError ends the run
+        self.failed = False     # likewise for any other exception (not Ctrl-C)
         if config.learning_rate >= self._max_rate:
             raise ValueError(f"learning_rate must be a finite number of the model's dtype "
                              f"({arch.dtype.name}, below {self._max_rate:.3g}); "
@@ -272,6 +273,7 @@ class TrainingSession:
             if self._last is not None:
                 self.state.restore(self._last)
             if not isinstance(exc, KeyboardInterrupt):
+                self.failed = True
                 raise
             history.interrupted = True
             warnings.warn(f"training interrupted after {len(history.cost)} complete epochs; "

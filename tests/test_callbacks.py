@@ -537,6 +537,26 @@ def test_an_error_after_some_epochs_leaves_the_last_complete_one(backend):
             == straight.training_state.rng.bit_generator.state)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_error_keeps_the_last_complete_epoch_not_early_stoppings_best(backend):
+    X, y = _data()
+    straight = _net(backend)
+    rising = lambda e, a: a * (e + 1)                       # noqa: E731 - epoch 0 is the best
+    straight.fit(X, y, epochs=3, lr_schedule=rising, **dict(KW, optimizer="gd"))
+
+    def fails_at_3(e, a):
+        if e == 3:
+            raise ZeroDivisionError
+        return rising(e, a)
+    es = dn.EarlyStopping(monitor="learning_rate", patience=10, restore_best=True)
+    net = _net(backend)
+    with pytest.raises(ZeroDivisionError):
+        net.fit(X, y, epochs=6, lr_schedule=fails_at_3, callbacks=[es],
+                **dict(KW, optimizer="gd"))
+    assert es.best_epoch == 0
+    np.testing.assert_array_equal(net.training_state.theta, straight.training_state.theta)
+
+
 def test_early_stopping_that_continues_across_fits_reports_only_its_own_fits_stop():
     X, y = _data()
     net = _net("compiled")
