@@ -174,10 +174,11 @@ def _read_csv(path, target_column):
                 raise ValueError(f"{path} is not a rectangular CSV file: {_one_line(exc)}") from None
             raise ValueError(f"{path} is not a CSV file of numbers (text is allowed only in "
                              f"the target column): {_one_line(exc)}") from None
-    if y.size and (np.char.find(y, "\n") >= 0).any():
+    spans = np.char.find(y, "\n") >= 0
+    if spans.any():
         # A quote opened and never closed takes the lines after it as one label.
         raise ValueError(f"{path} has a label spanning several lines (a quote that is never "
-                         f"closed?) in data row {int(np.argmax(np.char.find(y, chr(10)) >= 0))}")
+                         f"closed?) in data row {int(np.argmax(spans))}")
     return X, np.char.strip(y)
 
 

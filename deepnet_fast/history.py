@@ -104,10 +104,10 @@ class History:
         """
         n, m = len(self.cost), len(other.cost)
         if self.val_cost or other.val_cost:
-            self.val_cost = _padded(self.val_cost, n) + _padded(other.val_cost, m)
+            _pad(self.val_cost, n).extend(_pad(list(other.val_cost), m))
         for name in [*self.metrics, *(k for k in other.metrics if k not in self.metrics)]:
-            self.metrics[name] = (_padded(self.metrics.get(name, []), n)
-                                  + _padded(other.metrics.get(name, []), m))
+            _pad(self.metrics.setdefault(name, []), n).extend(
+                _pad(list(other.metrics.get(name, [])), m))
         self.cost += other.cost
         self.learning_rate += other.learning_rate
         self.time += other.time
@@ -176,9 +176,10 @@ class History:
         return fig
 
 
-def _padded(column, n):
-    """``column`` as a list of ``n`` values, NaN where it has none."""
-    return list(column) + [float("nan")] * (n - len(column))
+def _pad(column, n):
+    """``column`` (a list, in place) filled with NaN up to ``n`` values."""
+    column.extend([float("nan")] * (n - len(column)))
+    return column
 
 
 def _append(column, value, n):
@@ -186,5 +187,4 @@ def _append(column, value, n):
     missing one; nothing while the column is empty and the value missing."""
     if value is None and not column:
         return
-    column.extend([float("nan")] * (n - len(column)))
-    column.append(float("nan") if value is None else float(value))
+    _pad(column, n).append(float("nan") if value is None else float(value))

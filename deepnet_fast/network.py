@@ -534,8 +534,7 @@ class DeepNet:
             return None
         check_validation_pair(validation_data)
         Xv = private_rows(self._rows(validation_data[0], "validation_data[0]"))
-        # A view of its own, as the rows: the caller cannot reshape what the fit reads.
-        return Xv, self._targets(validation_data[1], Xv.shape[0], "validation_data[1]").view()
+        return Xv, self._targets(validation_data[1], Xv.shape[0], "validation_data[1]")
 
     def partial_fit(self, X, y, *, learning_rate=None, optimizer=None, **kwargs):
         """One pass over ``(X, y)`` as a single batch, continuing from the

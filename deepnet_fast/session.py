@@ -208,6 +208,8 @@ class TrainingSession:
         # (inputs.private_rows): the caller cannot reshape what the epochs read.
         Y = Y.view()
         sample_weight = None if sample_weight is None else sample_weight.view()
+        if validation is not None:
+            validation = (validation[0], validation[1].view())
         dropout_seed = int(seed) if seed is not None else int(state.rng.integers(2**62))
         runner = LocalRunner(arch, backend, config, X, Y, state.rng, dropout_seed,
                              sample_weight)
